@@ -57,6 +57,18 @@ class Acquirer:
         log.warning("%s: %s; no earlier live snapshot, using SAMPLE data %s", source.id, error, sample.name)
         return Acquired(self._store_sample(source, request, sample), "sample", error)
 
+    def accept(self, acquired: Acquired) -> None:
+        """The payload parsed and validated: it becomes the request's last good snapshot."""
+        store = self.fetcher.store
+        store.promote(store.sidecar(acquired.payload.source, acquired.payload.snapshot_id))
+
+    def reject(self, acquired: Acquired, reason: str) -> None:
+        """The payload failed to parse or validate: keep a copy aside for diagnosis."""
+        payload = acquired.payload
+        self.fetcher.store.quarantine(
+            source=payload.source, name=payload.name, content=payload.content, request_url=payload.url, reason=reason
+        )
+
     def _store_sample(self, source: SourceInfo, request: FetchRequest, sample: Path) -> Payload:
         content = sample.read_bytes()
         store = self.fetcher.store
@@ -74,4 +86,5 @@ class Acquirer:
                 licence="sample data written by the context-lens maintainers; not real data",
                 note=f"SAMPLE stand-in for {request.url}",
             )
+            store.promote(sidecar)
         return payload_from_sidecar(sidecar, content)

@@ -218,7 +218,7 @@ class HttpFetcher:
                         )
             except requests.TooManyRedirects as exc:
                 raise FetchError(source.id, f"redirect loop or too many redirects at {shown}") from exc
-            except requests.ChunkedEncodingError as exc:
+            except requests.exceptions.ChunkedEncodingError as exc:
                 last_problem = f"connection reset or body cut mid-transfer at {shown}: {_short(exc)}"
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last_problem = f"{type(exc).__name__} at {shown}: {_short(exc)}"

@@ -3,8 +3,8 @@
 Layout under the store root:
 - `objects/ab/<sha256>`: payload bytes, written once, never changed;
 - `snapshots/<source>/<snapshot_id>.json`: one provenance sidecar per fetched payload;
-- `latest/<source>/<request key>.json`: the newest sidecar for a request, for conditional
-  requests and for deciding whether an earlier live snapshot exists;
+- `latest/<source>/<request key>.json`: the newest *accepted* sidecar of a request (see
+  `promote`), for conditional requests and for deciding whether an earlier live snapshot exists;
 - `quarantine/<source>/<stamp>-<sha12>.{bin,json}`: rejected payloads kept for diagnosis.
 Every write goes to a temporary file first and is renamed into place, so a crash never
 leaves half a payload or half a sidecar.
@@ -125,13 +125,25 @@ class RawStore:
         )
         body = json.dumps(asdict(sidecar), indent=2, sort_keys=True).encode()
         _atomic_write(self.root / "snapshots" / _safe_segment(source) / f"{sidecar.snapshot_id}.json", body)
-        _atomic_write(self.root / "latest" / _safe_segment(source) / f"{key}.json", body)
         return sidecar
+
+    def promote(self, sidecar: Sidecar) -> None:
+        """Make a payload the request's latest good one, once it has parsed and validated.
+
+        Until then, conditional requests and stale fallbacks keep using the previous good
+        payload, so a bad payload can never become 'what we have'.
+        """
+        body = json.dumps(asdict(sidecar), indent=2, sort_keys=True).encode()
+        _atomic_write(self.root / "latest" / _safe_segment(sidecar.source) / f"{sidecar.request_key}.json", body)
 
     def latest(self, source: str, key: str) -> Sidecar | None:
         path = self.root / "latest" / _safe_segment(source) / f"{key}.json"
         if not path.exists():
             return None
+        return Sidecar(**json.loads(path.read_text()))
+
+    def sidecar(self, source: str, snapshot_id: str) -> Sidecar:
+        path = self.root / "snapshots" / _safe_segment(source) / f"{_safe_segment(snapshot_id)}.json"
         return Sidecar(**json.loads(path.read_text()))
 
     def sidecars(self, source: str | None = None) -> list[Sidecar]:

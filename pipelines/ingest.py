@@ -1,0 +1,117 @@
+"""The mechanics every source family shares: acquire payloads, then publish or refuse.
+
+`publish` writes a family's raw and staging tables, its source row, snapshot rows and
+status in one transaction, and only then marks the payloads as the last good ones. A
+parse or validation failure goes through `refuse`: the payloads are quarantined, the
+status records the error, and no data table is touched.
+"""
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableSchema
+
+from pipelines.resources import SourcesResource, WarehouseResource
+from sources.acquire import Acquired, Acquirer
+from sources.base import FetchRequest, SourceError, SourceInfo
+from warehouse import store
+from warehouse.db import transaction
+
+INDICATORS_DIR = Path(__file__).resolve().parents[1] / "warehouse" / "indicators"
+
+
+def load_indicators(family: str) -> list[dict]:
+    """The family's entries of the indicator registry (warehouse/indicators/<family>.yaml)."""
+    with open(INDICATORS_DIR / f"{family}.yaml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or []
+
+
+def acquire_all(
+    sources: SourcesResource,
+    source: SourceInfo,
+    requests: Iterable[tuple[FetchRequest, Path | None]],
+    rate_limits: dict[str, int] | None = None,
+) -> tuple[Acquirer, list[Acquired]]:
+    acquirer = sources.acquirer(rate_limits)
+    return acquirer, [acquirer.acquire(source, request, sample) for request, sample in requests]
+
+
+def overall_status(acquired: list[Acquired]) -> tuple[str, str, str | None]:
+    """(status, mode, error) of a source from its payloads: the weakest one decides."""
+    order = ["sample", "stale", "live", "unchanged"]
+    status = min((a.status for a in acquired), key=order.index)
+    modes = {a.payload.mode for a in acquired}
+    mode = "sample" if "sample" in modes else ("curated" if "curated" in modes else "live")
+    errors = sorted({a.error for a in acquired if a.error})
+    return status, mode, "; ".join(errors) or None
+
+
+def publish(
+    warehouse: WarehouseResource,
+    acquirer: Acquirer,
+    source: SourceInfo,
+    acquired: list[Acquired],
+    tables: dict[tuple[str, str], pd.DataFrame],
+) -> dict[str, int]:
+    status, mode, error = overall_status(acquired)
+    sidecars = [acquirer.fetcher.store.sidecar(a.payload.source, a.payload.snapshot_id) for a in acquired]
+    counts = {}
+    with warehouse.writer() as conn, transaction(conn):
+        store.record_source(conn, source)
+        store.record_snapshots(conn, sidecars)
+        for (schema, table), frame in tables.items():
+            counts[f"{schema}.{table}"] = store.replace_table(conn, schema, table, frame)
+        store.record_status(conn, source.id, status, mode, acquired[-1].payload.snapshot_id, error)
+    for item in acquired:
+        acquirer.accept(item)
+    return counts
+
+
+def refuse(
+    warehouse: WarehouseResource,
+    acquirer: Acquirer,
+    source: SourceInfo,
+    acquired: list[Acquired],
+    error: SourceError,
+) -> None:
+    """Quarantine the payloads and record the failure; the served tables stay as they were."""
+    for item in acquired:
+        acquirer.reject(item, str(error))
+    with warehouse.writer() as conn, transaction(conn):
+        store.record_source(conn, source)
+        previous = conn.execute(
+            "SELECT mode FROM core.source_status WHERE source_id = ?", [source.id]
+        ).fetchone()
+        store.record_status(conn, source.id, "failed", previous[0] if previous else None, None, str(error))
+
+
+def column_schema(frame_columns: dict[str, str]) -> MetadataValue:
+    """Column schema metadata for the Dagster UI: {column: 'type: description'}."""
+    return MetadataValue.table_schema(
+        TableSchema(
+            columns=[
+                TableColumn(name, kind.split(":", 1)[0].strip(), description=kind.split(":", 1)[-1].strip())
+                for name, kind in frame_columns.items()
+            ]
+        )
+    )
+
+
+def log_acquisitions(context: AssetExecutionContext, acquired: list[Acquired]) -> dict:
+    """Say in the run log which payloads are live, unchanged, stale or SAMPLE; return metadata."""
+    for item in acquired:
+        payload = item.payload
+        line = f"{payload.source} {payload.name}: {item.status.upper()} ({payload.mode}) snapshot {payload.snapshot_id}"
+        if item.status in ("sample", "stale"):
+            context.log.warning(f"{line}; {item.error}")
+        else:
+            context.log.info(line)
+    status, mode, error = overall_status(acquired)
+    return {
+        "status": status,
+        "mode": mode,
+        "snapshots": MetadataValue.json({a.payload.name: a.payload.snapshot_id for a in acquired}),
+        **({"fallback_reason": error} if error else {}),
+    }

@@ -1,0 +1,224 @@
+"""OECD family: regional GDP per capita, unemployment, inequality and population.
+
+raw.oecd_regional (every SDMX row as parsed) → staging.oecd_regional (the selected
+indicator rows, validated) → core.observations (mapped to territories).
+"""
+
+from datetime import date
+
+import pandas as pd
+import pandera.pandas as pa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    MaterializeResult,
+    ScheduleDefinition,
+    asset,
+    asset_check,
+    define_asset_job,
+)
+
+from pipelines.ingest import (
+    acquire_all,
+    column_schema,
+    load_indicators,
+    log_acquisitions,
+    publish,
+    refuse,
+)
+from pipelines.resources import SourcesResource, WarehouseResource
+from pipelines.territories import territories
+from sources import oecd
+from sources.acquire import SAMPLES_DIR
+from sources.base import ParseError, SourceError, ValidationError
+from sources.endpoints import endpoints
+from warehouse import store
+from warehouse.db import transaction
+
+FAMILY = "oecd"
+SAMPLE_DIR = SAMPLES_DIR / "oecd"
+
+# Plausible ranges: a value outside them is more likely a unit change than a fact.
+PLAUSIBLE = {
+    "oecd_gdp_per_capita_usd_ppp": (1_000, 250_000),
+    "oecd_unemployment_rate": (0, 60),
+    "oecd_gini_disposable_income": (0.1, 0.9),
+    "oecd_population": (1_000, 2_000_000_000),
+}
+
+STAGING_SCHEMA = pa.DataFrameSchema(
+    {
+        "indicator": pa.Column(str, pa.Check.isin(list(PLAUSIBLE))),
+        "ref_area": pa.Column(str, pa.Check.str_matches(r"^[A-Z0-9_]{2,10}$")),
+        "time_period": pa.Column(str, pa.Check.str_matches(r"^\d{4}$")),
+        "obs_value": pa.Column(float, nullable=True),
+        "obs_status": pa.Column(str, nullable=True),
+        "unit_measure": pa.Column(str),
+        "snapshot_id": pa.Column(str),
+    },
+    unique=["indicator", "ref_area", "time_period"],
+    strict=False,
+    coerce=False,
+)
+
+STAGING_COLUMNS = {
+    "indicator": "VARCHAR: indicator id in core.indicators",
+    "ref_area": "VARCHAR: OECD area code (CL01-CL16 TL2 regions, CHL, OECD)",
+    "ref_area_label": "VARCHAR: OECD's label of the area",
+    "time_period": "VARCHAR: year",
+    "obs_value": "DOUBLE: value in the indicator's unit, UNIT_MULT applied",
+    "obs_status": "VARCHAR: OECD observation status (A normal, P provisional, E estimated, B break)",
+    "unit_measure": "VARCHAR: OECD unit code",
+    "snapshot_id": "VARCHAR: core.snapshots id of the payload",
+}
+
+
+def parse_payloads(acquired) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(raw rows, selected indicator rows) over every payload, each tagged with its snapshot."""
+    raw_frames, selected_frames = [], []
+    queries = {q.indicator: q for q in oecd.QUERIES}
+    for item in acquired:
+        payload = item.payload
+        frame = oecd.parse_sdmx_csv(payload.content, oecd.SOURCE.id, payload.snapshot_id)
+        frame["snapshot_id"] = payload.snapshot_id
+        raw_frames.append(frame)
+        selected_frames.append(
+            oecd.select_indicator(frame, queries[payload.name], oecd.SOURCE.id, payload.snapshot_id)
+        )
+    return pd.concat(raw_frames, ignore_index=True), pd.concat(selected_frames, ignore_index=True)
+
+
+def validate_staging(frame: pd.DataFrame) -> pd.DataFrame:
+    try:
+        return STAGING_SCHEMA.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases[["column", "check", "failure_case"]].head(10).to_dict("records")
+        raise ValidationError(oecd.SOURCE.id, f"staging schema failed: {cases}") from exc
+
+
+@asset(
+    group_name=FAMILY,
+    pool="duckdb_writer",
+    description="OECD regional statistics for Chile's TL2 regions, Chile and the OECD: raw SDMX rows and "
+    "the validated indicator rows (raw.oecd_regional, staging.oecd_regional).",
+    metadata={"dagster/column_schema": column_schema(STAGING_COLUMNS), "source": oecd.SOURCE.landing_url},
+)
+def oecd_regional(
+    context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
+) -> MaterializeResult:
+    urls = endpoints(oecd.SOURCE.id, oecd.ENDPOINTS)
+    requests = [(r, SAMPLE_DIR / f"{r.name}_SAMPLE.csv") for r in oecd.build_requests(urls)]
+    acquirer, acquired = acquire_all(
+        sources, oecd.SOURCE, requests, rate_limits={"sdmx.oecd.org": oecd.RATE_LIMIT_PER_HOUR}
+    )
+    metadata = log_acquisitions(context, acquired)
+    try:
+        raw, selected = parse_payloads(acquired)
+        staging = validate_staging(selected[list(STAGING_COLUMNS)])
+    except (ParseError, ValidationError) as exc:
+        refuse(warehouse, acquirer, oecd.SOURCE, acquired, exc)
+        raise
+    counts = publish(
+        warehouse,
+        acquirer,
+        oecd.SOURCE,
+        acquired,
+        {("raw", "oecd_regional"): raw, ("staging", "oecd_regional"): staging},
+    )
+    return MaterializeResult(metadata={**metadata, **counts})
+
+
+@asset(
+    group_name=FAMILY,
+    pool="duckdb_writer",
+    deps=[oecd_regional, territories],
+    description="OECD indicators as core.observations, mapped to territories through OECD area aliases.",
+)
+def oecd_observations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    with warehouse.writer() as conn, transaction(conn):
+        unknown = conn.execute(
+            """
+            SELECT DISTINCT s.ref_area FROM staging.oecd_regional s
+            LEFT JOIN core.territory_aliases a ON a.scheme = 'oecd' AND a.alias = s.ref_area
+            WHERE a.territory_id IS NULL ORDER BY 1
+            """
+        ).fetchall()
+        if unknown:
+            raise ValidationError(
+                oecd.SOURCE.id, f"OECD area codes with no territory: {', '.join(r[0] for r in unknown)}"
+            )
+        frame = conn.execute(
+            """
+            SELECT s.indicator AS indicator_id, a.territory_id, s.time_period AS period, s.obs_value AS value,
+                   NULL::DOUBLE AS lower, NULL::DOUBLE AS upper,
+                   CASE s.obs_status WHEN 'P' THEN 'provisional' WHEN 'E' THEN 'estimated'
+                                     WHEN 'B' THEN 'series break' END AS flag,
+                   ? AS source_id, s.snapshot_id
+            FROM staging.oecd_regional s
+            JOIN core.territory_aliases a ON a.scheme = 'oecd' AND a.alias = s.ref_area
+            WHERE s.obs_value IS NOT NULL
+            """,
+            [oecd.SOURCE.id],
+        ).df()
+        store.record_indicators(conn, load_indicators(FAMILY))
+        rows = store.replace_observations(conn, oecd.SOURCE.id, frame)
+    return MaterializeResult(metadata={"observations": rows})
+
+
+@asset_check(asset=oecd_regional, description="Every OECD area code maps to a known territory.")
+def oecd_areas_known(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.reader() as conn:
+        unknown = conn.execute(
+            """
+            SELECT DISTINCT ref_area FROM staging.oecd_regional
+            WHERE ref_area NOT IN (SELECT alias FROM core.territory_aliases WHERE scheme = 'oecd') ORDER BY 1
+            """
+        ).fetchall()
+    return AssetCheckResult(passed=not unknown, metadata={"unknown_areas": [r[0] for r in unknown]})
+
+
+@asset_check(
+    asset=oecd_regional, description="Periods fall between 1990 and next year; values in plausible ranges."
+)
+def oecd_values_plausible(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.reader() as conn:
+        frame = conn.execute(
+            "SELECT indicator, ref_area, time_period, obs_value FROM staging.oecd_regional"
+        ).df()
+    years = frame["time_period"].astype(int)
+    bad_period = frame[(years < 1990) | (years > date.today().year + 1)]
+    bounds = frame["indicator"].map(PLAUSIBLE)
+    low, high = bounds.str[0], bounds.str[1]
+    bad_value = frame[frame["obs_value"].notna() & ((frame["obs_value"] < low) | (frame["obs_value"] > high))]
+    return AssetCheckResult(
+        passed=bad_period.empty and bad_value.empty,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "implausible_periods": len(bad_period),
+            "implausible_values": len(bad_value),
+            "examples": bad_value.head(5).astype(str).to_dict("records"),
+        },
+    )
+
+
+@asset_check(asset=oecd_regional, description="No duplicate (indicator, area, period) keys.")
+def oecd_keys_unique(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.reader() as conn:
+        duplicates = conn.execute(
+            """
+            SELECT count(*) FROM (SELECT indicator, ref_area, time_period FROM staging.oecd_regional
+                                  GROUP BY ALL HAVING count(*) > 1)
+            """
+        ).fetchone()[0]
+    return AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_keys": duplicates})
+
+
+oecd_job = define_asset_job("oecd_refresh", selection=[oecd_regional, oecd_observations])
+oecd_schedule = ScheduleDefinition(job=oecd_job, cron_schedule="0 6 * * 1", name="oecd_weekly")
+
+ASSETS = [oecd_regional, oecd_observations]
+CHECKS = [oecd_areas_known, oecd_values_plausible, oecd_keys_unique]
+JOBS = [oecd_job]
+SCHEDULES = [oecd_schedule]
+__all__ = ["ASSETS", "CHECKS", "JOBS", "SCHEDULES", "SourceError"]

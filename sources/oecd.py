@@ -1,0 +1,206 @@
+"""OECD regional statistics over the SDMX REST API, in the `csvfilewithlabels` format.
+
+Each indicator is one pinned dataflow query (agency `OECD.CFE.EDS`). The OECD allows 60
+data downloads an hour, so the fetch layer rate-limits the host and every query is
+conditional: an unchanged dataset costs one 304.
+
+Dimension codes for the keys follow the OECD documentation and public code that calls
+these dataflows (see ../shared/SOURCES.md, section 5). Codes marked [I] there are inferred;
+the selection rules below fail loudly when a query returns rows they cannot pick between,
+so a wrong guess surfaces as an error, not as a wrong number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pandas as pd
+
+from sources.base import FetchRequest, ParseError, SourceInfo, decode_text, parse_number
+
+SOURCE = SourceInfo(
+    id="oecd_regional",
+    publisher="OECD Centre for Entrepreneurship, SMEs, Regions and Cities (OECD.CFE.EDS)",
+    title="OECD Regional Statistics (regional economy, labour, demography and social dataflows)",
+    landing_url="https://data-explorer.oecd.org/",
+    licence="OECD Terms and Conditions (https://www.oecd.org/en/about/terms-conditions.html)",
+    citation="OECD (2025), OECD Regional Statistics, OECD Data Explorer, https://data-explorer.oecd.org/",
+    cadence=timedelta(days=120),
+    family="oecd",
+)
+
+API = "https://sdmx.oecd.org/public/rest/data"
+AGENCY = "OECD.CFE.EDS"
+RATE_LIMIT_PER_HOUR = 60
+
+CHILE_TL2 = [f"CL{n:02d}" for n in range(1, 17)]
+AREAS = "+".join([*CHILE_TL2, "CHL", "OECD"])
+START_PERIOD = "2000"
+
+
+@dataclass(frozen=True)
+class IndicatorQuery:
+    """One indicator: its dataflow, key, and the dimension values that select its rows."""
+
+    indicator: str
+    dataflow: str
+    version: str
+    key: str
+    select: dict[str, str]
+
+    def url(self) -> str:
+        return (
+            f"{API}/{AGENCY},{self.dataflow},{self.version}/{self.key}"
+            f"?startPeriod={START_PERIOD}&dimensionAtObservation=AllDimensions&format=csvfilewithlabels"
+        )
+
+
+QUERIES = [
+    IndicatorQuery(
+        "oecd_gdp_per_capita_usd_ppp",
+        "DSD_REG_ECO@DF_GDP",
+        "2.0",
+        f"A..{AREAS}..GDP..V.USD_PPP_PS",
+        {"MEASURE": "GDP", "UNIT_MEASURE": "USD_PPP_PS"},
+    ),
+    IndicatorQuery(
+        "oecd_unemployment_rate",
+        "DSD_REG_LABOUR@DF_LAB",
+        "2.0",
+        f"A..{AREAS}..UNE_RATE.Y15T64._T.",
+        {"MEASURE": "UNE_RATE", "AGE": "Y15T64", "SEX": "_T"},
+    ),
+    IndicatorQuery(
+        "oecd_gini_disposable_income",
+        "DSD_REG_SOC@DF_INCOME_INEQ",
+        "1.0",
+        f"A..{AREAS}..INC_DISP_GINI..",
+        {"MEASURE": "INC_DISP_GINI"},
+    ),
+    IndicatorQuery(
+        "oecd_population",
+        "DSD_REG_DEMO@DF_POP_5Y",
+        "2.0",
+        f"A..{AREAS}..POP._T._T.PS",
+        {"MEASURE": "POP", "AGE": "_T", "SEX": "_T", "UNIT_MEASURE": "PS"},
+    ),
+]
+ENDPOINTS = {query.indicator: query.url() for query in QUERIES}
+
+REQUIRED_COLUMNS = ("STRUCTURE_ID", "REF_AREA", "TIME_PERIOD", "OBS_VALUE", "MEASURE")
+OUTPUT_COLUMNS = [
+    "dataflow",
+    "ref_area",
+    "ref_area_label",
+    "territorial_level",
+    "measure",
+    "unit_measure",
+    "unit_label",
+    "dimensions",
+    "time_period",
+    "obs_value",
+    "obs_status",
+]
+
+
+def build_requests(endpoints: dict[str, str]) -> list[FetchRequest]:
+    """One request per indicator, from the (possibly overridden) endpoints."""
+    return [FetchRequest(name=q.indicator, url=endpoints[q.indicator], expect="csv") for q in QUERIES]
+
+
+def parse_sdmx_csv(content: bytes, source: str = SOURCE.id, snapshot: str | None = None) -> pd.DataFrame:
+    """SDMX-CSV with labels → one row per observation, value scaled by UNIT_MULT.
+
+    Every dimension code column is followed by its label column; the label columns of
+    TIME_PERIOD and OBS_VALUE are empty. Dimensions other than the ones we name are kept
+    in `dimensions` (sorted `CODE=value` pairs) so selection can see them.
+    """
+    text = decode_text(content, source)
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ParseError(source, "SDMX-CSV payload is empty", snapshot) from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise ParseError(
+            source,
+            f"SDMX-CSV is missing required column(s) {', '.join(missing)}; got {header[:12]}",
+            snapshot,
+        )
+    position = {name: i for i, name in enumerate(header)}
+    codes = [
+        name for name in header if name.isupper() and name not in ("STRUCTURE", "STRUCTURE_NAME", "ACTION")
+    ]
+    skip = {"STRUCTURE_ID", "REF_AREA", "TIME_PERIOD", "OBS_VALUE", "OBS_STATUS", "UNIT_MULT", "DECIMALS"}
+    rows = []
+    for line_number, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise ParseError(
+                source, f"line {line_number} has {len(row)} fields, the header has {len(header)}", snapshot
+            )
+
+        def cell(name: str, row=row) -> str:
+            return row[position[name]] if name in position else ""
+
+        def label(name: str, row=row) -> str:
+            index = position.get(name)
+            return row[index + 1] if index is not None and index + 1 < len(row) else ""
+
+        try:
+            value = parse_number(cell("OBS_VALUE"))
+            multiplier = int(cell("UNIT_MULT") or 0)
+        except ValueError as exc:
+            raise ParseError(source, f"line {line_number}: unreadable number ({exc})", snapshot) from exc
+        rows.append(
+            {
+                "dataflow": cell("STRUCTURE_ID"),
+                "ref_area": cell("REF_AREA"),
+                "ref_area_label": label("REF_AREA"),
+                "territorial_level": cell("TERRITORIAL_LEVEL"),
+                "measure": cell("MEASURE"),
+                "unit_measure": cell("UNIT_MEASURE"),
+                "unit_label": label("UNIT_MEASURE"),
+                "dimensions": ";".join(f"{c}={cell(c)}" for c in sorted(codes) if c not in skip),
+                "time_period": cell("TIME_PERIOD"),
+                "obs_value": None if value is None else value * 10**multiplier,
+                "obs_status": cell("OBS_STATUS") or None,
+            }
+        )
+    return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+
+
+def select_indicator(
+    frame: pd.DataFrame, query: IndicatorQuery, source: str = SOURCE.id, snapshot: str | None = None
+) -> pd.DataFrame:
+    """The rows of one indicator; refuses a result that still has two values per area and period."""
+    dims = frame["dimensions"].str.split(";").apply(lambda pairs: dict(p.split("=", 1) for p in pairs if p))
+    mask = pd.Series(True, index=frame.index)
+    for code, wanted in query.select.items():
+        column = {"MEASURE": "measure", "UNIT_MEASURE": "unit_measure"}.get(code)
+        values = frame[column] if column else dims.apply(lambda d, code=code: d.get(code))
+        mask &= values == wanted
+    chosen = frame[mask].copy()
+    if chosen.empty:
+        raise ParseError(
+            source,
+            f"{query.indicator}: no rows match {query.select} in dataflow {query.dataflow} "
+            f"(measures present: {sorted(frame['measure'].unique())[:10]})",
+            snapshot,
+        )
+    duplicated = chosen.duplicated(["ref_area", "time_period"], keep=False)
+    if duplicated.any():
+        example = chosen[duplicated].iloc[0]
+        raise ParseError(
+            source,
+            f"{query.indicator}: several rows for {example.ref_area} {example.time_period}; "
+            f"the selection {query.select} is ambiguous (e.g. {example.dimensions})",
+            snapshot,
+        )
+    chosen["indicator"] = query.indicator
+    return chosen.reset_index(drop=True)

@@ -1,0 +1,123 @@
+"""The only code that opens DuckDB connections.
+
+Every connection loads the spatial extension from the pinned `duckdb-extension-spatial`
+package (offline, no download). Writers wait for DuckDB's single-writer file lock instead
+of failing; readers open read-only. Writes go through `transaction`, so a failure leaves
+the previous committed state.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import duckdb_extension_spatial
+
+WAREHOUSE_DIR = Path(__file__).resolve().parent
+DEFAULT_DB = WAREHOUSE_DIR / "context.duckdb"
+SQL_DIR = WAREHOUSE_DIR / "sql"
+LOCK_WAIT_SECONDS = float(os.environ.get("CONTEXT_LENS_LOCK_WAIT", "300"))
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def db_path() -> Path:
+    """The warehouse file: `CONTEXT_LENS_DB` if set, else `warehouse/context.duckdb`."""
+    return Path(os.environ.get("CONTEXT_LENS_DB", DEFAULT_DB))
+
+
+def raw_dir() -> Path:
+    """The raw store: `CONTEXT_LENS_RAW_DIR` if set, else `raw/` beside the database file."""
+    configured = os.environ.get("CONTEXT_LENS_RAW_DIR")
+    return Path(configured) if configured else db_path().parent / "raw"
+
+
+def spatial_extension_path() -> str:
+    folder = Path(duckdb_extension_spatial.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+    path = folder / "spatial.duckdb_extension"
+    if not path.exists():
+        raise RuntimeError(f"spatial extension for DuckDB {duckdb.__version__} not found at {path}")
+    return str(path)
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier after checking it is a plain name (no injection through names)."""
+    if not _IDENT.match(name):
+        raise ValueError(f"not an allowed SQL identifier: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_name(schema: str, table: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+def _load_spatial(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(f"LOAD '{spatial_extension_path()}'")
+
+
+def connect(path: Path | str | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse, waiting (up to CONTEXT_LENS_LOCK_WAIT seconds) for another writer."""
+    target = Path(path) if path is not None else db_path()
+    if read_only and not target.exists():
+        raise FileNotFoundError(f"no warehouse at {target}: run `make run` (or `context-lens build`) first")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    delay = 0.05
+    while True:
+        try:
+            conn = duckdb.connect(str(target), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    _load_spatial(conn)
+    if not read_only:
+        ensure_schema(conn)
+    return conn
+
+
+def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute((SQL_DIR / "schema.sql").read_text())
+
+
+def apply_views(conn: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create the evaluator-facing views from `warehouse/sql/views/*.sql`, in name order."""
+    for path in sorted((SQL_DIR / "views").glob("*.sql")):
+        conn.execute(path.read_text())
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@contextmanager
+def writer(path: Path | str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A write connection for one unit of work, closed afterwards so others can take the lock."""
+    conn = connect(path)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def reader(path: Path | str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    conn = connect(path, read_only=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
