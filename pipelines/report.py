@@ -131,7 +131,7 @@ def render(
             note = "SAMPLE DATA: every value in this section comes from the offline sample snapshot, not from the real source."
             md += [f"> **{note}**", ""]
             body.append(f'<p class="sample-banner"><strong>{html.escape(note)}</strong></p>')
-        for indicator_id, group in rows.groupby("indicator_id", sort=True):
+        for _indicator_id, group in rows.groupby("indicator_id", sort=True):
             first = group.iloc[0]
             md += [f"### {first.label} ({first.unit})", ""]
             body.append(f"<h3>{html.escape(first.label)} <small>({html.escape(first.unit)})</small></h3>")

@@ -83,7 +83,7 @@ def build_lens_tables(
     conn.register("_lens_frame", frame)
     try:
         conn.execute(
-            f"CREATE OR REPLACE TABLE {table_name('lens', prefix + '_indicators')} AS SELECT * FROM _lens_frame"
+            f"CREATE OR REPLACE TABLE {table_name('lens', prefix + '_indicators')} AS SELECT * FROM _lens_frame"  # noqa: S608 (identifier quoted by table_name)
         )
     finally:
         conn.unregister("_lens_frame")

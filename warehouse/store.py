@@ -34,7 +34,7 @@ def replace_table(conn: duckdb.DuckDBPyConnection, schema: str, table: str, fram
     """Replace `schema.table` with the frame's rows (columns and types taken from the frame)."""
     conn.register("_incoming_frame", frame)
     try:
-        conn.execute(f"CREATE OR REPLACE TABLE {table_name(schema, table)} AS SELECT * FROM _incoming_frame")
+        conn.execute(f"CREATE OR REPLACE TABLE {table_name(schema, table)} AS SELECT * FROM _incoming_frame")  # noqa: S608
     finally:
         conn.unregister("_incoming_frame")
     return len(frame)
@@ -78,7 +78,7 @@ def record_snapshots(conn: duckdb.DuckDBPyConnection, sidecars: Iterable[Sidecar
         row = asdict(sidecar)
         row["source_id"] = row.pop("source")
         conn.execute(
-            f"INSERT OR IGNORE INTO core.snapshots ({', '.join(columns)}) "
+            f"INSERT OR IGNORE INTO core.snapshots ({', '.join(columns)}) "  # noqa: S608 (constant column names)
             f"VALUES ({', '.join('?' for _ in columns)})",
             [row[c] for c in columns],
         )
@@ -113,7 +113,7 @@ def record_indicators(conn: duckdb.DuckDBPyConnection, indicators: Iterable[dict
     ]
     for indicator in indicators:
         conn.execute(
-            f"INSERT OR REPLACE INTO core.indicators ({', '.join(columns)}) "
+            f"INSERT OR REPLACE INTO core.indicators ({', '.join(columns)}) "  # noqa: S608 (constant column names)
             f"VALUES ({', '.join('?' for _ in columns)})",
             [indicator.get(c) for c in columns],
         )
