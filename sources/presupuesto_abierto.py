@@ -15,6 +15,8 @@ a top-level JSON array of flat objects, one per group, holding the group-by keys
 
 Anything else (an object, an error message, an HTML page, a row without these keys) is a
 ParseError that lists the keys found, so the first live run shows the real shape at once.
+The region goes into `where` as a number, as in SOURCES.md; the sibling `data/municipios`
+answer writes regions as text ("02"), so an empty live answer may mean the filter wants text.
 """
 
 from __future__ import annotations

@@ -121,6 +121,9 @@ def normalize_unit(unit: str | None) -> str:
     return UNIT_ALIASES.get(text, text)
 
 
+_CHILEAN_NUMBER = re.compile(r"-?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?")
+
+
 def classify_value(raw: object, *, chilean_format: bool) -> tuple[float | None, str]:
     """(value, value_status) for one SINIM cell; "No Recepcionado" is not_received, blank is missing.
 
@@ -133,6 +136,9 @@ def classify_value(raw: object, *, chilean_format: bool) -> tuple[float | None, 
         return None, "not_received"
     if isinstance(raw, str) and not raw.strip():
         return None, "missing"
+    if chilean_format and isinstance(raw, str) and not _CHILEAN_NUMBER.fullmatch(raw.strip()):
+        # "1532715.0" read the Chilean way would be 15,327,150: refuse rather than guess
+        raise ValueError(f"{raw!r} is not a number written the Chilean way")
     value = parse_number(raw, decimal_comma=chilean_format, thousands_dot=chilean_format)
     if value is None:
         return None, "missing"

@@ -34,6 +34,21 @@ def test_extract_calama_mining_fees_as_documented(shared_data: Path) -> None:
     assert set(calama["value_status"]) == {"ok"}
 
 
+def test_extract_gives_the_five_finance_variables_for_the_nine_comunas(shared_data: Path) -> None:
+    codes = [v.code for v in sinim.FINANCE_VARIABLES]
+    frame = sinim.parse_long_extract(shared_data / EXTRACT, variable_codes=codes)
+    region = frame[frame["comuna_code"].isin(REGION_02)]
+    assert len(region) == 9 * 5 * 5
+    labels = region.groupby("variable_code")["variable_label"].unique().to_dict()
+    assert {code: list(found) for code, found in labels.items()} == {
+        v.code: [v.label] for v in sinim.FINANCE_VARIABLES
+    }
+    units = region.groupby("variable_code")["unit"].unique().to_dict()
+    assert {code: list(found) for code, found in units.items()} == {
+        "879": ["M$"], "880": ["M$"], "1110": ["M$"], "3754": ["M$"], "1272": ["%"]
+    }  # fmt: skip
+
+
 def test_extract_rows_blanks_and_codes_match_the_raw_file(shared_data: Path) -> None:
     with open(shared_data / EXTRACT, encoding="utf-8", newline="") as handle:
         raw = list(csv.DictReader(handle))
@@ -238,6 +253,7 @@ def test_values_answer_in_chilean_format() -> None:
         (b'{"error": "Sesion expirada"}', "SINIM answered an error: 'Sesion expirada'"),
         (b'{"datos": []}', r"expected an object with a 'textos' list, found \['datos'\]"),
         (b'{"textos": [{"col": "1", "municipio": "CALAMA"}]}', r"lacks \['valor'\]"),
+        (b'{"textos": [{"valor": "1532715.0", "municipio": "CALAMA"}]}', "unreadable valor '1532715.0'"),
     ],
 )
 def test_values_error_answers_fail_clearly(content: bytes, message: str) -> None:
