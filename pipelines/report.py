@@ -2,6 +2,7 @@
 
 import html
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,12 @@ import pandas as pd
 
 from pipelines.studies import Study
 
-OUTPUT_DIR = Path(__file__).resolve().parents[1] / "output" / "lens"
+
+def output_dir() -> Path:
+    """Where rendered outputs go: `CONTEXT_LENS_OUTPUT` if set, else output/ in the repository."""
+    default = Path(__file__).resolve().parents[1] / "output"
+    return Path(os.environ.get("CONTEXT_LENS_OUTPUT", default))
+
 
 INTRO = (
     "This context lens documents the territorial conditions around the field study: governance "
@@ -214,7 +220,7 @@ def render(
 
 
 def write_report(study: Study, markdown: str, page: str) -> Path:
-    folder = OUTPUT_DIR / study.id
+    folder = output_dir() / "lens" / study.id
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in (("lens.md", markdown), ("lens.html", page)):
         temp = folder / f".{name}.tmp"

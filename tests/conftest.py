@@ -20,3 +20,22 @@ def shared_data() -> Path:
             "(CI places ../shared beside the checkout; set CONTEXT_LENS_SHARED_DATA to point elsewhere)"
         )
     return SHARED_DATA
+
+
+@pytest.fixture()
+def http_server():
+    """A scripted HTTP server on 127.0.0.1 (see tests/support/http.py)."""
+    from tests.support.http import ScriptedServer
+
+    with ScriptedServer() as server:
+        yield server
+
+
+@pytest.fixture()
+def warehouse_env(tmp_path, monkeypatch):
+    """A private warehouse, raw store and output folder for one test."""
+    monkeypatch.setenv("CONTEXT_LENS_DB", str(tmp_path / "context.duckdb"))
+    monkeypatch.setenv("CONTEXT_LENS_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.setenv("CONTEXT_LENS_OUTPUT", str(tmp_path / "output"))
+    monkeypatch.delenv("CONTEXT_LENS_OFFLINE", raising=False)
+    return tmp_path
