@@ -1,11 +1,12 @@
-"""The Dagster code location: each family module contributes its assets, checks, jobs and schedules."""
+"""The Dagster code location: each family module (see pipelines/families.py) contributes its definitions."""
 
 from dagster import Definitions, define_asset_job, in_process_executor
 
-from pipelines import lens, oecd, territories
+from pipelines import lens
+from pipelines.families import family_modules
 from pipelines.resources import SourcesResource, WarehouseResource
 
-FAMILIES = [territories, oecd, lens]
+FAMILIES = [*family_modules(), lens]
 
 build_all = define_asset_job("build_all", selection="*", executor_def=in_process_executor)
 

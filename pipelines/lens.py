@@ -5,16 +5,14 @@ from dataclasses import replace
 from datetime import date
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from pipelines.families import observation_asset_keys
 from pipelines.report import render, write_report
 from pipelines.resources import WarehouseResource
 from pipelines.studies import Study, all_studies
 from warehouse.db import transaction
 from warehouse.lens import build_lens_tables, content_hash
-
-# Every asset that writes core.observations; a lens waits for all of them.
-OBSERVATION_ASSETS = [AssetKey("oecd_observations")]
 
 SOURCES_SQL = """
 SELECT src.source_id, src.publisher, src.title, src.licence, src.landing_url,
@@ -50,7 +48,7 @@ def lens_asset(study: Study):
         name=f"lens_{study.table_prefix}",
         group_name="lens",
         pool="duckdb_writer",
-        deps=OBSERVATION_ASSETS,
+        deps=observation_asset_keys(),
         description=f"Context lens for study '{study.id}': lens.{study.table_prefix}_indicators and "
         f"output/lens/{study.id}/lens.md|html.",
     )

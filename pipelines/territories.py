@@ -14,6 +14,7 @@ from pipelines.resources import WarehouseResource
 from sources.base import fold_name
 from warehouse.db import transaction
 
+FAMILY = "territories"
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "sources" / "reference"
 
 
