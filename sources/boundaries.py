@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -330,7 +331,7 @@ def code_table_frame(
         _check_prefix(
             source, regions, region, _codes(source, frame[region], "region", region, snapshot), snapshot
         )
-    duplicated = sorted({code for code in comuna_codes if comuna_codes.count(code) > 1})
+    duplicated = sorted(code for code, count in Counter(comuna_codes).items() if count > 1)
     if duplicated:
         raise ParseError(source, f"comuna code(s) {duplicated} appear more than once", snapshot)
     return pd.DataFrame(

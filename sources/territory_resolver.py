@@ -97,6 +97,7 @@ class TerritoryResolver:
         self.aliases = self._checked_aliases(aliases)
         self._ids = set(self.territories["id"])
         self._kind_of = dict(zip(self.territories["id"], self.territories["kind"], strict=True))
+        self._kinds = set(self._kind_of.values())
         self._code_width = {
             kind: int(codes.str.len().iloc[0])
             for kind, codes in self.territories.groupby("kind")["code"]
@@ -156,7 +157,10 @@ class TerritoryResolver:
 
     def _by_code(self, value: Any, kind: str) -> str | None:
         text = str(value).strip()
-        number = int(float(text))
+        try:
+            number = int(float(text))
+        except (ValueError, OverflowError):
+            return None
         if number in self._unknown_codes:
             return self._unknown_codes[number]
         if kind in CUT_KINDS:
@@ -180,6 +184,8 @@ class TerritoryResolver:
 
     def resolve_one(self, value: Any, kind: str) -> tuple[str | None, str]:
         """(territory id, '') or (None, why not) for a single raw value."""
+        if kind not in self._kinds:
+            raise ValueError(f"no territories of kind {kind!r} (kinds: {sorted(self._kinds)})")
         if is_missing(value) or isinstance(value, bool):
             return None, "missing value"
         if isinstance(value, int | float) or _NUMERIC.fullmatch(str(value)):

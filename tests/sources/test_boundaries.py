@@ -102,6 +102,18 @@ def test_chilemapas_code_table(files, code_table):
     assert (code_table["comuna_code"].str[:3] == code_table["province_code"]).all()
 
 
+@pytest.mark.parametrize("region", ["01", "03", "04", "13"])
+def test_other_chilemapas_regions_parse_valid(files, code_table, region):
+    path = files / f"chilemapas_comunas_r{region}.geojson"
+    raw = raw_features(path)
+    invalid = {f["properties"]["codigo_comuna"] for f in raw if not shape(f["geometry"]).is_valid}
+    comunas = boundaries.parse_chilemapas_geojson(path, code_table)
+    assert set(comunas["comuna_code"]) == {f["properties"]["codigo_comuna"] for f in raw}
+    assert set(comunas["region_code"]) == {region}
+    assert comunas.geometry.is_valid.all() and comunas["name"].notna().all()
+    assert {repair["feature"] for repair in comunas.attrs["geometry_repairs"]} == invalid
+
+
 def test_topojson_decodes_to_the_same_comunas_and_areas(files, code_table, chilemapas_r02):
     topo = boundaries.parse_chilemapas_topojson(files / "chilemapas_comunas_r02.topojson", "r02", code_table)
     assert list(topo["comuna_code"]) == list(chilemapas_r02["comuna_code"])

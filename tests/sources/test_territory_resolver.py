@@ -154,6 +154,8 @@ def test_unresolved_values_are_all_listed_not_dropped(resolver):
     assert "'Atlantis'" in str(error) and "88888" in str(error) and "source 'deis'" in str(error)
     with pytest.raises(UnresolvedTerritoriesError, match="'02201'"):
         resolver.resolve(["02201"], "region")  # a comuna code is not a region
+    with pytest.raises(ValueError, match="no territories of kind 'comunas'"):
+        resolver.resolve([2201], "comunas")
 
 
 def test_resolve_series_keeps_the_index(resolver):
