@@ -177,10 +177,20 @@ def read_wide_daily_header(
 ) -> WideDailyHeader:
     """Read only the header and label rows; count the label rows instead of assuming them.
 
-    A row is a label row while its first cell is not an ISO date.
+    A row is a label row while its first cell is not an ISO date. Label rows (station names)
+    are decoded as UTF-8, or as cp1252 when they are not valid UTF-8.
     """
     path = Path(path).resolve()
-    with path.open("r", encoding="utf-8-sig", newline="", errors="replace") as handle:
+    try:
+        return _read_wide_daily_header(path, layout, source, snapshot, "utf-8-sig")
+    except UnicodeDecodeError:
+        return _read_wide_daily_header(path, layout, source, snapshot, "cp1252")
+
+
+def _read_wide_daily_header(
+    path: Path, layout: WideDailyLayout, source: str, snapshot: str | None, encoding: str
+) -> WideDailyHeader:
+    with path.open("r", encoding=encoding, newline="") as handle:
         counter = _LineCounter(handle)
         reader = csv.reader(counter, delimiter=layout.delimiter)
         header = next(reader, None)

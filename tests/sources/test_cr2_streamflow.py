@@ -176,6 +176,29 @@ def test_a_different_number_of_metadata_rows_is_detected_not_assumed(tmp_path):
     ]
 
 
+def test_latin1_station_names_in_the_metadata_rows(tmp_path):
+    values = {label: "x" for label in cr2.STATION_COLUMNS[1:]}
+    values.update(
+        nombre="Río Loa En Salida Embalse Conchi",
+        altura="2950",
+        latitud="-22.03",
+        longitud="-68.62",
+        inicio_observaciones="2000-01-01",
+        fin_observaciones="2000-01-01",
+        cantidad_observaciones="1",
+        inicio_automatica="-",
+    )
+    rows = [
+        "codigo_estacion,2104002",
+        *(f"{label},{value}" for label, value in values.items()),
+        "2000-01-01,1.5",
+    ]
+    path = tmp_path / "daily.csv"
+    path.write_bytes(("\n".join(rows) + "\n").encode("cp1252"))
+    assert cr2.parse_cr2_daily_metadata(path)["name"].tolist() == ["Río Loa En Salida Embalse Conchi"]
+    assert cr2.parse_cr2_daily(path)["flow_m3s"].tolist() == [1.5]
+
+
 def test_negative_flow_other_than_minus_9999_is_a_parse_error(tmp_path):
     path = _write(
         tmp_path, "daily.csv", "codigo_estacion,2104002\nnombre,Loa\n2000-01-01,-9999\n2000-01-02,-1.5\n"
