@@ -66,7 +66,11 @@ class Acquirer:
         """The payload failed to parse or validate: keep a copy aside for diagnosis."""
         payload = acquired.payload
         self.fetcher.store.quarantine(
-            source=payload.source, name=payload.name, content=payload.content, request_url=payload.url, reason=reason
+            source=payload.source,
+            name=payload.name,
+            content=payload.content,
+            request_url=payload.url,
+            reason=reason,
         )
 
     def _store_sample(self, source: SourceInfo, request: FetchRequest, sample: Path) -> Payload:

@@ -134,7 +134,9 @@ class RawStore:
         payload, so a bad payload can never become 'what we have'.
         """
         body = json.dumps(asdict(sidecar), indent=2, sort_keys=True).encode()
-        _atomic_write(self.root / "latest" / _safe_segment(sidecar.source) / f"{sidecar.request_key}.json", body)
+        _atomic_write(
+            self.root / "latest" / _safe_segment(sidecar.source) / f"{sidecar.request_key}.json", body
+        )
 
     def latest(self, source: str, key: str) -> Sidecar | None:
         path = self.root / "latest" / _safe_segment(source) / f"{key}.json"
