@@ -8,16 +8,21 @@ The policy, the same for every source:
 4. with neither, raise the fetch error.
 Sample data never replaces real data: step 3 is unreachable once a live snapshot exists.
 Offline runs skip step 1.
+
+A multi-request protocol (ArcGIS paging, a POST form walk, the parts of a shapefile) goes
+through `acquire_walk`, which applies the same policy to the walk as one unit: all payloads
+come from one live walk, or all from the earlier live walk, or one sample stands for all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sources.base import FetchError, FetchRequest, Payload, SourceInfo
+from sources.base import Fetcher, FetchError, FetchRequest, Payload, SourceError, SourceInfo
 from sources.fetch import HttpFetcher, payload_from_sidecar
 from sources.rawstore import request_key
 
@@ -57,6 +62,48 @@ class Acquirer:
         log.warning("%s: %s; no earlier live snapshot, using SAMPLE data %s", source.id, error, sample.name)
         return Acquired(self._store_sample(source, request, sample), "sample", error)
 
+    def acquire_walk(
+        self,
+        source: SourceInfo,
+        walk: Callable[[Fetcher], list[Payload]],
+        sample: Path | None,
+        sample_request: FetchRequest,
+    ) -> list[Acquired]:
+        """Acquire a multi-request walk as one unit, never mixing payloads of different walks.
+
+        `walk(fetcher)` performs every request through the fetcher it is given and returns
+        the payloads. Live: the walk runs on the real fetcher. Stale: the same walk is
+        replayed over each request's earlier live payload, so it follows the path the last
+        good walk took (a request without one makes the replay fail). Sample: one shipped
+        file stands for the whole unit, filed under `sample_request`. A parse error raised
+        inside a live walk (an ArcGIS error answered with HTTP 200) is no fetch failure: the
+        payloads fetched so far are quarantined and the error propagates.
+        """
+        error: str | None = "offline run: live fetch skipped"
+        if not self.offline:
+            recorder = _RecordingFetcher(self.fetcher)
+            try:
+                return [Acquired(p, "unchanged" if p.not_modified else "live") for p in walk(recorder)]
+            except FetchError as exc:
+                error = str(exc)
+            except SourceError as exc:
+                for payload in recorder.payloads:
+                    self.reject(Acquired(payload, "live"), str(exc))
+                raise
+        try:
+            previous = walk(_PreviousLiveFetcher(self.fetcher))
+        except _NoPreviousLive:
+            previous = None
+        if previous:
+            log.warning(
+                "%s: %s; serving the earlier live walk (%d payloads)", source.id, error, len(previous)
+            )
+            return [Acquired(payload, "stale", error) for payload in previous]
+        if sample is None:
+            raise FetchError(source.id, f"{error}; no earlier live walk and no sample to fall back on")
+        log.warning("%s: %s; no earlier live walk, using SAMPLE data %s", source.id, error, sample.name)
+        return [Acquired(self._store_sample(source, sample_request, sample), "sample", error)]
+
     def accept(self, acquired: Acquired) -> None:
         """The payload parsed and validated: it becomes the request's last good snapshot."""
         store = self.fetcher.store
@@ -92,3 +139,33 @@ class Acquirer:
             )
             store.promote(sidecar)
         return payload_from_sidecar(sidecar, content)
+
+
+class _RecordingFetcher:
+    """Passes requests to the real fetcher and keeps every payload it returned."""
+
+    def __init__(self, fetcher: HttpFetcher):
+        self.fetcher = fetcher
+        self.payloads: list[Payload] = []
+
+    def fetch(self, source: SourceInfo, request: FetchRequest) -> Payload:
+        payload = self.fetcher.fetch(source, request)
+        self.payloads.append(payload)
+        return payload
+
+
+class _NoPreviousLive(FetchError):
+    """A replayed request has no earlier live payload."""
+
+
+class _PreviousLiveFetcher:
+    """Answers each request with its earlier live payload, for replaying a walk offline."""
+
+    def __init__(self, fetcher: HttpFetcher):
+        self.fetcher = fetcher
+
+    def fetch(self, source: SourceInfo, request: FetchRequest) -> Payload:
+        previous = self.fetcher.previous_live(source, request)
+        if previous is None:
+            raise _NoPreviousLive(source.id, f"no earlier live payload for {request.name}")
+        return previous
