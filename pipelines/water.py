@@ -1,0 +1,662 @@
+"""Water family: DGA gauge records (via CAMELS-CL and CR2) to basin flow change and trend.
+
+streamflow_daily: both daily matrices streamed by DuckDB into long rows
+    (staging.streamflow_daily_camels_cl, staging.streamflow_daily_cr2 → core.daily_flows,
+    one row per gauge, day and source) plus the gauge attributes each release carries
+    (staging.streamflow_gauge_catalogue).
+water_gauges: core.gauges, each gauge placed in a basin by its coordinates
+    (ST_Contains on the basin polygons of core.territories), never by code prefix.
+water_indicators: per-gauge statistics (core.gauge_indicators, core.gauge_annual_means) and
+    the representative gauge of each basin as core.observations for `basin:<code>`.
+
+When CAMELS-CL and CR2 both have a value for the same gauge-day, both rows stay in
+core.daily_flows; the statistics use the CAMELS-CL one (SOURCE_PRIORITY, see docs/water.md).
+"""
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    ScheduleDefinition,
+    asset,
+    asset_check,
+    define_asset_job,
+)
+
+from pipelines import territories as territory_family
+from pipelines.ingest import (
+    acquire_all,
+    column_schema,
+    load_indicators,
+    log_acquisitions,
+    overall_status,
+    refuse,
+)
+from pipelines.resources import SourcesResource, WarehouseResource
+from sources import camels_cl, cr2_streamflow, hydrology
+from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
+from sources.base import Fetcher, FetchError, FetchRequest, ParseError, Payload, SourceInfo, ValidationError
+from sources.endpoints import endpoints
+from sources.fetch import payload_from_sidecar
+from warehouse import store
+from warehouse.db import SQL_DIR, transaction
+
+FAMILY = "water"
+SAMPLE_DIR = SAMPLES_DIR / "streamflow"
+CAMELS_SAMPLE = SAMPLE_DIR / "camelscl_q_m3s_day_SAMPLE.csv"
+CR2_SAMPLE = SAMPLE_DIR / "cr2_qflxDaily_2018_SAMPLE.csv"
+VIEWS_SQL = SQL_DIR / "views" / "20_water.sql"
+
+# Lower number wins a gauge-day both sources cover: CAMELS-CL v202201 is the later,
+# quality-controlled cut of the same DGA records and runs to 2020; CR2 2018 fills the rest.
+SOURCE_PRIORITY = {camels_cl.SOURCE.id: 1, cr2_streamflow.SOURCE.id: 2}
+STAGING_DAILY = {
+    camels_cl.SOURCE.id: "streamflow_daily_camels_cl",
+    cr2_streamflow.SOURCE.id: "streamflow_daily_cr2",
+}
+
+# Documented choice of the gauge that stands for a basin (docs/water.md). Basins not listed
+# get the gauge inside them with the most complete years in the two periods.
+REPRESENTATIVE_GAUGES = {"021": "02104002"}  # Loa: Río Loa en Salida Embalse Conchi
+LOA_GAUGES = ("02104002", "02120001", "02105001")  # main stem at Conchi, mouth; Salado tributary
+
+DAILY_COLUMNS = {
+    "gauge_code": "VARCHAR: 8-digit DGA/BNA gauge code",
+    "date": "DATE: day of the observation",
+    "flow_m3s": "DOUBLE: mean daily flow, m3/s (missing days are absent rows)",
+    "source_id": "VARCHAR: camels_cl or cr2_streamflow (both kept when both cover the day)",
+    "snapshot_id": "VARCHAR: core.snapshots id of the payload",
+}
+GAUGE_COLUMNS = {
+    "gauge_code": "VARCHAR: 8-digit DGA/BNA gauge code",
+    "name": "VARCHAR: gauge name as published",
+    "lat": "DOUBLE: latitude, EPSG:4326",
+    "lon": "DOUBLE: longitude, EPSG:4326",
+    "altitude_m": "DOUBLE: gauge altitude, m",
+    "record_start": "DATE: first day with data in core.daily_flows",
+    "record_end": "DATE: last day with data in core.daily_flows",
+    "days_with_data": "BIGINT: distinct days with data",
+    "area_km2": "DOUBLE: catchment area (CAMELS-CL)",
+    "interv_degree": "DOUBLE: CAMELS-CL degree of human intervention",
+    "big_dam": "DOUBLE: CAMELS-CL large-dam flag",
+    "sur_rights_n": "DOUBLE: surface water rights, count",
+    "sur_rights_flow_m3s": "DOUBLE: surface water rights, m3/s granted",
+    "gw_rights_n": "DOUBLE: groundwater rights, count",
+    "gw_rights_flow_m3s": "DOUBLE: groundwater rights, m3/s granted",
+    "catalogue_source": "VARCHAR: where the attributes come from",
+    "basin_id": "VARCHAR: basin:<COD_CUEN> containing the gauge point; NULL without basin polygons",
+}
+INDICATOR_COLUMNS = {
+    "gauge_code": "VARCHAR: 8-digit gauge code",
+    "basin_id": "VARCHAR: basin containing the gauge",
+    "is_representative": "BOOLEAN: the gauge standing for its basin in core.observations",
+    "reference_start": "INTEGER: first year of the reference period",
+    "reference_end": "INTEGER: last year of the reference period",
+    "recent_start": "INTEGER: first year of the recent period",
+    "recent_end": "INTEGER: last year of the recent period",
+    "reference_mean_m3s": "DOUBLE: mean of the complete years' annual means, reference period",
+    "recent_mean_m3s": "DOUBLE: same, recent period",
+    "reference_complete_years": "INTEGER: complete years (coverage >= min_coverage) in the reference period",
+    "recent_complete_years": "INTEGER: complete years in the recent period",
+    "change_m3s": "DOUBLE: recent - reference mean",
+    "change_pct": "DOUBLE: 100 * (recent - reference) / reference",
+    "trend_years": "INTEGER: complete years in the trend window",
+    "sen_slope_m3s_per_year": "DOUBLE: Sen's slope of complete-year annual means",
+    "mk_s": "BIGINT: Mann-Kendall S",
+    "mk_z": "DOUBLE: Mann-Kendall Z (continuity corrected)",
+    "mk_p_value": "DOUBLE: two-sided Mann-Kendall p-value",
+    "coverage_reference": "DOUBLE: share of reference-period days with data",
+    "coverage_recent": "DOUBLE: share of recent-period days with data",
+    "min_coverage": "DOUBLE: completeness rule for a year",
+    "source_id": "VARCHAR: source that supplied most of the gauge's days",
+    "snapshot_id": "VARCHAR: that source's snapshot",
+}
+
+PREFERRED_SERIES_SQL = """
+SELECT "date", flow_m3s, source_id FROM core.daily_flows WHERE gauge_code = ?
+QUALIFY row_number() OVER (PARTITION BY "date" ORDER BY CASE source_id {cases} END) = 1
+ORDER BY "date"
+"""
+
+
+def _priority_cases() -> str:
+    # Constant source ids from this module, not user input.
+    return " ".join(f"WHEN '{source}' THEN {rank}" for source, rank in SOURCE_PRIORITY.items())
+
+
+class WaterConfig(Config):
+    """Periods and completeness rule of the flow statistics (defaults from sources.hydrology)."""
+
+    reference_start: int = hydrology.DEFAULT_REFERENCE[0]
+    reference_end: int = hydrology.DEFAULT_REFERENCE[1]
+    recent_start: int = hydrology.DEFAULT_RECENT[0]
+    recent_end: int = hydrology.DEFAULT_RECENT[1]
+    min_coverage: float = hydrology.DEFAULT_MIN_COVERAGE
+    representative_gauges: dict[str, str] = REPRESENTATIVE_GAUGES
+
+
+# --- acquisition ---------------------------------------------------------------------------
+
+
+def acquire_walk(
+    acquirer: Acquirer,
+    source: SourceInfo,
+    anchor: FetchRequest,
+    walk: Callable[[Fetcher], Payload],
+    sample: Path | None,
+) -> Acquired:
+    """A multi-request protocol as one unit: the live walk, else the newest live payload of
+    the same name (stale), else the sample, the same policy as `Acquirer.acquire`.
+
+    The final URL of a walk (a tokenised download link) changes, so the stale lookup goes by
+    the payload name rather than the request key.
+    """
+    error = "offline run: live fetch skipped"
+    if not acquirer.offline:
+        try:
+            payload = walk(acquirer.fetcher)
+            return Acquired(payload, "unchanged" if payload.not_modified else "live")
+        except FetchError as exc:
+            error = str(exc)
+    store = acquirer.fetcher.store
+    earlier = [s for s in store.sidecars(source.id) if s.name == anchor.name and s.mode == "live"]
+    if earlier:
+        sidecar = earlier[-1]
+        return Acquired(payload_from_sidecar(sidecar, store.read(sidecar.sha256)), "stale", error)
+    fallback = Acquirer(acquirer.fetcher, offline=True).acquire(source, anchor, sample)
+    return Acquired(
+        fallback.payload, fallback.status, f"{error}; {fallback.error}" if fallback.error else error
+    )
+
+
+def acquire_streamflow(sources: SourcesResource) -> tuple[Acquirer, dict[str, list[Acquired]]]:
+    camels_urls = endpoints(camels_cl.SOURCE.id, camels_cl.ENDPOINTS)
+    camels_request = next(
+        r for r in camels_cl.build_requests(camels_urls) if r.name == "camels_cl_v202201_zip"
+    )
+    acquirer, camels = acquire_all(sources, camels_cl.SOURCE, [(camels_request, CAMELS_SAMPLE)])
+    cr2_urls = endpoints(cr2_streamflow.SOURCE.id, cr2_streamflow.ENDPOINTS)
+    anchor = FetchRequest(name="cr2_qflxdaily_2018_zip", url=cr2_urls["qflx_daily_2018_page"], expect="zip")
+    cr2 = acquire_walk(
+        acquirer,
+        cr2_streamflow.SOURCE,
+        anchor,
+        lambda fetcher: cr2_streamflow.fetch_daily_zip(fetcher, cr2_urls),
+        CR2_SAMPLE,
+    )
+    return acquirer, {camels_cl.SOURCE.id: camels, cr2_streamflow.SOURCE.id: [cr2]}
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def gauge_catalogue(camels: Payload, cr2: Payload, cr2_daily: Path, workdir: Path) -> pd.DataFrame:
+    """One row per gauge from the attribute tables the payloads carry.
+
+    Live release zips carry CAMELS-CL `catchment_attributes.csv` and the CR2 stations file;
+    a SAMPLE (bare CSV) payload carries neither, so the CR2 daily file's metadata rows are
+    used instead and CAMELS-only gauges have no coordinates.
+    """
+    frames = []
+    if cr2_streamflow.is_zip(cr2.content):
+        path = cr2_streamflow.member_to_file(
+            cr2.content, cr2_streamflow.STATIONS_MEMBER, workdir, "stations.txt", cr2_streamflow.SOURCE.id
+        )
+        stations, origin = cr2_streamflow.parse_cr2_stations(path, cr2.snapshot_id), "cr2 stations file"
+    else:
+        stations = cr2_streamflow.parse_cr2_daily_metadata(cr2_daily, cr2.snapshot_id)
+        origin = "cr2 daily file metadata rows"
+    stations = stations.rename(columns={"name": "cr2_name", "lat": "cr2_lat", "lon": "cr2_lon"})
+    stations["cr2_origin"] = f"{origin} ({cr2.mode})"
+    frames.append(stations[["gauge_code", "cr2_name", "cr2_lat", "cr2_lon", "altitude_m", "cr2_origin"]])
+    if cr2_streamflow.is_zip(camels.content):
+        path = cr2_streamflow.member_to_file(
+            camels.content,
+            camels_cl.V202201_ATTRIBUTES_MEMBER,
+            workdir,
+            "attributes.csv",
+            camels_cl.SOURCE.id,
+        )
+        attributes = camels_cl.parse_camels_attributes(path, camels.snapshot_id)
+        attributes["camels_origin"] = f"camels_cl catchment_attributes.csv ({camels.mode})"
+    else:
+        attributes = pd.DataFrame(columns=camels_cl.ATTRIBUTE_COLUMNS + ["camels_origin"])
+    merged = attributes.merge(frames[0], on="gauge_code", how="outer")
+    merged["name"] = merged["name"].where(merged["name"].notna(), merged["cr2_name"])
+    merged["lat"] = pd.to_numeric(merged["lat"]).where(merged["lat"].notna(), merged["cr2_lat"])
+    merged["lon"] = pd.to_numeric(merged["lon"]).where(merged["lon"].notna(), merged["cr2_lon"])
+    merged["altitude_m"] = pd.to_numeric(merged["altitude_m"]).where(
+        merged["altitude_m"].notna(), pd.to_numeric(merged["elev_gauge_m"])
+    )
+    merged["catalogue_source"] = merged[["camels_origin", "cr2_origin"]].apply(
+        lambda row: "; ".join(v for v in row if isinstance(v, str)), axis=1
+    )
+    columns = [
+        "gauge_code",
+        "name",
+        "lat",
+        "lon",
+        "altitude_m",
+        "area_km2",
+        "interv_degree",
+        "big_dam",
+        "sur_rights_n",
+        "sur_rights_flow_m3s",
+        "gw_rights_n",
+        "gw_rights_flow_m3s",
+        "catalogue_source",
+    ]
+    out = merged[columns].copy()
+    numeric = [c for c in columns if c not in ("gauge_code", "name", "catalogue_source")]
+    out[numeric] = out[numeric].apply(pd.to_numeric).astype(float)
+    return out.astype({"gauge_code": str, "name": "string", "catalogue_source": str}).reset_index(drop=True)
+
+
+def load_daily(conn, files: dict[str, tuple[Path, Payload]]) -> dict[str, int]:
+    """Stream each wide file into its staging table, then union them into core.daily_flows."""
+    counts = {}
+    loaders = {
+        camels_cl.SOURCE.id: camels_cl.load_camels_daily,
+        cr2_streamflow.SOURCE.id: cr2_streamflow.load_cr2_daily,
+    }
+    conn.execute(
+        "CREATE OR REPLACE TABLE core.daily_flows (gauge_code VARCHAR NOT NULL, date DATE NOT NULL, "
+        "flow_m3s DOUBLE NOT NULL, source_id VARCHAR NOT NULL, snapshot_id VARCHAR NOT NULL)"
+    )
+    for source_id, (path, payload) in files.items():
+        table = ("staging", STAGING_DAILY[source_id])
+        counts[f"staging.{table[1]}"] = loaders[source_id](conn, path, table, snapshot=payload.snapshot_id)
+        conn.execute(
+            f"INSERT INTO core.daily_flows SELECT gauge_code, date, flow_m3s, ?, ? FROM staging.{table[1]}",  # noqa: S608 (constant table)
+            [source_id, payload.snapshot_id],
+        )
+    counts["core.daily_flows"] = conn.execute("SELECT count(*) FROM core.daily_flows").fetchone()[0]
+    return counts
+
+
+@asset(
+    group_name=FAMILY,
+    pool="duckdb_writer",
+    description="Daily streamflow of DGA gauges from CAMELS-CL v202201 and CR2 cr2_qflxDaily_2018, streamed "
+    "into long rows (core.daily_flows, both sources kept) plus the gauge attributes the releases carry "
+    "(staging.streamflow_gauge_catalogue).",
+    metadata={"dagster/column_schema": column_schema(DAILY_COLUMNS), "source": camels_cl.SOURCE.landing_url},
+)
+def streamflow_daily(
+    context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
+) -> MaterializeResult:
+    acquirer, acquired = acquire_streamflow(sources)
+    metadata = {sid: log_acquisitions(context, items)["status"] for sid, items in acquired.items()}
+    camels, cr2 = acquired[camels_cl.SOURCE.id][0].payload, acquired[cr2_streamflow.SOURCE.id][0].payload
+    with tempfile.TemporaryDirectory(prefix="streamflow-") as tmp:
+        workdir = Path(tmp)
+        try:
+            files = {
+                camels_cl.SOURCE.id: (
+                    camels_cl.daily_csv_file(camels.content, workdir, camels.snapshot_id),
+                    camels,
+                ),
+                cr2_streamflow.SOURCE.id: (
+                    cr2_streamflow.daily_csv_file(cr2.content, workdir, cr2.snapshot_id),
+                    cr2,
+                ),
+            }
+            catalogue = gauge_catalogue(camels, cr2, files[cr2_streamflow.SOURCE.id][0], workdir)
+            with warehouse.writer() as conn, transaction(conn):
+                counts = load_daily(conn, files)  # a ParseError rolls the whole load back
+                counts["staging.streamflow_gauge_catalogue"] = store.replace_table(
+                    conn, "staging", "streamflow_gauge_catalogue", catalogue
+                )
+                for source in (camels_cl.SOURCE, cr2_streamflow.SOURCE):
+                    items = acquired[source.id]
+                    status, mode, error = overall_status(items)
+                    sidecars = [
+                        acquirer.fetcher.store.sidecar(a.payload.source, a.payload.snapshot_id) for a in items
+                    ]
+                    store.record_source(conn, source)
+                    store.record_snapshots(conn, sidecars)
+                    store.record_status(conn, source.id, status, mode, items[-1].payload.snapshot_id, error)
+        except (ParseError, ValidationError) as exc:
+            for source in (camels_cl.SOURCE, cr2_streamflow.SOURCE):
+                refuse(warehouse, acquirer, source, acquired[source.id], exc)
+            raise
+    for items in acquired.values():
+        for item in items:
+            acquirer.accept(item)
+    return MaterializeResult(metadata={**{f"status_{k}": v for k, v in metadata.items()}, **counts})
+
+
+# --- gauges --------------------------------------------------------------------------------
+
+GAUGES_SQL = """
+WITH spans AS (
+    SELECT gauge_code, min("date") AS record_start, max("date") AS record_end,
+           count(DISTINCT "date") AS days_with_data
+    FROM core.daily_flows GROUP BY gauge_code
+),
+codes AS (
+    SELECT gauge_code FROM spans UNION SELECT gauge_code FROM staging.streamflow_gauge_catalogue
+),
+basins AS (
+    SELECT territory_id, geometry FROM core.territories WHERE kind = 'basin' AND geometry IS NOT NULL
+)
+SELECT c.gauge_code, cat.name, cat.lat, cat.lon, cat.altitude_m, s.record_start, s.record_end,
+       coalesce(s.days_with_data, 0) AS days_with_data, cat.area_km2, cat.interv_degree, cat.big_dam,
+       cat.sur_rights_n, cat.sur_rights_flow_m3s, cat.gw_rights_n, cat.gw_rights_flow_m3s,
+       coalesce(cat.catalogue_source, 'none: no attributes in the payloads') AS catalogue_source,
+       b.territory_id AS basin_id
+FROM codes c
+LEFT JOIN staging.streamflow_gauge_catalogue cat USING (gauge_code)
+LEFT JOIN spans s USING (gauge_code)
+LEFT JOIN basins b ON cat.lat IS NOT NULL AND ST_Contains(b.geometry, ST_Point(cat.lon, cat.lat))
+QUALIFY row_number() OVER (PARTITION BY c.gauge_code ORDER BY ST_Area(b.geometry) NULLS LAST) = 1
+ORDER BY c.gauge_code
+"""
+
+
+@asset(
+    group_name=FAMILY,
+    pool="duckdb_writer",
+    deps=[streamflow_daily, *territory_family.ASSETS],
+    description="Gauge catalogue (core.gauges): code, name, location, record span, CAMELS-CL catchment and "
+    "water-rights attributes, and the basin whose polygon contains the gauge.",
+    metadata={"dagster/column_schema": column_schema(GAUGE_COLUMNS)},
+)
+def water_gauges(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    with warehouse.writer() as conn, transaction(conn):
+        basins = conn.execute(
+            "SELECT count(*) FROM core.territories WHERE kind = 'basin' AND geometry IS NOT NULL"
+        ).fetchone()[0]
+        conn.execute(f"CREATE OR REPLACE TABLE core.gauges AS {GAUGES_SQL}")  # noqa: S608 (constant SQL)
+        located, total, placed = conn.execute(
+            "SELECT count(lat), count(*), count(basin_id) FROM core.gauges"
+        ).fetchone()
+    if not basins:
+        context.log.warning("no basin polygons in core.territories: every gauge's basin_id is NULL")
+    if located < total:
+        context.log.warning(f"{total - located} of {total} gauges have no coordinates in the payloads")
+    return MaterializeResult(
+        metadata={
+            "gauges": total,
+            "with_coordinates": located,
+            "in_a_basin": placed,
+            "basin_polygons": basins,
+        }
+    )
+
+
+# --- indicators ----------------------------------------------------------------------------
+
+
+def gauge_statistics(conn, gauge_code: str, config: WaterConfig) -> tuple[dict, list[dict]]:
+    """The gauge's preferred daily series → (indicator row, annual-mean rows)."""
+    series = conn.execute(PREFERRED_SERIES_SQL.format(cases=_priority_cases()), [gauge_code]).df()
+    dates, flows = series["date"].to_numpy(), series["flow_m3s"].to_numpy(dtype=float)
+    reference, recent = (
+        (config.reference_start, config.reference_end),
+        (config.recent_start, config.recent_end),
+    )
+    years = hydrology.annual_means(dates, flows, config.min_coverage)
+    change = hydrology.mean_annual_flow_change(dates, flows, reference, recent, config.min_coverage)
+    trend = hydrology.annual_trend(years, config.reference_start, config.recent_end)
+    cov_ref = hydrology.coverage(dates, flows, f"{reference[0]}-01-01", f"{reference[1]}-12-31")
+    cov_rec = hydrology.coverage(dates, flows, f"{recent[0]}-01-01", f"{recent[1]}-12-31")
+    counts = series["source_id"].value_counts()
+    main_source = counts.index[0] if len(counts) else None
+    row = {
+        "gauge_code": gauge_code,
+        "reference_start": reference[0],
+        "reference_end": reference[1],
+        "recent_start": recent[0],
+        "recent_end": recent[1],
+        "reference_mean_m3s": change.reference_mean,
+        "recent_mean_m3s": change.recent_mean,
+        "reference_complete_years": change.reference_complete_years,
+        "recent_complete_years": change.recent_complete_years,
+        "change_m3s": change.absolute_change,
+        "change_pct": None if change.relative_change is None else 100 * change.relative_change,
+        "trend_years": trend.n,
+        "sen_slope_m3s_per_year": trend.slope,
+        "mk_s": trend.s,
+        "mk_z": trend.z if trend.n >= 3 else None,
+        "mk_p_value": trend.p_value if trend.n >= 3 else None,
+        "coverage_reference": cov_ref.share,
+        "coverage_recent": cov_rec.share,
+        "min_coverage": config.min_coverage,
+        "source_id": main_source,
+    }
+    annual = [
+        {
+            "gauge_code": gauge_code,
+            "year": y.year,
+            "mean_m3s": y.mean,
+            "days_with_data": y.days_with_data,
+            "coverage": y.coverage,
+            "complete": y.complete,
+        }
+        for y in years
+    ]
+    return row, annual
+
+
+def choose_representatives(gauges: pd.DataFrame, configured: dict[str, str]) -> dict[str, str]:
+    """basin_id → gauge: the configured gauge when it lies in the basin, else the best covered."""
+    chosen = {}
+    located = gauges[gauges["basin_id"].notna()]
+    for basin_id, members in located.groupby("basin_id"):
+        wanted = configured.get(basin_id.split(":", 1)[1])
+        if wanted in set(members["gauge_code"]):
+            chosen[basin_id] = wanted
+            continue
+        ranked = members.assign(
+            years=members["reference_complete_years"] + members["recent_complete_years"],
+            area=members["area_km2"].fillna(-1),
+        ).sort_values(["years", "area", "gauge_code"], ascending=[False, False, True])
+        if ranked.iloc[0]["years"] > 0:
+            chosen[basin_id] = ranked.iloc[0]["gauge_code"]
+    return chosen
+
+
+def basin_observations(indicators: pd.DataFrame, annual: pd.DataFrame, config: WaterConfig) -> pd.DataFrame:
+    """core.observations rows of the representative gauges, one basin each."""
+    ref = f"{config.reference_start}-{config.reference_end}"
+    rec = f"{config.recent_start}-{config.recent_end}"
+    window = f"{config.reference_start}-{config.recent_end}"
+    rows = []
+    for r in indicators[indicators["is_representative"]].itertuples():
+        flag = f"gauge {r.gauge_code}"
+        few = r.reference_complete_years < 10 or r.recent_complete_years < 10
+        base = {"territory_id": r.basin_id, "source_id": r.source_id, "snapshot_id": r.snapshot_id}
+        values = [
+            (
+                "water_mean_annual_flow_change_pct",
+                f"{ref} to {rec}",
+                r.change_pct,
+                flag + ("; few complete years" if few else ""),
+            ),
+            (
+                "water_mean_annual_flow_reference",
+                ref,
+                r.reference_mean_m3s,
+                f"{flag}; {r.reference_complete_years} complete years",
+            ),
+            (
+                "water_mean_annual_flow_recent",
+                rec,
+                r.recent_mean_m3s,
+                f"{flag}; {r.recent_complete_years} complete years",
+            ),
+            (
+                "water_annual_flow_trend_sen",
+                window,
+                r.sen_slope_m3s_per_year,
+                f"{flag}; {r.trend_years} complete years",
+            ),
+            ("water_annual_flow_trend_mk_p", window, r.mk_p_value, flag),
+            ("water_flow_coverage", ref, r.coverage_reference, flag),
+            ("water_flow_coverage", rec, r.coverage_recent, flag),
+        ]
+        rows += [{**base, "indicator_id": i, "period": p, "value": v, "flag": f} for i, p, v, f in values]
+        series = annual[(annual["gauge_code"] == r.gauge_code) & annual["complete"]]
+        rows += [
+            {
+                **base,
+                "indicator_id": "water_annual_mean_flow",
+                "period": str(y.year),
+                "value": y.mean_m3s,
+                "flag": flag,
+            }
+            for y in series.itertuples()
+        ]
+    frame = pd.DataFrame(rows, columns=[*store.OBSERVATION_COLUMNS])
+    frame["lower"] = np.nan
+    frame["upper"] = np.nan
+    frame["value"] = pd.to_numeric(frame["value"]).astype(float)
+    return frame[frame["value"].notna()].reset_index(drop=True)
+
+
+@asset(
+    group_name=FAMILY,
+    pool="duckdb_writer",
+    deps=[water_gauges],
+    description="Per-gauge flow statistics (core.gauge_indicators, core.gauge_annual_means) and each basin's "
+    "representative gauge as core.observations: change of mean annual flow between the reference and recent "
+    "periods, Sen's slope with Mann-Kendall p, coverage, and the annual mean series.",
+    metadata={"dagster/column_schema": column_schema(INDICATOR_COLUMNS)},
+)
+def water_indicators(
+    context: AssetExecutionContext, warehouse: WarehouseResource, config: WaterConfig
+) -> MaterializeResult:
+    context.log.info(
+        f"reference {config.reference_start}-{config.reference_end}, recent {config.recent_start}-"
+        f"{config.recent_end}, year complete at >= {config.min_coverage:.0%} of days"
+    )
+    with warehouse.writer() as conn, transaction(conn):
+        gauges = conn.execute("SELECT gauge_code, basin_id, area_km2 FROM core.gauges ORDER BY 1").df()
+        snapshots = dict(
+            conn.execute("SELECT DISTINCT source_id, snapshot_id FROM core.daily_flows").fetchall()
+        )
+        rows, annual_rows = [], []
+        for code in gauges["gauge_code"]:
+            row, annual = gauge_statistics(conn, code, config)
+            rows.append(row)
+            annual_rows += annual
+        indicators = gauges.merge(pd.DataFrame(rows), on="gauge_code")
+        indicators["snapshot_id"] = indicators["source_id"].map(snapshots)
+        representatives = choose_representatives(indicators, config.representative_gauges)
+        indicators["is_representative"] = [
+            representatives.get(b) == g
+            for b, g in zip(indicators["basin_id"], indicators["gauge_code"], strict=True)
+        ]
+        indicators = indicators[list(INDICATOR_COLUMNS)]
+        annual = pd.DataFrame(
+            annual_rows, columns=["gauge_code", "year", "mean_m3s", "days_with_data", "coverage", "complete"]
+        )
+        store.replace_table(conn, "core", "gauge_indicators", indicators)
+        store.replace_table(conn, "core", "gauge_annual_means", annual)
+        conn.execute(VIEWS_SQL.read_text())
+        observations = basin_observations(indicators, annual, config)
+        store.record_indicators(conn, load_indicators(FAMILY))
+        written = 0
+        for source_id in SOURCE_PRIORITY:
+            written += store.replace_observations(
+                conn, source_id, observations[observations["source_id"] == source_id]
+            )
+    return MaterializeResult(
+        metadata={
+            "gauges": len(indicators),
+            "observations": written,
+            "representatives": MetadataValue.json(representatives),
+            "reference_period": f"{config.reference_start}-{config.reference_end}",
+            "recent_period": f"{config.recent_start}-{config.recent_end}",
+            "min_coverage": config.min_coverage,
+        }
+    )
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+@asset_check(asset=water_gauges, description="Every gauge code in the catalogue and the flows has 8 digits.")
+def water_gauge_codes_8_digits(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.reader() as conn:
+        bad = conn.execute(
+            """
+            SELECT DISTINCT gauge_code FROM (SELECT gauge_code FROM core.gauges
+                                             UNION ALL SELECT gauge_code FROM core.daily_flows)
+            WHERE NOT regexp_full_match(gauge_code, '[0-9]{8}') ORDER BY 1
+            """
+        ).fetchall()
+    return AssetCheckResult(passed=not bad, metadata={"bad_codes": [r[0] for r in bad[:20]]})
+
+
+@asset_check(
+    asset=water_gauges, description="Loa gauges with coordinates fall in basin:021 (needs basin polygons)."
+)
+def water_loa_gauges_in_basin_021(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.reader() as conn:
+        rows = conn.execute(
+            "SELECT gauge_code, basin_id FROM core.gauges WHERE gauge_code IN (SELECT unnest(?)) AND lat IS NOT NULL",
+            [list(LOA_GAUGES)],
+        ).fetchall()
+        basins = conn.execute("SELECT count(*) FROM core.territories WHERE kind = 'basin'").fetchone()[0]
+    if not basins:
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            metadata={"reason": "no basin polygons in core.territories; basins left NULL"},
+        )
+    misplaced = {code: basin for code, basin in rows if basin != "basin:021"}
+    return AssetCheckResult(passed=not misplaced, metadata={"checked": len(rows), "misplaced": misplaced})
+
+
+@asset_check(asset=water_indicators, description="Coverage of both periods is reported for every gauge.")
+def water_coverage_reported(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.reader() as conn:
+        missing, total = conn.execute(
+            "SELECT count(*) FILTER (coverage_reference IS NULL OR coverage_recent IS NULL), count(*) "
+            "FROM core.gauge_indicators"
+        ).fetchone()
+        representatives = conn.execute(
+            "SELECT basin_id, gauge_code, coverage_reference, coverage_recent FROM core.gauge_indicators "
+            "WHERE is_representative ORDER BY basin_id"
+        ).df()
+    return AssetCheckResult(
+        passed=missing == 0 and total > 0,
+        metadata={
+            "gauges": total,
+            "without_coverage": missing,
+            "representatives": MetadataValue.json(representatives.astype(str).to_dict("records")),
+        },
+    )
+
+
+@asset_check(asset=streamflow_daily, description="No negative flows in core.daily_flows.")
+def water_no_negative_flows(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.reader() as conn:
+        negative = conn.execute("SELECT count(*) FROM core.daily_flows WHERE flow_m3s < 0").fetchone()[0]
+    return AssetCheckResult(passed=negative == 0, metadata={"negative_flows": negative})
+
+
+water_job = define_asset_job("water_refresh", selection=[streamflow_daily, water_gauges, water_indicators])
+water_schedule = ScheduleDefinition(job=water_job, cron_schedule="0 5 1 * *", name="water_monthly")
+
+ASSETS = [streamflow_daily, water_gauges, water_indicators]
+CHECKS = [
+    water_gauge_codes_8_digits,
+    water_loa_gauges_in_basin_021,
+    water_coverage_reported,
+    water_no_negative_flows,
+]
+JOBS = [water_job]
+SCHEDULES = [water_schedule]
+OBSERVATION_ASSETS = [water_indicators]
