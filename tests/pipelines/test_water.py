@@ -3,8 +3,10 @@ figure recomputed here from the sample CSVs with the csv module and plain Python
 
 import calendar
 import csv
+import io
 import itertools
 import statistics
+import zipfile
 
 import pytest
 from dagster import materialize
@@ -12,6 +14,7 @@ from dagster import materialize
 from pipelines import territories, water
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import dga_basins
+from tests.support.http import Reply
 from warehouse import db
 
 SAMPLE_GAUGE = "02104002"
@@ -150,3 +153,69 @@ def test_basin_comparison_puts_the_loa_beside_peers(offline_warehouse):
     assert by_basin["021"][1] == SAMPLE_GAUGE
     assert by_basin["021"][2] is not None and by_basin["021"][6] == "sample"
     assert len(by_basin) > 1  # at least one peer basin listed beside the Loa
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+# Invented attribute rows in the CAMELS-CL v202201 row-wise layout (SAMPLE values, real codes).
+SAMPLE_ATTRIBUTES = (
+    "gauge_id,gauge_name,gauge_lat,gauge_lon,area,elev_gauge,interv_degree,big_dam\n"
+    "2104002,Rio Loa En Salida Embalse Conchi SAMPLE,-22.03,-68.62,2158.0,2950,0.5,1\n"
+    "3421001,Rio Manflas En Vertedero SAMPLE,-28.15,-69.98,1100.0,1550,0.1,0\n"
+)
+# Invented stations rows in the layout of cr2_qflxDaily_2018_stations.txt (SAMPLE values).
+SAMPLE_STATIONS = (
+    "codigo_estacion,institucion,fuente,nombre,altura,latitud,longitud,codigo_cuenca,nombre_cuenca,"
+    "codigo_sub_cuenca,nombre_sub_cuenca,inicio_observaciones,fin_observaciones,cantidad_observaciones,"
+    "inicio_automatica\n"
+    "2104002,DGA,SAMPLE,Rio Loa SAMPLE,2950,-22.03,-68.62,21,Rio Loa,210,A,1976-01-01,2017-07-31,14418,-\n"
+    "2120001,DGA,SAMPLE,Rio Loa Desembocadura SAMPLE,0,-21.42,-70.05,21,Rio Loa,212,B,1989-10-05,2017-07-31,9703,-\n"
+    "2105001,DGA,SAMPLE,Rio Salado SAMPLE,3080,-22.28,-68.24,21,Rio Loa,210,A,1976-01-01,2017-07-31,14377,-\n"
+)
+
+
+def test_live_release_zips_through_the_wpdm_page(warehouse_env, http_server, monkeypatch):
+    camels_zip = _zip(
+        {
+            "q_m3s_day.csv": water.CAMELS_SAMPLE.read_bytes(),
+            "catchment_attributes.csv": SAMPLE_ATTRIBUTES.encode(),
+        }
+    )
+    cr2_zip = _zip(
+        {
+            "cr2_qflxdaily_2018.csv": water.CR2_SAMPLE.read_bytes(),
+            "cr2_qflxdaily_2018_stations.txt": SAMPLE_STATIONS.encode(),
+        }
+    )
+    http_server.script("/camels.zip", Reply(200, camels_zip, {"Content-Type": "application/zip"}))
+    http_server.script("/cr2/zip", Reply(200, cr2_zip, {"Content-Type": "application/zip"}))
+    page = f'<html><a href="{http_server.url("/cr2/zip")}?wpdmdl=77">cr2_qflxdaily_2018.zip</a></html>'
+    http_server.script("/cr2/page", Reply(200, page.encode(), {"Content-Type": "text/html"}))
+    monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__CAMELS_CL__V202201_ZIP", http_server.url("/camels.zip"))
+    monkeypatch.setenv(
+        "CONTEXT_LENS_ENDPOINT__CR2_STREAMFLOW__QFLX_DAILY_2018_PAGE", http_server.url("/cr2/page")
+    )
+    assert _run(territories.ASSETS).success
+    _ensure_sample_basins()
+    assert _run(water.ASSETS).success
+    with db.reader() as conn:
+        modes = dict(
+            conn.execute(
+                "SELECT st.source_id, st.status FROM core.source_status st WHERE st.source_id IN "
+                "('camels_cl', 'cr2_streamflow')"
+            ).fetchall()
+        )
+        gauges = {
+            r[0]: r[1:]
+            for r in conn.execute("SELECT gauge_code, area_km2, lat, basin_id FROM core.gauges").fetchall()
+        }
+    assert modes == {"camels_cl": "live", "cr2_streamflow": "live"}
+    assert gauges["02104002"] == (2158.0, -22.03, "basin:021")
+    assert gauges["03421001"][1] == -28.15  # CAMELS-only gauge located from the attributes table
+    assert gauges["02120001"][2] == "basin:021"
