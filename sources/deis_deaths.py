@@ -33,6 +33,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urljoin
 
 import pandas as pd
@@ -41,6 +42,9 @@ from sources.archives import ArchiveLimits, open_member
 from sources.base import Fetcher, FetchError, FetchRequest, ParseError, SourceInfo, decode_text, fold_name
 from sources.icd_groups import CauseGroups, load_cause_groups, sql_normalize_code
 from sources.mortality import age_band_to_group, sql_age_group
+
+if TYPE_CHECKING:  # the connection is always the caller's; sources/ never opens one
+    from duckdb import DuckDBPyConnection
 
 SOURCE = SourceInfo(
     id="deis_deaths",
@@ -188,7 +192,8 @@ class DeathsLayout:
 def read_first_line(path: Path, encoding: str, limit: int = 1 << 16) -> str:
     with Path(path).open("rb") as handle:
         head = handle.read(limit)
-    return head.split(b"\n", 1)[0].rstrip(b"\r").decode(encoding).lstrip("\ufeff")
+    line = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0].rstrip(b"\r")
+    return line.decode(encoding, errors="replace")
 
 
 def detect_layout(first_line: str, snapshot: str | None = None) -> DeathsLayout:
@@ -213,7 +218,10 @@ def detect_layout(first_line: str, snapshot: str | None = None) -> DeathsLayout:
                 snapshot,
             )
         return DeathsLayout(True, len(cells), positions)
-    if re.fullmatch(r"\d{4}", cells[0]):
+    looks_like_data = re.fullmatch(r"\d{4}", cells[0]) or (
+        len(cells) > 1 and re.fullmatch(r"\d{4}-\d{2}-\d{2}", cells[1])
+    )
+    if looks_like_data:
         if len(cells) != len(NO_HEADER_COLUMNS):
             raise ParseError(
                 SOURCE.id,
@@ -297,14 +305,16 @@ def _records_sql(layout: DeathsLayout) -> str:
     )
 
 
-def _run(con, sql: str, path: Path, snapshot: str | None):
+def _run(con: DuckDBPyConnection, sql: str, path: Path, snapshot: str | None):
     try:
         return con.execute(sql, {"path": str(path)})
     except Exception as exc:  # duckdb.Error subclasses; sources/ does not import duckdb
         raise ParseError(SOURCE.id, f"DuckDB could not read {Path(path).name}: {exc}", snapshot) from exc
 
 
-def _aggregate(con, records_sql: str, path: Path, groups: CauseGroups, snapshot: str | None) -> pd.DataFrame:
+def _aggregate(
+    con: DuckDBPyConnection, records_sql: str, path: Path, groups: CauseGroups, snapshot: str | None
+) -> pd.DataFrame:
     """Group normalised death records into `DEATHS_COLUMNS` in one scan of the file."""
     revision = groups.sql_revision("year")
     cause = groups.sql_underlying_code("revision", "diag1", "diag2")
@@ -341,7 +351,7 @@ def _aggregate(con, records_sql: str, path: Path, groups: CauseGroups, snapshot:
 
 
 def aggregate_deaths_csv(
-    con, csv_path: Path, groups: CauseGroups | None = None, snapshot: str | None = None
+    con: DuckDBPyConnection, csv_path: Path, groups: CauseGroups | None = None, snapshot: str | None = None
 ) -> pd.DataFrame:
     """Deaths by year x comuna x sex x age group x cause group from an extracted DEIS CSV.
 
@@ -353,7 +363,7 @@ def aggregate_deaths_csv(
 
 
 def aggregate_deaths_zip(
-    con,
+    con: DuckDBPyConnection,
     archive: bytes | Path,
     groups: CauseGroups | None = None,
     *,
@@ -395,7 +405,7 @@ def _check_age_bands(bands: list[str], snapshot: str | None) -> None:
 
 
 def aggregate_covid_extract(
-    con, csv_path: Path, groups: CauseGroups | None = None, snapshot: str | None = None
+    con: DuckDBPyConnection, csv_path: Path, groups: CauseGroups | None = None, snapshot: str | None = None
 ) -> pd.DataFrame:
     """The DEIS COVID-cause extract (UTF-8, comma, accented header, age bands) -> `DEATHS_COLUMNS`.
 

@@ -113,7 +113,8 @@ def to_age_groups(frame: pd.DataFrame, value_col: str = "population", age_col: s
     if age_col not in frame.columns:
         raise ValueError(f"no {age_col!r} column to group into age groups")
     keys = [c for c in frame.columns if c not in (age_col, value_col)]
-    grouped = frame.drop(columns=[age_col]).assign(age_group=[age_group_of(a) for a in frame[age_col]])
+    groups = {age: age_group_of(age) for age in frame[age_col].unique()}
+    grouped = frame.drop(columns=[age_col]).assign(age_group=frame[age_col].map(groups))
     return grouped.groupby([*keys, "age_group"], as_index=False, sort=False)[value_col].sum()
 
 
@@ -330,21 +331,29 @@ def mortality_table(
     _require_columns(population, ["year", "comuna_code", "sex", "age_group", "population"], "population")
     if reference is not None and reference not in territories:
         raise ValueError(f"reference territory {reference!r} is not among the territories")
-    known_comunas = set(population["comuna_code"].unique())
+    years_by_comuna = population.groupby("comuna_code")["year"].agg(set).to_dict()
+    all_years = set(population["year"].unique())
     for name, codes in territories.items():
-        absent = sorted(set(codes or ()) - known_comunas)
+        absent = sorted(set(codes or ()) - set(years_by_comuna))
         if absent:
             raise ValueError(f"territory {name!r}: comunas {absent} have no population rows")
     if cause_groups is None:
         cause_groups = sorted(deaths["cause_group"].unique())
-    population_years = set(population["year"].unique())
 
     tables = []
     for period in periods:
         start, end = period
-        missing_years = [y for y in range(start, end + 1) if y not in population_years]
+        wanted = set(range(start, end + 1))
+        missing_years = sorted(wanted - all_years)
         if missing_years:
             raise ValueError(f"period {period_label(period)}: no population for years {missing_years}")
+        for name, codes in territories.items():
+            gaps = {code: sorted(wanted - years_by_comuna[code]) for code in codes or ()}
+            gaps = {code: years for code, years in gaps.items() if years}
+            if gaps:
+                raise ValueError(
+                    f"territory {name!r}, period {period_label(period)}: population lacks {gaps}"
+                )
         period_deaths = deaths[deaths["year"].between(start, end) & deaths["cause_group"].isin(cause_groups)]
         period_pop = population[population["year"].between(start, end)]
         dead = _by_territory(

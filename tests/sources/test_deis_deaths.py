@@ -136,6 +136,12 @@ def test_headerless_layout_gives_the_same_result(tmp_path, con):
     assert _as_counter(without) == _as_counter(with_header) == _expected()
 
 
+def test_header_after_a_utf8_bom(tmp_path, con):
+    path = _write(tmp_path / "bom.csv", list(NEW_HEADER_COLUMNS))
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert _as_counter(aggregate_deaths_csv(con, path)) == _expected()
+
+
 def test_old_header_names_are_accepted(tmp_path, con):
     frame = aggregate_deaths_csv(con, _write(tmp_path / "named.csv", list(NO_HEADER_COLUMNS)))
     assert _as_counter(frame) == _expected()
@@ -154,6 +160,8 @@ def test_renamed_column_is_a_clear_error(tmp_path, con):
 def test_unknown_first_lines_are_refused():
     with pytest.raises(ParseError, match="27"):
         detect_layout("2019;2019-01-01;Hombre;1;40")
+    with pytest.raises(ParseError, match="27"):
+        detect_layout(";2019-01-01;Hombre;1;40")  # a data row whose year is empty
     with pytest.raises(ParseError, match="neither"):
         detect_layout("hello;world")
 

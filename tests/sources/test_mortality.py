@@ -213,6 +213,9 @@ def test_missing_population_years_and_comunas_are_errors():
         mortality_table(
             deaths, population, standard=standard, territories={"C": ["09999"]}, periods=[(2019, 2020)]
         )
+    gap = population[~((population["comuna_code"] == "02202") & (population["year"] == 2019))]
+    with pytest.raises(ValueError, match="02202"):
+        mortality_table(deaths, gap, standard=standard, territories={"B": ["02202"]}, periods=[(2019, 2020)])
 
 
 def test_pooled_periods():
