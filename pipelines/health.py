@@ -1,0 +1,579 @@
+"""Health family: DEIS deaths and INE population to age-standardised death rates.
+
+health_deaths: the DEIS deaths zip streamed through DuckDB into deaths by year x comuna of
+    residence x sex x 5-year age group x cause group (core.deaths). The official-figures zip
+    is the series; the newest weekly preliminary zip (discovered on the DEIS page) only adds
+    the years after it.
+health_population: INE comuna population by sex and single age (core.population) and the
+    `population` indicator for every comuna, region and the country (core.observations).
+health_rates: crude and directly standardised rates with 95% gamma intervals, rate ratios
+    against the country (core.mortality_rates, marts.mortality_rates) and the rates of the
+    registered cause groups as core.observations.
+"""
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    ScheduleDefinition,
+    asset,
+    asset_check,
+    define_asset_job,
+)
+
+from pipelines.ingest import (
+    acquire_all,
+    column_schema,
+    load_indicators,
+    log_acquisitions,
+    overall_status,
+    refuse,
+)
+from pipelines.resources import SourcesResource, WarehouseResource
+from pipelines.territories import territories
+from sources import deis_deaths, ine_population, mortality
+from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
+from sources.base import FetchError, FetchRequest, ParseError, SourceInfo, ValidationError
+from sources.endpoints import endpoints
+from sources.icd_groups import load_cause_groups
+from warehouse import store
+from warehouse.db import SQL_DIR, transaction
+
+FAMILY = "health"
+SAMPLE_DIR = SAMPLES_DIR / "health"
+DEATHS_SAMPLE = SAMPLE_DIR / "DEFUNCIONES_FUENTE_DEIS_SAMPLE_2016_2020.zip"
+POPULATION_SAMPLE = SAMPLE_DIR / "ine_proyecciones_comunas_SAMPLE_2002-2035.csv"
+VIEWS_SQL = SQL_DIR / "views" / "50_health.sql"
+
+# Cause groups published as indicators (ids as in sources/reference/icd_cause_groups.yaml).
+INDICATOR_GROUPS = (
+    "all_causes",
+    "neoplasms_malignant",
+    "respiratory",
+    "circulatory",
+    "external",
+    "lung_cancer",
+    "pneumoconiosis",
+)
+COUNTRY = "country:CL"
+
+DEATHS_COLUMNS = {
+    "year": "BIGINT: year of death",
+    "comuna_code": "VARCHAR: 5-digit comuna of residence, '99999' unknown residence",
+    "sex": "VARCHAR: M, F or U (Indeterminado)",
+    "age_group": "VARCHAR: 0-4 .. 80+ or 'unknown'",
+    "cause_group": "VARCHAR: all_causes, a chapter group, 'unmapped' or a specific group",
+    "deaths": "BIGINT: deaths",
+    "series": "VARCHAR: official (CIFRAS_OFICIALES) or preliminary (weekly file, years after the official)",
+    "cause_groups_version": "VARCHAR: version of the cause-group reference file",
+    "snapshot_id": "VARCHAR: core.snapshots id of the deaths payload",
+}
+POPULATION_COLUMNS = {
+    "region_code": "VARCHAR: 2-digit region",
+    "comuna_code": "VARCHAR: 5-digit comuna",
+    "sex": "VARCHAR: M or F",
+    "age": "BIGINT: completed years, 80 = 80 and over",
+    "year": "BIGINT: year (INE estimates and projections base 2017)",
+    "population": "BIGINT: persons at 30 June",
+    "snapshot_id": "VARCHAR: core.snapshots id of the population payload",
+}
+RATE_COLUMNS = {
+    "territory_id": "VARCHAR: comuna:<code>, region:<code> or country:CL",
+    "period": "VARCHAR: '2016-2020' (pooled) or a single year",
+    "cause_group": "VARCHAR: cause group id",
+    "sex": "VARCHAR: T (both), M, F",
+    "deaths": "BIGINT: deaths in the period (unknown age included)",
+    "deaths_unknown_age": "BIGINT: deaths that could not be standardised",
+    "population": "DOUBLE: person-years (sum of yearly populations)",
+    "crude_rate": "DOUBLE: deaths per 100,000 person-years",
+    "asr": "DOUBLE: directly age-standardised rate per 100,000",
+    "asr_lower": "DOUBLE: 95% gamma (Fay-Feuer) lower bound",
+    "asr_upper": "DOUBLE: 95% gamma upper bound",
+    "rate_ratio": "DOUBLE: ASR / ASR of the country, same period, cause and sex",
+    "rr_lower": "DOUBLE: 95% lower bound of the rate ratio (log-normal)",
+    "rr_upper": "DOUBLE: 95% upper bound",
+    "standard": "VARCHAR: standard population used",
+    "cause_groups_version": "VARCHAR: cause-group reference version",
+    "flag": "VARCHAR: ok, few_deaths, no_population, deaths_without_population",
+    "min_deaths": "BIGINT: threshold of the few_deaths flag",
+    "snapshot_id": "VARCHAR: deaths snapshot",
+    "population_snapshot_id": "VARCHAR: population snapshot",
+}
+
+DEATHS_SCHEMA = pa.DataFrameSchema(
+    {
+        "year": pa.Column(int, pa.Check.in_range(1990, 2100)),
+        "comuna_code": pa.Column(str, pa.Check.str_matches(r"^\d{5}$")),
+        "sex": pa.Column(str, pa.Check.isin(["M", "F", "U"])),
+        "age_group": pa.Column(str, pa.Check.isin([*mortality.AGE_GROUPS, mortality.UNKNOWN_AGE])),
+        "cause_group": pa.Column(str),
+        "deaths": pa.Column(int, pa.Check.gt(0)),
+    },
+    unique=["year", "comuna_code", "sex", "age_group", "cause_group"],
+    strict=False,
+)
+POPULATION_SCHEMA = pa.DataFrameSchema(
+    {
+        "region_code": pa.Column(str, pa.Check.str_matches(r"^\d{2}$")),
+        "comuna_code": pa.Column(str, pa.Check.str_matches(r"^\d{5}$")),
+        "sex": pa.Column(str, pa.Check.isin(["M", "F"])),
+        "age": pa.Column(int, pa.Check.in_range(0, ine_population.COMUNAS_TOP_AGE)),
+        "year": pa.Column(int, pa.Check.in_range(1990, 2100)),
+        "population": pa.Column(int, pa.Check.ge(0)),
+    },
+    unique=["comuna_code", "sex", "age", "year"],
+    strict=False,
+)
+
+
+class HealthConfig(Config):
+    """Rate settings. The default standard is Chile's population in `standard_year` (all comunas
+    summed); give `standard_counts` (17 counts, 0-4 .. 80+) and `standard_name` to use another."""
+
+    pooled_window_end: int = 2020
+    pooled_window_years: int = 5
+    min_deaths: int = 20
+    standard_year: int = 2017
+    standard_name: str = ""
+    standard_counts: list[float] = []
+
+
+def _validate(schema: pa.DataFrameSchema, frame: pd.DataFrame, source: SourceInfo, snapshot: str) -> None:
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases[["column", "check", "failure_case"]].head(10).to_dict("records")
+        raise ValidationError(source.id, f"schema failed: {cases}", snapshot) from exc
+
+
+def _record(conn, acquirer: Acquirer, source: SourceInfo, acquired: list[Acquired]) -> None:
+    """Source row, snapshot rows and status, inside the caller's transaction."""
+    status, mode, error = overall_status(acquired)
+    store.record_source(conn, source)
+    store.record_snapshots(
+        conn, [acquirer.fetcher.store.sidecar(a.payload.source, a.payload.snapshot_id) for a in acquired]
+    )
+    store.record_status(conn, source.id, status, mode, acquired[-1].payload.snapshot_id, error)
+
+
+def _payload_file(acquirer: Acquirer, item: Acquired) -> Path | bytes:
+    """The raw-store copy of a payload when there is one, so a large zip is not copied again."""
+    path = acquirer.fetcher.store.object_path(item.payload.sha256)
+    return path if path.is_file() else item.payload.content
+
+
+# --- deaths --------------------------------------------------------------------------------
+
+
+def acquire_deaths(sources: SourcesResource) -> tuple[Acquirer, Acquired, Acquired | None]:
+    """(acquirer, official zip, newest weekly zip or None). The weekly file is optional: it has
+    no sample, and without it the official series simply ends at its last year."""
+    urls = endpoints(deis_deaths.SOURCE.id, deis_deaths.ENDPOINTS)
+    acquirer, (official,) = acquire_all(
+        sources, deis_deaths.SOURCE, [(deis_deaths.official_request(urls), DEATHS_SAMPLE)]
+    )
+    anchor = FetchRequest(name="deaths-weekly", url=urls["open_data_page"], expect="zip")
+    try:
+        weekly = acquirer.acquire_walk(
+            deis_deaths.SOURCE,
+            lambda fetcher: [fetcher.fetch(deis_deaths.SOURCE, deis_deaths.weekly_request(fetcher, urls))],
+            None,
+            anchor,
+        )[-1]
+    except FetchError:
+        weekly = None
+    return acquirer, official, weekly
+
+
+def aggregate_deaths(conn, acquirer: Acquirer, official: Acquired, weekly: Acquired | None) -> pd.DataFrame:
+    """Both zips aggregated in DuckDB; weekly rows only for years after the official ones."""
+    groups = load_cause_groups()
+    with tempfile.TemporaryDirectory(prefix="deis-") as tmp:
+        frame = deis_deaths.aggregate_deaths_zip(
+            conn,
+            _payload_file(acquirer, official),
+            groups,
+            work_dir=Path(tmp),
+            snapshot=official.payload.snapshot_id,
+        )
+        frame["series"], frame["snapshot_id"] = "official", official.payload.snapshot_id
+        if weekly is not None:
+            extra = deis_deaths.aggregate_deaths_zip(
+                conn,
+                _payload_file(acquirer, weekly),
+                groups,
+                work_dir=Path(tmp),
+                snapshot=weekly.payload.snapshot_id,
+            )
+            extra = extra[extra["year"] > frame["year"].max()]
+            extra["series"], extra["snapshot_id"] = "preliminary", weekly.payload.snapshot_id
+            frame = pd.concat([frame, extra], ignore_index=True)
+    frame["cause_groups_version"] = groups.version
+    return frame[list(DEATHS_COLUMNS)]
+
+
+@asset(
+    group_name=FAMILY,
+    pool="duckdb_writer",
+    description="DEIS deaths streamed in DuckDB to deaths by year x comuna of residence x sex x age group x "
+    "cause group (core.deaths); unknown residence kept as comuna 99999.",
+    metadata={
+        "dagster/column_schema": column_schema(DEATHS_COLUMNS),
+        "source": deis_deaths.SOURCE.landing_url,
+    },
+)
+def health_deaths(
+    context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
+) -> MaterializeResult:
+    acquirer, official, weekly = acquire_deaths(sources)
+    acquired = [official] + ([weekly] if weekly else [])
+    metadata = log_acquisitions(context, acquired)
+    if weekly is None:
+        context.log.info("no weekly DEIS file (offline or not found): the official series only")
+    try:
+        with warehouse.writer() as conn:
+            frame = aggregate_deaths(conn, acquirer, official, weekly)
+            _validate(DEATHS_SCHEMA, frame, deis_deaths.SOURCE, official.payload.snapshot_id)
+            with transaction(conn):
+                rows = store.replace_table(conn, "core", "deaths", frame)
+                _record(conn, acquirer, deis_deaths.SOURCE, acquired)
+    except (ParseError, ValidationError) as exc:
+        refuse(warehouse, acquirer, deis_deaths.SOURCE, acquired, exc)
+        raise
+    for item in acquired:
+        acquirer.accept(item)
+    total = frame[frame["cause_group"] == "all_causes"]
+    return MaterializeResult(
+        metadata={
+            **metadata,
+            "core.deaths": rows,
+            "deaths_all_causes": int(total["deaths"].sum()),
+            "years": f"{frame['year'].min()}-{frame['year'].max()}",
+            "unknown_residence_deaths": int(
+                total.loc[total["comuna_code"] == deis_deaths.UNKNOWN_COMUNA, "deaths"].sum()
+            ),
+        }
+    )
+
+
+# --- population ----------------------------------------------------------------------------
+
+POPULATION_OBSERVATIONS_SQL = """
+WITH levels AS (
+    SELECT 'comuna:' || comuna_code AS territory_id, year, sum(population) AS value FROM core.population GROUP BY ALL
+    UNION ALL
+    SELECT 'region:' || region_code, year, sum(population) FROM core.population GROUP BY ALL
+    UNION ALL
+    SELECT 'country:CL', year, sum(population) FROM core.population GROUP BY ALL
+)
+SELECT 'population' AS indicator_id, territory_id, CAST(year AS VARCHAR) AS period, CAST(value AS DOUBLE) AS value,
+       NULL::DOUBLE AS lower, NULL::DOUBLE AS upper, NULL::VARCHAR AS flag, ? AS source_id, ? AS snapshot_id
+FROM levels ORDER BY territory_id, period
+"""
+
+
+@asset(
+    group_name=FAMILY,
+    pool="duckdb_writer",
+    deps=[territories],
+    description="INE comuna population by sex and single age, 2002-2035 (core.population), and the "
+    "`population` indicator for every comuna, region and the country (core.observations).",
+    metadata={
+        "dagster/column_schema": column_schema(POPULATION_COLUMNS),
+        "source": ine_population.SOURCE.landing_url,
+    },
+)
+def health_population(
+    context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
+) -> MaterializeResult:
+    urls = endpoints(ine_population.SOURCE.id, ine_population.ENDPOINTS)
+    acquirer, acquired = acquire_all(
+        sources, ine_population.SOURCE, [(ine_population.comunas_request(urls), POPULATION_SAMPLE)]
+    )
+    metadata = log_acquisitions(context, acquired)
+    payload = acquired[0].payload
+    try:
+        frame = ine_population.parse_comunas(payload.content, payload.snapshot_id)
+        _validate(POPULATION_SCHEMA, frame, ine_population.SOURCE, payload.snapshot_id)
+    except (ParseError, ValidationError) as exc:
+        refuse(warehouse, acquirer, ine_population.SOURCE, acquired, exc)
+        raise
+    frame["snapshot_id"] = payload.snapshot_id
+    # What the payload itself adds up to per year, kept to check the loaded tables against.
+    totals = (
+        frame.groupby("year", as_index=False)["population"]
+        .sum()
+        .rename(columns={"population": "parsed_total"})
+    )
+    totals["snapshot_id"] = payload.snapshot_id
+    with warehouse.writer() as conn, transaction(conn):
+        _record(conn, acquirer, ine_population.SOURCE, acquired)
+        rows = store.replace_table(conn, "core", "population", frame[list(POPULATION_COLUMNS)])
+        store.replace_table(conn, "staging", "population_parsed_totals", totals)
+        observations = conn.execute(
+            POPULATION_OBSERVATIONS_SQL, [ine_population.SOURCE.id, payload.snapshot_id]
+        ).df()
+        store.record_indicators(
+            conn, [i for i in load_indicators(FAMILY) if i["source_id"] == ine_population.SOURCE.id]
+        )
+        written = store.replace_observations(conn, ine_population.SOURCE.id, observations)
+    for item in acquired:
+        acquirer.accept(item)
+    return MaterializeResult(
+        metadata={
+            **metadata,
+            "core.population": rows,
+            "comunas": int(frame["comuna_code"].nunique()),
+            "years": f"{frame['year'].min()}-{frame['year'].max()}",
+            "observations": written,
+        }
+    )
+
+
+# --- rates ---------------------------------------------------------------------------------
+
+POPULATION_BY_GROUP_SQL = f"""
+SELECT year, comuna_code, region_code, sex, {mortality.sql_age_group("age")} AS age_group,
+       sum(population) AS population
+FROM core.population GROUP BY ALL
+"""  # noqa: S608 - constant SQL from sources.mortality
+
+
+def standard_population(
+    config: HealthConfig, population: pd.DataFrame, sample: bool
+) -> mortality.StandardPopulation:
+    """The configured standard, else the country's population in `standard_year`."""
+    if config.standard_counts:
+        return mortality.StandardPopulation(
+            config.standard_name or "configured standard", tuple(config.standard_counts)
+        )
+    name = f"Chile {config.standard_year}, INE comuna estimates base 2017 summed over all comunas, both sexes, 0-4..80+"
+    if sample:
+        name = f"SAMPLE country {config.standard_year} (sum of the sample comunas), both sexes, 0-4..80+"
+    return mortality.standard_from_population(population, config.standard_year, config.standard_name or name)
+
+
+def rate_table(deaths: pd.DataFrame, population: pd.DataFrame, config: HealthConfig, standard, version: str):
+    """Pooled windows for every comuna, region and the country; single years for regions and the country."""
+    comunas = {f"comuna:{c}": [c] for c in sorted(population["comuna_code"].unique())}
+    regions = {
+        f"region:{r}": sorted(rows["comuna_code"].unique()) for r, rows in population.groupby("region_code")
+    }
+    years = sorted(set(deaths["year"]) & set(population["year"]))
+    if not years:
+        raise ValidationError(deis_deaths.SOURCE.id, "no year has both deaths and population")
+    end = min(config.pooled_window_end, years[-1])
+    pooled = mortality.pooled_periods(years[0], end, config.pooled_window_years)
+    common = {
+        "standard": standard,
+        "reference": COUNTRY,
+        "min_deaths": config.min_deaths,
+        "cause_groups_version": version,
+    }
+    parts = []
+    if pooled:
+        parts.append(
+            mortality.mortality_table(
+                deaths,
+                population,
+                territories={COUNTRY: None, **regions, **comunas},
+                periods=pooled,
+                **common,
+            )
+        )
+    parts.append(
+        mortality.mortality_table(
+            deaths,
+            population,
+            territories={COUNTRY: None, **regions},
+            periods=[(y, y) for y in years],
+            **common,
+        )
+    )
+    table = pd.concat(parts, ignore_index=True).rename(columns={"territory": "territory_id"})
+    table["min_deaths"] = config.min_deaths
+    return table, pooled
+
+
+def rate_observations(table: pd.DataFrame, snapshot_id: str) -> pd.DataFrame:
+    """ASR and rate-ratio rows (both sexes) of the registered cause groups."""
+    rows = table[(table["sex"] == mortality.SEX_TOTAL) & table["cause_group"].isin(INDICATOR_GROUPS)]
+    flag = rows["flag"].where(rows["flag"] != mortality.FLAG_OK)
+    base = {"territory_id": rows["territory_id"], "period": rows["period"], "flag": flag}
+    asr = pd.DataFrame(
+        {
+            "indicator_id": "health_asr_" + rows["cause_group"],
+            **base,
+            "value": rows["asr"],
+            "lower": rows["asr_lower"],
+            "upper": rows["asr_upper"],
+        }
+    )
+    ratio = pd.DataFrame(
+        {
+            "indicator_id": "health_asr_ratio_" + rows["cause_group"],
+            **base,
+            "value": rows["rate_ratio"],
+            "lower": rows["rr_lower"],
+            "upper": rows["rr_upper"],
+        }
+    )
+    ratio = ratio[rows["territory_id"] != COUNTRY]
+    frame = pd.concat([asr, ratio], ignore_index=True)
+    frame = frame[frame["value"].notna()].copy()
+    frame["source_id"], frame["snapshot_id"] = deis_deaths.SOURCE.id, snapshot_id
+    return frame[store.OBSERVATION_COLUMNS].reset_index(drop=True)
+
+
+@asset(
+    group_name=FAMILY,
+    pool="duckdb_writer",
+    deps=[health_deaths, health_population],
+    description="Crude and directly age-standardised death rates with 95% gamma intervals and rate ratios "
+    "against the country, pooled over 5-year windows for every comuna and by year for regions and the "
+    "country (core.mortality_rates, marts.mortality_rates); ASRs and ratios of the registered cause groups "
+    "as core.observations.",
+    metadata={"dagster/column_schema": column_schema(RATE_COLUMNS)},
+)
+def health_rates(
+    context: AssetExecutionContext, warehouse: WarehouseResource, config: HealthConfig
+) -> MaterializeResult:
+    with warehouse.writer() as conn:
+        deaths = conn.execute("SELECT * FROM core.deaths").df()
+        population = conn.execute(POPULATION_BY_GROUP_SQL).df()
+        pop_snapshot, pop_mode = conn.execute(
+            "SELECT p.snapshot_id, s.mode FROM core.population p JOIN core.snapshots s USING (snapshot_id) LIMIT 1"
+        ).fetchone()
+        deaths_snapshot = conn.execute(
+            "SELECT snapshot_id FROM core.deaths WHERE series = 'official' LIMIT 1"
+        ).fetchone()[0]
+        standard = standard_population(config, population, pop_mode == "sample")
+        version = deaths["cause_groups_version"].iloc[0]
+        context.log.info(f"standard population: {standard.name}; few_deaths below {config.min_deaths}")
+        table, pooled = rate_table(deaths, population, config, standard, version)
+        table["snapshot_id"], table["population_snapshot_id"] = deaths_snapshot, pop_snapshot
+        table = table[list(RATE_COLUMNS)]
+        observations = rate_observations(table, deaths_snapshot)
+        with transaction(conn):
+            store.replace_table(conn, "core", "mortality_rates", table)
+            conn.execute(VIEWS_SQL.read_text())
+            store.record_indicators(
+                conn, [i for i in load_indicators(FAMILY) if i["source_id"] == deis_deaths.SOURCE.id]
+            )
+            written = store.replace_observations(conn, deis_deaths.SOURCE.id, observations)
+    return MaterializeResult(
+        metadata={
+            "core.mortality_rates": len(table),
+            "observations": written,
+            "standard": standard.name,
+            "pooled_windows": [mortality.period_label(p) for p in pooled],
+            "min_deaths": config.min_deaths,
+            "few_deaths_rows": int((table["flag"] == mortality.FLAG_FEW_DEATHS).sum()),
+        }
+    )
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+@asset_check(
+    asset=health_deaths,
+    description="Deaths reconcile: for every year x comuna x sex x age group, the partition groups "
+    "(chapters + unmapped) add up to all causes.",
+)
+def health_deaths_reconcile(warehouse: WarehouseResource) -> AssetCheckResult:
+    partition = list(load_cause_groups().partition_ids)
+    with warehouse.reader() as conn:
+        bad, cells, total = conn.execute(
+            """
+            WITH sums AS (
+                SELECT year, comuna_code, sex, age_group,
+                       sum(deaths) FILTER (cause_group = 'all_causes') AS all_causes,
+                       coalesce(sum(deaths) FILTER (cause_group IN (SELECT unnest(?::VARCHAR[]))), 0) AS parts
+                FROM core.deaths GROUP BY ALL)
+            SELECT count(*) FILTER (all_causes IS DISTINCT FROM parts), count(*), sum(all_causes) FROM sums
+            """,
+            [partition],
+        ).fetchone()
+    return AssetCheckResult(
+        passed=bad == 0,
+        metadata={"cells": cells, "cells_not_reconciled": bad, "deaths_all_causes": int(total or 0)},
+    )
+
+
+@asset_check(
+    asset=health_population,
+    description="Population totals match the payload's own totals per year (the comuna file has no total row, "
+    "so the totals summed at parse time), and the country observation equals the comunas' sum.",
+)
+def health_population_totals(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.reader() as conn:
+        mismatches = conn.execute(
+            """
+            WITH loaded AS (SELECT year, sum(population) AS loaded FROM core.population GROUP BY year),
+            country AS (SELECT CAST(period AS BIGINT) AS year, value FROM core.observations
+                        WHERE indicator_id = 'population' AND territory_id = 'country:CL')
+            SELECT t.year, t.parsed_total, l.loaded, c.value
+            FROM staging.population_parsed_totals t
+            LEFT JOIN loaded l USING (year) LEFT JOIN country c USING (year)
+            WHERE l.loaded IS DISTINCT FROM t.parsed_total OR c.value IS DISTINCT FROM t.parsed_total
+            """
+        ).fetchall()
+        years = conn.execute("SELECT count(*) FROM staging.population_parsed_totals").fetchone()[0]
+    return AssetCheckResult(
+        passed=not mismatches and years > 0,
+        metadata={
+            "years": years,
+            "mismatches": MetadataValue.json([list(map(float, m)) for m in mismatches[:10]]),
+        },
+    )
+
+
+@asset_check(
+    asset=health_deaths,
+    additional_deps=[health_population],
+    description="Every comuna of residence resolves to a comuna of the INE population file; deaths of unknown "
+    "residence (99999) are counted, not dropped.",
+)
+def health_comunas_resolve(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.reader() as conn:
+        unresolved = conn.execute(
+            """
+            SELECT comuna_code, sum(deaths) FROM core.deaths
+            WHERE cause_group = 'all_causes' AND comuna_code <> ?
+              AND comuna_code NOT IN (SELECT DISTINCT comuna_code FROM core.population)
+            GROUP BY ALL ORDER BY 1
+            """,
+            [deis_deaths.UNKNOWN_COMUNA],
+        ).fetchall()
+        unknown, total = conn.execute(
+            "SELECT coalesce(sum(deaths) FILTER (comuna_code = ?), 0), sum(deaths) FROM core.deaths "
+            "WHERE cause_group = 'all_causes'",
+            [deis_deaths.UNKNOWN_COMUNA],
+        ).fetchone()
+    return AssetCheckResult(
+        passed=not unresolved,
+        metadata={
+            "unknown_residence_deaths": int(unknown),
+            "deaths_all_causes": int(total),
+            "unresolved_comunas": MetadataValue.json({code: int(n) for code, n in unresolved[:50]}),
+        },
+    )
+
+
+health_job = define_asset_job("health_refresh", selection=[health_deaths, health_population, health_rates])
+# DEIS republishes the preliminary deaths file every week.
+health_schedule = ScheduleDefinition(job=health_job, cron_schedule="0 4 * * 2", name="health_weekly")
+
+ASSETS = [health_deaths, health_population, health_rates]
+CHECKS = [health_deaths_reconcile, health_population_totals, health_comunas_resolve]
+JOBS = [health_job]
+SCHEDULES = [health_schedule]
+OBSERVATION_ASSETS = [health_population, health_rates]

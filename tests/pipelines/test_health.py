@@ -1,0 +1,185 @@
+"""Health family end to end on the SAMPLE deaths and population payloads (offline).
+
+Checked figures are recomputed here from the sample files with zipfile, csv and plain
+Python: deaths counted row by row, the standard population and person-years summed from
+the population CSV, the ASR as sum(w_i d_i / n_i).
+"""
+
+import csv
+import io
+import zipfile
+from collections import Counter
+
+import pytest
+from dagster import materialize
+
+from pipelines import health, territories
+from pipelines.resources import SourcesResource, WarehouseResource
+from warehouse import db
+
+ANTOFAGASTA = ["02101", "02102", "02103", "02104", "02201", "02202", "02203", "02301", "02302"]
+WINDOW = (2016, 2020)
+
+
+def _run(assets):
+    return materialize(
+        assets,
+        resources={"warehouse": WarehouseResource(), "sources": SourcesResource(backoff_seconds=0.01)},
+        raise_on_error=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def offline_warehouse(tmp_path_factory):
+    """One offline materialization shared by the tests of this module (the rates take a few seconds)."""
+    tmp = tmp_path_factory.mktemp("health")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONTEXT_LENS_DB", str(tmp / "context.duckdb"))
+        mp.setenv("CONTEXT_LENS_RAW_DIR", str(tmp / "raw"))
+        mp.setenv("CONTEXT_LENS_OUTPUT", str(tmp / "output"))
+        mp.setenv("CONTEXT_LENS_OFFLINE", "1")
+        result = _run([*territories.ASSETS, *health.ASSETS, *health.CHECKS])
+        assert result.success
+        with db.reader() as conn:
+            tables = {
+                name: conn.execute(sql).df()
+                for name, sql in {
+                    "rates": "SELECT * FROM marts.mortality_rates",
+                    "observations": "SELECT * FROM core.observations",
+                    "snapshots": "SELECT * FROM core.snapshots",
+                    "indicators": "SELECT * FROM core.indicators",
+                }.items()
+            }
+    return result, tables
+
+
+def _age_group(age: int | None) -> str | None:
+    if age is None:
+        return None
+    return "80+" if age >= 80 else f"{age // 5 * 5}-{age // 5 * 5 + 4}"
+
+
+def _sample_deaths() -> list[dict]:
+    """Every death row of the SAMPLE zip, with comuna, year and age group worked out by hand."""
+    with zipfile.ZipFile(health.DEATHS_SAMPLE) as archive:
+        text = archive.read(archive.namelist()[0]).decode("latin-1")
+    rows = []
+    for row in csv.DictReader(io.StringIO(text, newline=""), delimiter=";"):
+        code = row["COD_COMUNA"].strip()
+        unit, value = row["EDAD_TIPO"].strip(), row["EDAD_CANT"].strip()
+        age = int(value) if unit == "1" else (0 if unit in ("2", "3", "4") else None)
+        rows.append(
+            {
+                "year": int(row["AÑO"]),
+                "comuna": code.zfill(5) if code.isdigit() else "99999",
+                "age_group": _age_group(age),
+            }
+        )
+    return rows
+
+
+def _sample_population() -> dict[tuple[str, int, str], int]:
+    """(comuna, year, age group) -> persons, both sexes, from the SAMPLE population CSV."""
+    totals: Counter = Counter()
+    with open(health.POPULATION_SAMPLE, encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            comuna = row["Comuna"].zfill(5)
+            group = _age_group(int(row["Edad"]))
+            for year in range(2002, 2036):
+                totals[(comuna, year, group)] += int(row[f"Poblacion {year}"])
+    return totals
+
+
+def test_pooled_asr_with_intervals_for_antofagasta_comunas_and_country(offline_warehouse):
+    _, tables = offline_warehouse
+    rates = tables["rates"]
+    pooled = rates[
+        (rates["period"] == "2016-2020") & (rates["sex"] == "T") & (rates["cause_group"] == "all_causes")
+    ]
+    wanted = [f"comuna:{c}" for c in ANTOFAGASTA] + ["country:CL"]
+    rows = pooled.set_index("territory_id").loc[wanted]
+    assert rows["asr"].notna().all()
+    assert (rows["asr_lower"] < rows["asr"]).all() and (rows["asr"] < rows["asr_upper"]).all()
+    assert set(rows["deaths_mode"]) == {"sample"} and set(rows["population_mode"]) == {"sample"}
+    assert rows["standard"].str.startswith("SAMPLE").all()
+    # Ollagüe (about 320 inhabitants) has fewer than 20 deaths in five years: flagged, not hidden.
+    assert rows.loc["comuna:02202", "flag"] == "few_deaths"
+    assert rows.loc["country:CL", "rate_ratio"] == 1.0
+
+    observations = tables["observations"]
+    asr = observations[
+        (observations["indicator_id"] == "health_asr_all_causes") & (observations["period"] == "2016-2020")
+    ]
+    assert set(wanted) <= set(asr["territory_id"])
+    assert asr[["lower", "upper"]].notna().all().all()
+    ratio = observations[observations["indicator_id"] == "health_asr_ratio_lung_cancer"]
+    assert {f"comuna:{c}" for c in ANTOFAGASTA if c != "02202"} <= set(ratio["territory_id"])
+    assert "country:CL" not in set(ratio["territory_id"])
+
+    snapshots = tables["snapshots"].set_index("source_id")
+    assert snapshots.loc["deis_deaths", "mode"] == "sample"
+    assert snapshots.loc["ine_population", "mode"] == "sample"
+    registered = tables["indicators"].set_index("indicator_id")
+    assert registered.loc["health_asr_pneumoconiosis", "lens_section"] == "state_presence"
+
+
+def test_warehouse_asr_of_calama_equals_a_hand_computation(offline_warehouse):
+    _, tables = offline_warehouse
+    population = _sample_population()
+    groups = [f"{low}-{low + 4}" for low in range(0, 80, 5)] + ["80+"]
+    comunas = {comuna for comuna, _, _ in population}
+    standard = {g: sum(population[(c, 2017, g)] for c in comunas) for g in groups}
+    weights = {g: standard[g] / sum(standard.values()) for g in groups}
+    deaths = Counter(
+        d["age_group"]
+        for d in _sample_deaths()
+        if d["comuna"] == "02201" and WINDOW[0] <= d["year"] <= WINDOW[1] and d["age_group"] is not None
+    )
+    person_years = {
+        g: sum(population[("02201", y, g)] for y in range(WINDOW[0], WINDOW[1] + 1)) for g in groups
+    }
+    expected = 100_000 * sum(weights[g] * deaths[g] / person_years[g] for g in groups)
+
+    rates = tables["rates"]
+    row = rates[
+        (rates["territory_id"] == "comuna:02201")
+        & (rates["period"] == "2016-2020")
+        & (rates["sex"] == "T")
+        & (rates["cause_group"] == "all_causes")
+    ].iloc[0]
+    assert row["asr"] == pytest.approx(expected, rel=1e-9)
+    assert row["deaths"] - row["deaths_unknown_age"] == sum(deaths.values())
+
+
+def test_population_observations_for_comunas_regions_and_country(offline_warehouse):
+    _, tables = offline_warehouse
+    population = _sample_population()
+    observations = tables["observations"]
+    pop = observations[observations["indicator_id"] == "population"].set_index(["territory_id", "period"])[
+        "value"
+    ]
+    for comuna in ANTOFAGASTA:
+        assert pop[(f"comuna:{comuna}", "2017")] == sum(
+            v for (c, y, _), v in population.items() if c == comuna and y == 2017
+        )
+    assert pop[("country:CL", "2020")] == sum(v for (_, y, _), v in population.items() if y == 2020)
+    assert pop[("region:02", "2020")] == sum(
+        v for (c, y, _), v in population.items() if y == 2020 and c.startswith("02")
+    )
+    assert tables["indicators"].set_index("indicator_id").loc["population", "source_id"] == "ine_population"
+
+
+def test_checks_pass_and_unknown_residence_is_counted(offline_warehouse):
+    result, _ = offline_warehouse
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == {
+        "health_deaths_reconcile",
+        "health_population_totals",
+        "health_comunas_resolve",
+    }
+    assert all(e.passed for e in evaluations.values())
+    unknown = sum(1 for d in _sample_deaths() if d["comuna"] == "99999")
+    assert unknown > 0
+    assert evaluations["health_comunas_resolve"].metadata["unknown_residence_deaths"].value == unknown
+    reconciled = evaluations["health_deaths_reconcile"].metadata
+    assert reconciled["deaths_all_causes"].value == len(_sample_deaths())
