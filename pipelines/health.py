@@ -172,9 +172,9 @@ def _payload_file(acquirer: Acquirer, item: Acquired) -> Path | bytes:
 # --- deaths --------------------------------------------------------------------------------
 
 
-def acquire_deaths(sources: SourcesResource) -> tuple[Acquirer, Acquired, Acquired | None]:
-    """(acquirer, official zip, newest weekly zip or None). The weekly file is optional: it has
-    no sample, and without it the official series simply ends at its last year."""
+def acquire_deaths(sources: SourcesResource) -> tuple[Acquirer, Acquired, Acquired | None, str | None]:
+    """(acquirer, official zip, newest weekly zip or None, why not). The weekly file is optional:
+    it has no sample, and without it the official series simply ends at its last year."""
     urls = endpoints(deis_deaths.SOURCE.id, deis_deaths.ENDPOINTS)
     acquirer, (official,) = acquire_all(
         sources, deis_deaths.SOURCE, [(deis_deaths.official_request(urls), DEATHS_SAMPLE)]
@@ -187,9 +187,9 @@ def acquire_deaths(sources: SourcesResource) -> tuple[Acquirer, Acquired, Acquir
             None,
             anchor,
         )[-1]
-    except FetchError:
-        weekly = None
-    return acquirer, official, weekly
+    except FetchError as exc:
+        return acquirer, official, None, str(exc)
+    return acquirer, official, weekly, None
 
 
 def aggregate_deaths(conn, acquirer: Acquirer, official: Acquired, weekly: Acquired | None) -> pd.DataFrame:
@@ -232,11 +232,11 @@ def aggregate_deaths(conn, acquirer: Acquirer, official: Acquired, weekly: Acqui
 def health_deaths(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
 ) -> MaterializeResult:
-    acquirer, official, weekly = acquire_deaths(sources)
+    acquirer, official, weekly, weekly_error = acquire_deaths(sources)
     acquired = [official] + ([weekly] if weekly else [])
     metadata = log_acquisitions(context, acquired)
     if weekly is None:
-        context.log.info("no weekly DEIS file (offline or not found): the official series only")
+        context.log.warning(f"no weekly DEIS file, the official series only: {weekly_error}")
     try:
         with warehouse.writer() as conn:
             frame = aggregate_deaths(conn, acquirer, official, weekly)

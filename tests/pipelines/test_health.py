@@ -15,6 +15,7 @@ from dagster import materialize
 
 from pipelines import health, territories
 from pipelines.resources import SourcesResource, WarehouseResource
+from tests.support.http import Reply
 from warehouse import db
 
 ANTOFAGASTA = ["02101", "02102", "02103", "02104", "02201", "02202", "02203", "02301", "02302"]
@@ -38,7 +39,7 @@ def offline_warehouse(tmp_path_factory):
         mp.setenv("CONTEXT_LENS_RAW_DIR", str(tmp / "raw"))
         mp.setenv("CONTEXT_LENS_OUTPUT", str(tmp / "output"))
         mp.setenv("CONTEXT_LENS_OFFLINE", "1")
-        result = _run([*territories.ASSETS, *health.ASSETS, *health.CHECKS])
+        result = _run([territories.territories, *health.ASSETS, *health.CHECKS])
         assert result.success
         with db.reader() as conn:
             tables = {
@@ -183,3 +184,76 @@ def test_checks_pass_and_unknown_residence_is_counted(offline_warehouse):
     assert evaluations["health_comunas_resolve"].metadata["unknown_residence_deaths"].value == unknown
     reconciled = evaluations["health_deaths_reconcile"].metadata
     assert reconciled["deaths_all_causes"].value == len(_sample_deaths())
+
+
+def _weekly_zip() -> bytes:
+    """A weekly DEIS file in its real wire format (headerless, 27 columns, `;`, latin-1).
+
+    SAMPLE rows written for this test: one 2016 death (a year the official file covers, so it
+    must be ignored) and two 2021 deaths in Calama (kept as preliminary).
+    """
+    rows = [
+        "2016;2016-03-01;Mujer;1;70;2201;Calama;De Antofagasta;C349" + ";" * 18 + "Hospital",
+        "2021;2021-02-11;Hombre;1;64;2201;Calama;De Antofagasta;C349" + ";" * 18 + "Hospital",
+        "2021;2021-06-30;Mujer;1;81;2201;Calama;De Antofagasta;J628" + ";" * 18 + "Casa habitación",
+    ]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "DEFUNCIONES_FUENTE_DEIS_2020_2021_05012022.csv", "\r\n".join(rows).encode("latin-1")
+        )
+    return buffer.getvalue()
+
+
+def _population_xlsx() -> bytes:
+    """The SAMPLE population rows laid out as the INE workbook (its multi-line Sexo header)."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    with open(health.POPULATION_SAMPLE, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        sheet.append(["Sexo\n1=Hombre\n2=Mujer" if cell.startswith("Sexo") else cell for cell in header])
+        for row in reader:
+            sheet.append([int(cell) if cell.isdigit() else cell for cell in row])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def test_live_official_and_discovered_weekly_zip(warehouse_env, http_server, monkeypatch):
+    zip_type = {"Content-Type": "application/zip"}
+    http_server.script("/official.zip", Reply(200, health.DEATHS_SAMPLE.read_bytes(), zip_type))
+    http_server.script(
+        "/datos/files/DEFUNCIONES_FUENTE_DEIS_2020_2021_05012022.zip", Reply(200, _weekly_zip(), zip_type)
+    )
+    page = (
+        '<html><a href="files/DEFUNCIONES_FUENTE_DEIS_2019_2020_01062021.zip">old</a>'
+        '<a href="files/DEFUNCIONES_FUENTE_DEIS_2020_2021_05012022.zip">new</a></html>'
+    )
+    http_server.script("/datos/", Reply(200, page.encode(), {"Content-Type": "text/html"}))
+    xlsx_type = {"Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+    http_server.script("/ine.xlsx", Reply(200, _population_xlsx(), xlsx_type))
+    monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__DEIS_DEATHS__OFFICIAL_ZIP", http_server.url("/official.zip"))
+    monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__DEIS_DEATHS__OPEN_DATA_PAGE", http_server.url("/datos/"))
+    monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__INE_POPULATION__COMUNAS_XLSX", http_server.url("/ine.xlsx"))
+
+    result = _run([territories.territories, *health.ASSETS])
+    assert result.success
+    assert http_server.hits("/datos/files/DEFUNCIONES_FUENTE_DEIS_2020_2021_05012022.zip") == 1
+    with db.reader() as conn:
+        modes = dict(conn.execute("SELECT name, mode FROM core.snapshots").fetchall())
+        by_series = dict(
+            conn.execute(
+                "SELECT series || ':' || min(year) || '-' || max(year), sum(deaths) FROM core.deaths "
+                "WHERE cause_group = 'all_causes' GROUP BY series"
+            ).fetchall()
+        )
+        calama_2021 = conn.execute(
+            "SELECT deaths, asr FROM core.mortality_rates WHERE territory_id = 'region:02' AND period = '2021' "
+            "AND cause_group = 'all_causes' AND sex = 'T'"
+        ).fetchone()
+    assert modes == {"deaths-official": "live", "deaths-weekly": "live", "comunas-2002-2035": "live"}
+    assert by_series == {"official:2016-2020": len(_sample_deaths()), "preliminary:2021-2021": 2}
+    assert calama_2021[0] == 2 and calama_2021[1] > 0
