@@ -1,74 +1,511 @@
-"""Lens family: one asset per study file, rebuilding its lens tables and report."""
+"""Lens family: one asset per study file, rebuilding its lens tables, exports and report.
 
+The lens renders whatever indicators the other families have put in core.indicators and
+core.observations, grouped by their `lens_section`; it gains a map when core.territories
+has polygons (and settlement or gauge layers when such marts exist) and never fails because
+a family is missing: the report says what is missing instead.
+"""
+
+import importlib
+import json
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 
+import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from pipelines.families import observation_asset_keys
-from pipelines.report import render, write_report
+from pipelines.report import output_dir, render, write_report
 from pipelines.resources import WarehouseResource
-from pipelines.studies import Study, all_studies
-from warehouse.db import transaction
-from warehouse.lens import build_lens_tables, content_hash
+from pipelines.studies import Site, Study, StudyConfigError, all_studies
+from warehouse.db import SQL_DIR, quote_ident, table_name, transaction
+from warehouse.lens import (
+    KIND_ORDER,
+    PEERS,
+    ROLE_ORDER,
+    Lens,
+    LensScope,
+    build_lens_tables,
+    export_lens,
+)
 
-SOURCES_SQL = """
-SELECT src.source_id, src.publisher, src.title, src.licence, src.landing_url,
-       st.status, st.mode, st.last_snapshot_id, st.error, sn.retrieved_at
-FROM core.sources src
-LEFT JOIN core.source_status st USING (source_id)
-LEFT JOIN core.snapshots sn ON sn.snapshot_id = st.last_snapshot_id
-ORDER BY src.source_id
-"""
+LENS_VIEWS = SQL_DIR / "views" / "90_lens.sql"
+SITE_KINDS = ("comuna", "province", "region", "basin")
+SITE_COLUMNS = [
+    "site",
+    "field",
+    "lat",
+    "lon",
+    "comuna_id",
+    "region_id",
+    "basin_id",
+    "method",
+    "status",
+    "message",
+]
+# Marts other families publish that the report shows when present: name -> lens section.
+MART_TABLES = {"basin_comparison": "structural_constraints"}
+NAME_COLUMNS = ("name", "settlement_name", "nombre", "station_name", "gauge_name", "gauge_code", "code")
 
 
-def build_lens(warehouse: WarehouseResource, study: Study) -> tuple[pd.DataFrame, str, str]:
-    """Rebuild the study's lens tables and report; return (lens rows, content hash, markdown).
+# --- sites -----------------------------------------------------------------------------------
 
-    The as-of date comes from the study file, or from `context-lens build --as-of`.
+
+def _ids_from(result) -> list[str]:
+    """Territory ids from whatever `pipelines.territories.resolve_site` returns (dict, frame, list)."""
+    if result is None:
+        return []
+    if isinstance(result, pd.DataFrame):
+        values = result["territory_id"].tolist() if "territory_id" in result.columns else []
+    elif isinstance(result, dict):
+        values = list(result.values())
+    elif isinstance(result, str):
+        values = [result]
+    else:
+        values = list(result)
+    return [v for v in values if isinstance(v, str) and ":" in v]
+
+
+def _point_in_polygon(conn: duckdb.DuckDBPyConnection, site: Site) -> list[str]:
+    rows = conn.execute(
+        """
+        SELECT territory_id FROM core.territories
+        WHERE geometry IS NOT NULL AND kind IN (SELECT unnest(?::VARCHAR[]))
+          AND ST_Contains(geometry, ST_Point(?, ?))
+        ORDER BY kind, length(code), territory_id
+        """,
+        [list(SITE_KINDS), site.lon, site.lat],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _region_of(conn: duckdb.DuckDBPyConnection, comuna_id: str) -> str:
+    """The region enclosing a comuna: up the parent chain in core.territories, else by the CUT code."""
+    current = comuna_id
+    for _ in range(4):
+        row = conn.execute(
+            "SELECT parent_id FROM core.territories WHERE territory_id = ?", [current]
+        ).fetchone()
+        if not row or not row[0]:
+            break
+        current = row[0]
+        if current.startswith("region:"):
+            return current
+    return f"region:{comuna_id.split(':', 1)[1][:2]}"  # CUT: the region is the first two digits
+
+
+def resolve_sites(
+    conn: duckdb.DuckDBPyConnection, study: Study
+) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Place each site in its comuna, region and basin; ([site rows], [(territory_id, origin)]).
+
+    Uses `pipelines.territories.resolve_site` when that family provides it, else point-in-polygon
+    on core.territories. Without polygons the site is reported unresolved (not an error); a
+    point that lies in no polygon at all while polygons exist is a configuration error.
     """
-    if os.environ.get("CONTEXT_LENS_AS_OF"):
-        study = replace(study, as_of=date.fromisoformat(os.environ["CONTEXT_LENS_AS_OF"]))
-    with warehouse.writer() as conn, transaction(conn):
-        lens = build_lens_tables(
-            conn, study.table_prefix, study.focus_territories, study.comparison, study.as_of
+    if not study.sites:
+        return pd.DataFrame(columns=SITE_COLUMNS), []
+    polygons = dict(
+        conn.execute(
+            "SELECT kind, count(*) FROM core.territories WHERE geometry IS NOT NULL GROUP BY kind"
+        ).fetchall()
+    )
+    helper = getattr(importlib.import_module("pipelines.territories"), "resolve_site", None)
+    rows, added = [], []
+    for site in study.sites:
+        found, method, problems = [], "point-in-polygon on core.territories", []
+        if helper is not None:
+            try:
+                found, method = (
+                    _ids_from(helper(conn, site.lon, site.lat)),
+                    "pipelines.territories.resolve_site",
+                )
+            except Exception as exc:  # another family's helper: report its failure, fall back to SQL
+                problems.append(f"resolve_site failed ({type(exc).__name__}: {exc}); used point-in-polygon")
+        if not found:
+            found = _point_in_polygon(conn, site)
+        by_kind: dict[str, str] = {}
+        for territory_id in found:
+            by_kind.setdefault(territory_id.split(":", 1)[0], territory_id)
+        if "comuna" in by_kind and "region" not in by_kind:
+            by_kind["region"] = _region_of(conn, by_kind["comuna"])
+        for kind in ("comuna", "basin"):
+            if kind in by_kind:
+                continue
+            if polygons.get(kind):
+                problems.append(f"the point lies in no {kind} polygon of core.territories")
+            else:
+                problems.append(f"no {kind} polygons are loaded in core.territories yet (territories family)")
+        if not by_kind and any(polygons.get(k) for k in SITE_KINDS):
+            raise StudyConfigError(
+                f"{study.id}.yaml: field '{site.field}' ({site.name}): the point lat {site.lat}, lon {site.lon} "
+                "lies in no comuna, region or basin of core.territories; check the coordinates "
+                "(decimal degrees, south and west negative; lat and lon not swapped?)"
+            )
+        status = "unresolved" if not by_kind else ("resolved" if not problems else "partial")
+        rows.append(
+            {
+                "site": site.name,
+                "field": site.field,
+                "lat": site.lat,
+                "lon": site.lon,
+                "comuna_id": by_kind.get("comuna"),
+                "region_id": by_kind.get("region"),
+                "basin_id": by_kind.get("basin"),
+                "method": method,
+                "status": status,
+                "message": "; ".join(problems) or "placed in its comuna, region and basin",
+            }
         )
-        sources = conn.execute(SOURCES_SQL).df()
-    digest = content_hash(lens)
-    as_of = study.as_of.isoformat() if study.as_of else "latest snapshots"
-    markdown, page = render(study, lens, sources, as_of, digest)
+        added += [(by_kind[k], f"site: {site.name}") for k in ("region", "comuna", "basin") if k in by_kind]
+    return pd.DataFrame(rows, columns=SITE_COLUMNS), added
+
+
+# --- scope -----------------------------------------------------------------------------------
+
+
+def _known_territories(conn: duckdb.DuckDBPyConnection, ids: list[str]) -> pd.DataFrame:
+    return conn.execute(
+        """
+        SELECT territory_id, name, kind, geometry IS NOT NULL AS has_geometry FROM core.territories
+        WHERE territory_id IN (SELECT unnest(?::VARCHAR[]))
+        """,
+        [ids],
+    ).df()
+
+
+def _default_peers(conn: duckdb.DuckDBPyConnection, focus: set[str]) -> list[str]:
+    """Without configured peer basins: every other basin with a value in the warehouse."""
+    rows = conn.execute(
+        "SELECT DISTINCT territory_id FROM core.observation_history WHERE territory_id LIKE 'basin:%' ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows if r[0] not in focus]
+
+
+def _reference(territory_id: str, comparisons: list[str]) -> str | None:
+    """Basins are compared with their peers; everything else with the first country compared with."""
+    if territory_id.startswith("basin:"):
+        return PEERS
+    countries = [c for c in comparisons if c.startswith("country:")]
+    return (countries or comparisons or [None])[0]
+
+
+def study_scope(conn: duckdb.DuckDBPyConnection, study: Study) -> LensScope:
+    """The study's territories (sites placed, each comuna's region added), comparisons and peers."""
+    sites, from_sites = resolve_sites(conn, study)
+    entries = [(t, "focus", "configured") for t in study.focus_territories]
+    entries += [(t, "focus", origin) for t, origin in from_sites]
+    regions = sorted({_region_of(conn, t) for t, _, _ in entries if t.startswith("comuna:")})
+    entries += [(region, "focus", "region of the focus comunas") for region in regions]
+    focus_ids = {t for t, _, _ in entries}
+    entries += [(t, "comparison", "configured") for t in study.comparison if t not in focus_ids]
+    peers = study.peer_basin_territories or _default_peers(conn, focus_ids)
+    origin = "configured peer basin" if study.peer_basins else "other basin with data (default peers)"
+    entries += [(t, "peer", origin) for t in peers if t not in focus_ids]
+    frame = pd.DataFrame(entries, columns=["territory_id", "role", "origin"])
+    frame = frame.groupby(["territory_id", "role"], as_index=False, sort=False).agg(
+        origin=("origin", lambda o: "; ".join(dict.fromkeys(o)))
+    )
+    known = _known_territories(conn, frame["territory_id"].tolist())
+    frame = frame.merge(known, on="territory_id", how="left")
+    frame["in_warehouse"] = frame["kind"].notna()
+    frame["name"] = frame["name"].fillna(frame["territory_id"])
+    frame["kind"] = frame["kind"].fillna(frame["territory_id"].str.split(":").str[0])
+    frame["has_geometry"] = frame["has_geometry"].astype("boolean").fillna(False).astype(bool)
+    frame["role_order"] = frame["role"].map(ROLE_ORDER)
+    frame["kind_order"] = frame["kind"].map(KIND_ORDER).fillna(9)
+    frame = frame.sort_values(["role_order", "kind_order", "territory_id"], ignore_index=True)
+    frame = frame.drop(columns=["role_order", "kind_order"])
+    notes = []
+    unknown = frame[~frame["in_warehouse"]]
+    for kind, group in unknown.groupby("kind", sort=True):
+        notes.append(
+            (
+                "unknown_territory",
+                kind,
+                f"{len(group)} {kind} territor{'y is' if len(group) == 1 else 'ies are'} not in core.territories "
+                f"({', '.join(group['territory_id'])}): names and boundaries come from the territories family.",
+            )
+        )
+    for s in sites.itertuples():
+        if s.status != "resolved":
+            notes.append(("site_" + s.status, s.site, f"{s.site} ({s.lat}, {s.lon}): {s.message}."))
+    references = {
+        t: _reference(t, study.comparison) for t in frame.loc[frame["role"] == "focus", "territory_id"]
+    }
+    return LensScope(
+        prefix=study.table_prefix,
+        territories=frame,
+        references={k: v for k, v in references.items() if v},
+        comparisons=[t for t in study.comparison if t not in focus_ids],
+        periods=study.periods,
+        sites=sites,
+        as_of=study.as_of,
+        notes=notes,
+    )
+
+
+# --- map layers ------------------------------------------------------------------------------
+
+
+@dataclass
+class MapData:
+    """GeoJSON features per layer, in EPSG:4326, clipped to the focus extent."""
+
+    extent: tuple[float, float, float, float]
+    layers: list[dict]
+
+
+def _relation_columns(conn: duckdb.DuckDBPyConnection, schema: str, name: str) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchall()
+    return {c: t for c, t in rows}
+
+
+def _point_layer(conn, schema: str, name: str, extent, label: str, style: str) -> dict | None:
+    """Point features (centroids) of a mart or core relation, when its geometry can be read."""
+    columns = _relation_columns(conn, schema, name)
+    lower = {c.lower(): c for c in columns}
+    geometry = next((c for c, t in columns.items() if t.upper().startswith("GEOMETRY")), None)
+    geojson = next((c for c in columns if "geojson" in c.lower()), None)
+    lon = next((lower[c] for c in ("lon", "longitude", "lng") if c in lower), None)
+    lat = next((lower[c] for c in ("lat", "latitude") if c in lower), None)
+    if geometry:
+        shape = quote_ident(geometry)
+    elif geojson:
+        shape = f"ST_GeomFromGeoJSON({quote_ident(geojson)})"
+    elif lon and lat:
+        shape = f"ST_Point({quote_ident(lon)}::DOUBLE, {quote_ident(lat)}::DOUBLE)"
+    else:
+        return None
+    title = next((lower[c] for c in NAME_COLUMNS if c in lower), None)
+    title_sql = f"CAST({quote_ident(title)} AS VARCHAR)" if title else "NULL"
+    sql = (
+        f"SELECT {title_sql} AS name, ST_X(ST_Centroid(g)) AS x, ST_Y(ST_Centroid(g)) AS y "  # noqa: S608 (identifiers quoted)
+        f"FROM (SELECT *, {shape} AS g FROM {table_name(schema, name)}) "
+        "WHERE g IS NOT NULL AND ST_Intersects(g, ST_MakeEnvelope(?, ?, ?, ?)) ORDER BY x, y, name LIMIT 5000"
+    )
+    frame = conn.execute(sql, list(extent)).df()
+    features = [
+        {
+            "name": r.name if isinstance(r.name, str) else "",
+            "geometry": {"type": "Point", "coordinates": [r.x, r.y]},
+        }
+        for r in frame.itertuples()
+    ]
+    return {"name": label, "style": style, "source": f"{schema}.{name}", "features": features}
+
+
+def map_data(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> MapData | None:
+    """Layers for the report's map; None when no focus territory has a polygon yet."""
+    focus = scope.territories[(scope.territories["role"] == "focus") & scope.territories["has_geometry"]]
+    if focus.empty:
+        return None
+    ids = focus["territory_id"].tolist()
+    bounds = conn.execute(
+        """
+        SELECT min(ST_XMin(geometry)), min(ST_YMin(geometry)), max(ST_XMax(geometry)), max(ST_YMax(geometry))
+        FROM core.territories WHERE territory_id IN (SELECT unnest(?::VARCHAR[]))
+        """,
+        [ids],
+    ).fetchone()
+    xs = [bounds[0], bounds[2], *scope.sites.get("lon", pd.Series(dtype=float)).tolist()]
+    ys = [bounds[1], bounds[3], *scope.sites.get("lat", pd.Series(dtype=float)).tolist()]
+    pad = 0.03 * max(max(xs) - min(xs), max(ys) - min(ys), 0.01)
+    extent = (min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad)
+    tolerance = max(extent[2] - extent[0], extent[3] - extent[1]) / 700
+    polygons = conn.execute(
+        """
+        SELECT territory_id, kind, name,
+               ST_AsGeoJSON(ST_SimplifyPreserveTopology(geometry, ?)) AS geojson,
+               ST_X(ST_PointOnSurface(geometry)) AS label_x, ST_Y(ST_PointOnSurface(geometry)) AS label_y,
+               territory_id IN (SELECT unnest(?::VARCHAR[])) AS is_focus
+        FROM core.territories
+        WHERE geometry IS NOT NULL AND kind IN ('region', 'comuna', 'basin')
+          AND (territory_id IN (SELECT unnest(?::VARCHAR[]))
+               OR (kind = 'basin' AND ST_Intersects(geometry, ST_MakeEnvelope(?, ?, ?, ?))))
+        ORDER BY kind, territory_id
+        """,
+        [tolerance, ids, ids, *extent],
+    ).df()
+    layers = []
+    for label, kind, focus_only, style in (
+        ("Region", "region", True, "region"),
+        ("Focus comunas", "comuna", True, "comuna"),
+        ("Other basins in view", "basin", False, "basin-other"),
+        ("Focus basins", "basin", True, "basin"),
+    ):
+        chosen = polygons[(polygons["kind"] == kind) & (polygons["is_focus"] == focus_only)]
+        if len(chosen):
+            layers.append(
+                {
+                    "name": label,
+                    "style": style,
+                    "source": "core.territories",
+                    "features": [
+                        {
+                            "id": r.territory_id,
+                            "name": r.name,
+                            "geometry": json.loads(r.geojson),
+                            "label": [r.label_x, r.label_y],
+                        }
+                        for r in chosen.itertuples()
+                    ],
+                }
+            )
+    relations = conn.execute(
+        """
+        SELECT table_schema, table_name FROM information_schema.tables
+        WHERE table_schema IN ('marts', 'core')
+          AND (table_name = 'settlement_map' OR table_name ILIKE '%gauge%' OR table_name ILIKE '%station%')
+        ORDER BY table_schema DESC, table_name
+        """
+    ).fetchall()
+    for schema, name in relations:
+        is_settlement = "settlement" in name
+        try:
+            layer = _point_layer(
+                conn,
+                schema,
+                name,
+                extent,
+                "Informal settlements" if is_settlement else "Streamflow gauges",
+                "settlement" if is_settlement else "gauge",
+            )
+        except duckdb.Error as exc:  # another family's view that cannot be read now: say so, draw the rest
+            layer = {"name": f"{schema}.{name}", "style": "error", "source": str(exc)[:200], "features": []}
+        if layer and not any(existing["style"] == layer["style"] for existing in layers):
+            layers.append(layer)
+    sites = [
+        {"name": s.site, "geometry": {"type": "Point", "coordinates": [s.lon, s.lat]}}
+        for s in scope.sites.itertuples()
+    ]
+    if sites:
+        layers.append({"name": "Study sites", "style": "site", "source": "study file", "features": sites})
+    return MapData(extent, layers)
+
+
+def mart_extras(conn: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    """Marts of other families the report shows as tables when they exist (e.g. marts.basin_comparison)."""
+    present = {
+        r[0]
+        for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts'"
+        ).fetchall()
+    }
+    extras = {}
+    for name in sorted(set(MART_TABLES) & present):
+        try:
+            query = f"SELECT * FROM {table_name('marts', name)} ORDER BY ALL LIMIT 200"  # noqa: S608 (quoted)
+            extras[name] = conn.execute(query).df()
+        except duckdb.Error:
+            continue
+    return extras
+
+
+# --- the asset -------------------------------------------------------------------------------
+
+
+@dataclass
+class LensBuild:
+    lens: Lens
+    markdown: str
+    folder: object
+
+
+def effective_study(study: Study) -> Study:
+    """The study with the as-of date of `context-lens build --as-of` (CONTEXT_LENS_AS_OF), if given."""
+    if os.environ.get("CONTEXT_LENS_AS_OF"):
+        return replace(study, as_of=date.fromisoformat(os.environ["CONTEXT_LENS_AS_OF"]))
+    return study
+
+
+def build_lens(warehouse: WarehouseResource, study: Study) -> LensBuild:
+    """Rebuild the study's lens tables, export them, and write the report."""
+    study = effective_study(study)
+    folder = output_dir() / "lens" / study.id
+    with warehouse.writer() as conn:
+        with transaction(conn):
+            conn.execute(LENS_VIEWS.read_text())
+            scope = study_scope(conn, study)
+            lens = build_lens_tables(conn, scope)
+            geo = map_data(conn, scope)
+            extras = mart_extras(conn)
+            profile = conn.execute(
+                "SELECT * FROM marts.territory_profile WHERE territory_id IN (SELECT unnest(?::VARCHAR[])) "
+                "ORDER BY territory_id, indicator_id",
+                [scope.territories["territory_id"].tolist()],
+            ).df()
+        exports = {"territory_profile": (profile, {})} | {name: (frame, {}) for name, frame in extras.items()}
+        export_lens(conn, lens, folder / "data", study.id, study.title, exports)
+    markdown, page = render(study, lens, scope, geo, extras)
     write_report(study, markdown, page)
-    return lens, digest, markdown
+    return LensBuild(lens, markdown, folder)
 
 
-def lens_asset(study: Study):
+def _sources_markdown(sources: pd.DataFrame) -> str:
+    lines = ["| source | licence | mode | freshness | vintage |", "|---|---|---|---|---|"]
+    for s in sources.itertuples():
+        lines.append(
+            f"| {s.source_id} | {s.licence} | {s.mode or '–'} | {s.freshness} | {s.vintage or '–'} |"
+        )
+    return "\n".join(lines)
+
+
+def lens_asset(study: Study, deps: list):
     @asset(
         name=f"lens_{study.table_prefix}",
         group_name="lens",
         pool="duckdb_writer",
-        deps=observation_asset_keys(),
-        description=f"Context lens for study '{study.id}': lens.{study.table_prefix}_indicators and "
-        f"output/lens/{study.id}/lens.md|html.",
+        deps=deps,
+        description=f"Context lens for study '{study.id}': lens.{study.table_prefix}_* tables, "
+        f"output/lens/{study.id}/lens.md|html and data/ (CSV, Parquet, datapackage.json).",
     )
     def _lens(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-        lens, digest, markdown = build_lens(warehouse, study)
-        modes = lens.groupby("source_id")["mode"].first().to_dict() if not lens.empty else {}
-        for source_id, mode in modes.items():
-            if mode == "sample":
-                context.log.warning(f"lens {study.id}: source {source_id} is SAMPLE data")
+        built = build_lens(warehouse, study)
+        lens = built.lens
+        sources = lens.tables["sources"]
+        for s in sources[sources["freshness"].isin(["sample", "stale"])].itertuples():
+            context.log.warning(f"lens {study.id}: source {s.source_id} is {s.freshness.upper()} data")
         return MaterializeResult(
             metadata={
-                "rows": len(lens),
-                "content_hash": digest,
-                "sources": MetadataValue.json(modes),
-                "preview": MetadataValue.md(markdown[:20000]),
-                "path": MetadataValue.path(f"output/lens/{study.id}/lens.html"),
+                "content_hash": lens.content_hash,
+                "as_of": lens.as_of.isoformat() if lens.as_of else "latest snapshots",
+                "reference_date": lens.reference_date.isoformat(),
+                **{f"rows_{name}": len(frame) for name, frame in lens.tables.items()},
+                "sources": MetadataValue.md(_sources_markdown(sources)),
+                "preview": MetadataValue.md(built.markdown[:30000]),
+                "report": MetadataValue.path(str(built.folder / "lens.html")),
+                "data": MetadataValue.path(str(built.folder / "data" / "datapackage.json")),
             }
         )
 
     return _lens
 
 
-ASSETS = [lens_asset(study) for study in all_studies()]
+_ASSETS: list | None = None
+
+
+def _assets() -> list:
+    """One lens asset per study file, built on first use.
+
+    Building them needs every family's observation assets, and discovering the families
+    imports pipelines.definitions, which asks this module for ASSETS in turn; building lazily
+    (and keeping the first list built) gives one set of assets whichever module loads first.
+    """
+    global _ASSETS
+    if _ASSETS is None:
+        deps = observation_asset_keys()
+        if _ASSETS is None:
+            _ASSETS = [lens_asset(study, deps) for study in all_studies()]
+    return _ASSETS
+
+
+def __getattr__(name: str):
+    if name == "ASSETS":
+        return _assets()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

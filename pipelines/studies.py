@@ -1,4 +1,10 @@
-"""Field study configuration: `studies/<id>.yaml`, loaded safely and checked field by field."""
+"""Field study configuration: `studies/<id>.yaml`, loaded safely and checked field by field.
+
+A study names what the lens is about (focus: a region, comunas, basins and sites given by
+coordinates), what it is compared with (comparison territories, default Chile; peer basins,
+default every other basin with data) and which periods matter. Every problem is reported
+as `<file>: field '<field>': <problem>` so the analyst knows what to fix.
+"""
 
 import re
 from dataclasses import dataclass, field
@@ -11,6 +17,10 @@ STUDIES_DIR = Path(__file__).resolve().parents[1] / "studies"
 STUDY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CUT_BY_KIND = {"regions": r"^\d{2}$", "comunas": r"^\d{5}$", "basins": r"^\d{3,5}$"}
 TERRITORY_ID = re.compile(r"^[a-z_0-9]+:[A-Za-z0-9_]{1,12}$")
+DEFAULT_COMPARISON = ["country:CL"]
+TOP_LEVEL_FIELDS = {"id", "title", "dates", "focus", "comparison", "periods", "as_of", "description"}
+FOCUS_FIELDS = {"regions", "comunas", "basins", "sites"}
+COMPARISON_FIELDS = {"territories", "peer_basins"}
 
 
 class StudyConfigError(ValueError):
@@ -19,9 +29,12 @@ class StudyConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Site:
+    """A place given by coordinates (WGS84); the lens resolves it to comuna, region and basin."""
+
     name: str
     lat: float
     lon: float
+    field: str = ""  # where it was configured, e.g. "focus.sites[0]", for error messages
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,7 @@ class Study:
     peer_basins: list[str]
     periods: dict[str, tuple[int, int]]
     as_of: date | None = None
+    description: str = ""
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -47,11 +61,16 @@ class Study:
 
     @property
     def focus_territories(self) -> list[str]:
+        """The territories named in the file (sites add theirs once resolved against the warehouse)."""
         return (
             [f"region:{c}" for c in self.regions]
             + [f"comuna:{c}" for c in self.comunas]
             + [f"basin:{c}" for c in self.basins]
         )
+
+    @property
+    def peer_basin_territories(self) -> list[str]:
+        return [f"basin:{c}" for c in self.peer_basins]
 
 
 def study_path(study_id: str) -> Path:
@@ -78,6 +97,19 @@ def _date(path: Path, name: str, value) -> date:
         raise _fail(path, name, f"expected a date YYYY-MM-DD, got {value!r}") from None
 
 
+def _mapping(path: Path, name: str, value, allowed: set[str]) -> dict:
+    """A mapping (or nothing) whose keys are all known: a misspelt key must not be silently ignored."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(path, name, "expected a mapping")
+    unknown = sorted(str(k) for k in value if k not in allowed)
+    if unknown:
+        prefix = f"{name}." if name else ""
+        raise _fail(path, f"{prefix}{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+    return value
+
+
 def _codes(path: Path, name: str, values, pattern: str) -> list[str]:
     if values is None:
         return []
@@ -86,8 +118,46 @@ def _codes(path: Path, name: str, values, pattern: str) -> list[str]:
     codes = [str(v) for v in values]
     bad = [c for c in codes if not re.match(pattern, c)]
     if bad:
-        raise _fail(path, name, f"invalid code(s) {bad}")
+        hint = ' (quote codes in YAML so leading zeros survive, e.g. "02201")'
+        raise _fail(path, name, f"invalid code(s) {bad}{hint}")
+    if len(set(codes)) != len(codes):
+        raise _fail(path, name, f"repeated code(s) {sorted({c for c in codes if codes.count(c) > 1})}")
     return codes
+
+
+def _sites(path: Path, values) -> list[Site]:
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        raise _fail(path, "focus.sites", "expected a list of {name, lat, lon}")
+    sites = []
+    for index, site in enumerate(values):
+        name = f"focus.sites[{index}]"
+        if not isinstance(site, dict):
+            raise _fail(path, name, "expected a mapping with name, lat and lon")
+        try:
+            lat, lon = float(site["lat"]), float(site["lon"])
+        except (KeyError, TypeError, ValueError):
+            raise _fail(path, name, "needs numeric lat and lon (decimal degrees, WGS84)") from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise _fail(path, name, f"coordinates out of range: lat {lat}, lon {lon}")
+        sites.append(Site(str(site.get("name") or f"site {index + 1}"), lat, lon, name))
+    return sites
+
+
+def _periods(path: Path, values) -> dict[str, tuple[int, int]]:
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise _fail(path, "periods", "expected a mapping of name: [first_year, last_year]")
+    periods = {}
+    for name, span in values.items():
+        if not (isinstance(span, list) and len(span) == 2 and all(type(y) is int for y in span)):
+            raise _fail(path, f"periods.{name}", f"expected [first_year, last_year], got {span!r}")
+        if span[1] < span[0]:
+            raise _fail(path, f"periods.{name}", "last year before first year")
+        periods[str(name)] = (span[0], span[1])
+    return periods
 
 
 def parse_study(path: Path) -> Study:
@@ -98,6 +168,7 @@ def parse_study(path: Path) -> Study:
             raise StudyConfigError(f"{path.name}: not valid YAML: {exc}") from exc
     if not isinstance(document, dict):
         raise StudyConfigError(f"{path.name}: expected a mapping at the top level")
+    _mapping(path, "", document, TOP_LEVEL_FIELDS)
     study_id = document.get("id")
     if study_id != path.stem:
         raise _fail(path, "id", f"must equal the file name {path.stem!r}, got {study_id!r}")
@@ -105,39 +176,30 @@ def parse_study(path: Path) -> Study:
     title = document.get("title")
     if not isinstance(title, str) or not title.strip():
         raise _fail(path, "title", "a non-empty title is required")
-    dates = document.get("dates") or {}
+    dates = _mapping(path, "dates", document.get("dates"), {"start", "end"})
     start, end = _date(path, "dates.start", dates.get("start")), _date(path, "dates.end", dates.get("end"))
     if end < start:
         raise _fail(path, "dates.end", "ends before dates.start")
-    focus = document.get("focus") or {}
-    if not isinstance(focus, dict):
-        raise _fail(path, "focus", "expected a mapping")
+    focus = _mapping(path, "focus", document.get("focus"), FOCUS_FIELDS)
     codes = {kind: _codes(path, f"focus.{kind}", focus.get(kind), pat) for kind, pat in CUT_BY_KIND.items()}
-    sites = []
-    for index, site in enumerate(focus.get("sites") or []):
-        try:
-            lat, lon = float(site["lat"]), float(site["lon"])
-        except (KeyError, TypeError, ValueError):
-            raise _fail(path, f"focus.sites[{index}]", "needs numeric lat and lon") from None
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise _fail(path, f"focus.sites[{index}]", f"coordinates out of range: {lat}, {lon}")
-        sites.append(Site(str(site.get("name") or f"site {index + 1}"), lat, lon))
+    sites = _sites(path, focus.get("sites"))
     if not any(codes.values()) and not sites:
         raise _fail(path, "focus", "name at least one region, comuna, basin or site")
-    comparison = document.get("comparison") or {}
-    compare_to = comparison.get("territories") or ["country:CL"]
+    comparison = _mapping(path, "comparison", document.get("comparison"), COMPARISON_FIELDS)
+    compare_to = comparison.get("territories") or DEFAULT_COMPARISON
+    if not isinstance(compare_to, list):
+        raise _fail(path, "comparison.territories", "expected a list of territory ids such as 'country:CL'")
     bad = [t for t in compare_to if not TERRITORY_ID.match(str(t))]
     if bad:
         raise _fail(path, "comparison.territories", f"invalid territory id(s) {bad} (use e.g. 'country:CL')")
     peer_basins = _codes(path, "comparison.peer_basins", comparison.get("peer_basins"), CUT_BY_KIND["basins"])
-    periods = {}
-    for name, span in (document.get("periods") or {}).items():
-        if not (isinstance(span, list) and len(span) == 2 and all(isinstance(y, int) for y in span)):
-            raise _fail(path, f"periods.{name}", "expected [first_year, last_year]")
-        if span[1] < span[0]:
-            raise _fail(path, f"periods.{name}", "last year before first year")
-        periods[name] = (span[0], span[1])
+    overlap = sorted(set(peer_basins) & set(codes["basins"]))
+    if overlap:
+        raise _fail(path, "comparison.peer_basins", f"basin(s) {overlap} are also focus basins")
     as_of = document.get("as_of")
+    description = document.get("description") or ""
+    if not isinstance(description, str):
+        raise _fail(path, "description", "expected text")
     return Study(
         id=study_id,
         title=title.strip(),
@@ -149,8 +211,9 @@ def parse_study(path: Path) -> Study:
         sites=sites,
         comparison=[str(t) for t in compare_to],
         peer_basins=peer_basins,
-        periods=periods,
+        periods=_periods(path, document.get("periods")),
         as_of=_date(path, "as_of", as_of) if as_of else None,
+        description=description.strip(),
         path=path,
     )
 
@@ -158,7 +221,8 @@ def parse_study(path: Path) -> Study:
 def load_study(study_id: str) -> Study:
     path = study_path(study_id)
     if not path.exists():
-        raise StudyConfigError(f"no study file {path.name} in {STUDIES_DIR}")
+        available = ", ".join(p.stem for p in sorted(STUDIES_DIR.glob("*.yaml"))) or "none"
+        raise StudyConfigError(f"no study file {path.name} in {STUDIES_DIR} (available: {available})")
     return parse_study(path)
 
 

@@ -1,99 +1,731 @@
-"""Lens tables: a study's indicators with comparisons, trend and provenance, rebuilt from the warehouse.
+"""Lens tables: a study's indicators with comparisons, trends and provenance, rebuilt from the warehouse.
 
-`lens.<study>_indicators` has one row per indicator × territory × period, holding the
-value, the comparison territory's value for the same period, their ratio and difference,
-a least-squares trend over the territory's series, and the provenance and freshness of the
-snapshot the value came from. With an as-of date, only snapshots retrieved by then count.
+For a study prefix `p`, `build_lens_tables` replaces, in one transaction:
+
+- `lens.p_indicators`: one row per indicator × territory × period for every focus,
+  comparison and peer territory, with the value (and interval), the reference comparison
+  (Chile for comunas and regions, the median of the peer basins for basins), ratio and
+  difference, a least-squares trend over the territory's yearly series, and provenance
+  (source, snapshot, retrieval time, licence, mode) with freshness against the source's cadence;
+- `lens.p_comparisons`: every focus value against every comparison target (Chile, the OECD,
+  the peer-basin median), so "region vs Chile and the OECD" is one query;
+- `lens.p_territories`, `lens.p_sites`: what the study covers and where its sites fell;
+- `lens.p_sources`: every source with licence, vintage, snapshots used and freshness;
+- `lens.p_gaps`: what is missing, stale or sample, in words;
+- `lens.p_manifest`: as-of date, reference date and the content hash of the tables above.
+
+With an as-of date only snapshots retrieved by the end of that day count (values come from
+core.observation_history); without one, the current core.observations. Rows are sorted
+and floats rounded before hashing, so the same warehouse and date give the same hash.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from warehouse.db import table_name
+from warehouse.store import replace_table
 
-LENS_SQL = """
-WITH focus AS (
-    SELECT unnest(?::VARCHAR[]) AS territory_id, 'focus' AS role
-    UNION ALL SELECT unnest(?::VARCHAR[]), 'comparison'
-),
-versions AS (
-    SELECT h.*, row_number() OVER (
-        PARTITION BY h.indicator_id, h.territory_id, h.period
-        ORDER BY h.retrieved_at DESC, h.snapshot_id DESC) AS newest
-    FROM core.observation_history h
-    WHERE h.retrieved_at <= ?::TIMESTAMP
-),
-current AS (
-    SELECT * EXCLUDE (newest) FROM versions WHERE newest = 1
-),
-trend AS (
-    SELECT indicator_id, territory_id,
-           regr_slope(value, TRY_CAST(period AS INTEGER)) AS trend_per_year,
-           count(*) AS series_points
-    FROM current WHERE TRY_CAST(period AS INTEGER) IS NOT NULL
-    GROUP BY ALL HAVING count(*) >= 3
-),
-freshness AS (
-    SELECT s.snapshot_id, s.retrieved_at, s.mode, s.licence,
-           CASE WHEN s.mode = 'sample' THEN 'sample'
-                WHEN s.mode = 'curated' THEN 'curated'
-                WHEN date_diff('day', s.retrieved_at, ?::TIMESTAMP) <= src.cadence_days THEN 'fresh'
-                ELSE 'stale' END AS freshness
-    FROM core.snapshots s JOIN core.sources src USING (source_id)
+PEERS = "peers:basin"
+PEERS_NAME = "peer basins (median)"
+SECTION_ORDER = ["governance", "state_presence", "structural_constraints"]
+ROLE_ORDER = {"focus": 0, "comparison": 1, "peer": 2}
+KIND_ORDER = {"country": 0, "oecd_area": 1, "oecd": 1, "region": 2, "province": 3, "comuna": 4, "basin": 5}
+# Flags that say a value is less reliable (the others are annotations such as the gauge used).
+RELIABILITY_FLAGS = (
+    "few",
+    "provisional",
+    "preliminar",
+    "estimat",
+    "break",
+    "suppress",
+    "unreliable",
+    "sample",
 )
-SELECT i.lens_section AS section, c.indicator_id, i.label, i.unit, i.claim_level,
-       c.territory_id, t.name AS territory_name, t.kind AS territory_kind, f.role,
-       c.period, c.value, c.lower, c.upper, c.flag,
-       cmp.territory_id AS compared_with, cmp.value AS comparison_value,
-       CASE WHEN cmp.value IS NOT NULL AND cmp.value <> 0 THEN c.value / cmp.value END AS ratio,
-       c.value - cmp.value AS difference,
-       tr.trend_per_year, tr.series_points,
-       c.source_id, src.title AS source_title, src.landing_url AS source_url,
-       c.snapshot_id, fr.retrieved_at, fr.licence, fr.mode, fr.freshness
-FROM current c
-JOIN focus f USING (territory_id)
-JOIN core.indicators i USING (indicator_id)
-JOIN core.sources src ON src.source_id = c.source_id
+MODE_WEAKNESS = {"sample": 0, "curated": 1, "live": 2}
+HASHED_TABLES = ("indicators", "comparisons", "territories", "sites", "sources", "gaps")
+MIN_TREND_POINTS = 3
+_YEAR = re.compile(r"^(\d{4})$")
+_YEAR_SPAN = re.compile(r"^(\d{4})-(\d{4})$")
+_YEAR_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+INDICATOR_COLUMNS = {
+    "section": "lens_section of the indicator (governance, state_presence, structural_constraints)",
+    "theme": "indicator theme (economy, health, water, ...)",
+    "indicator_id": "indicator id in core.indicators",
+    "label": "indicator label",
+    "unit": "unit of value, lower, upper, comparison_value and difference",
+    "definition": "what the indicator measures",
+    "claim_level": "contribution (territorial condition) or attribution (site output)",
+    "higher_is": "better, worse or empty",
+    "territory_id": "territory '<kind>:<code>'",
+    "territory_name": "territory name",
+    "territory_kind": "country, region, comuna, basin, oecd_area, ...",
+    "role": "focus, comparison or peer",
+    "origin": "why the territory is in the study (configured, a site, the region of a comuna)",
+    "period": "period of the value ('2022', '2016-2020', '2022-03')",
+    "in_study_period": "true when the period lies in the study's period of interest for the theme",
+    "value": "value in unit",
+    "lower": "lower bound of the interval (where the method gives one)",
+    "upper": "upper bound of the interval",
+    "flag": "observation flag (provisional, estimated, few events, ...)",
+    "compared_with": "reference comparison: a territory id, or 'peers:basin' for the median of peer basins",
+    "compared_with_name": "name of the reference comparison",
+    "comparison_value": "the reference's value for the same indicator and period",
+    "comparison_count": "how many territories the reference value summarizes",
+    "ratio": "value / comparison_value",
+    "difference": "value - comparison_value, in unit",
+    "trend_per_year": "least-squares slope over the territory's yearly values in the study period, unit per year",
+    "trend_intercept": "intercept of that line (unit at year 0), to draw it",
+    "trend_points": "number of yearly values in the trend",
+    "trend_first_year": "first year of the trend",
+    "trend_last_year": "last year of the trend",
+    "source_id": "source id in core.sources",
+    "source_title": "source title",
+    "source_url": "landing page of the source",
+    "licence": "licence of the snapshot (or of the source)",
+    "snapshot_id": "core.snapshots id the value came from",
+    "retrieved_at": "when that snapshot was retrieved (UTC)",
+    "mode": "live, curated or sample",
+    "cadence_days": "expected days between source updates",
+    "age_days": "days between retrieval and the lens reference date",
+    "freshness": "fresh, stale (older than the cadence), sample or curated",
+}
+
+COMPARISON_COLUMNS = {
+    "indicator_id": "indicator id",
+    "territory_id": "focus territory",
+    "period": "period",
+    "value": "focus value in the indicator's unit",
+    "compared_with": "comparison territory id, or 'peers:basin'",
+    "compared_with_name": "name of the comparison",
+    "comparison_value": "comparison value, same unit and period",
+    "comparison_count": "territories summarized by the comparison value",
+    "ratio": "value / comparison_value",
+    "difference": "value - comparison_value",
+    "is_reference": "true for the comparison shown in lens.<study>_indicators",
+}
+
+SOURCE_COLUMNS = {
+    "source_id": "source id",
+    "family": "source family",
+    "publisher": "publisher",
+    "title": "title",
+    "landing_url": "landing page",
+    "licence": "licence as stated by the publisher",
+    "citation": "how to cite it",
+    "cadence_days": "expected days between updates",
+    "indicators": "indicators of this source in the lens",
+    "lens_rows": "rows of lens.<study>_indicators from this source",
+    "vintage": "first to last period of its values in the lens",
+    "snapshots": "snapshot ids the lens values come from (or the newest snapshot by the as-of date)",
+    "retrieved_first": "oldest retrieval among them",
+    "retrieved_last": "newest retrieval among them",
+    "mode": "weakest mode among them: sample, curated or live",
+    "freshness": "fresh, stale, sample, curated or not loaded",
+    "status": "outcome of the newest refresh (only without an as-of date)",
+    "error": "last error recorded for the source (only without an as-of date)",
+}
+
+
+@dataclass(frozen=True)
+class LensScope:
+    """What a lens covers, already resolved against the warehouse (sites placed, regions derived).
+
+    `territories` has columns territory_id, role (focus | comparison | peer) and origin.
+    `references` maps each focus territory to the id it is compared with by default
+    (a territory id or PEERS). `periods` maps a theme to its years of interest.
+    """
+
+    prefix: str
+    territories: pd.DataFrame
+    references: dict[str, str]
+    comparisons: list[str]
+    periods: dict[str, tuple[int, int]] = field(default_factory=dict)
+    sites: pd.DataFrame = field(default_factory=pd.DataFrame)
+    as_of: date | None = None
+    notes: list[tuple[str, str, str]] = field(default_factory=list)  # extra gaps: (kind, subject, detail)
+
+    @property
+    def reference_date(self) -> date:
+        """The date freshness is measured at: the as-of date, else today (UTC)."""
+        return self.as_of or datetime.now(UTC).date()
+
+
+@dataclass
+class Lens:
+    prefix: str
+    tables: dict[str, pd.DataFrame]
+    content_hash: str
+    as_of: date | None
+    reference_date: date
+
+    @property
+    def indicators(self) -> pd.DataFrame:
+        return self.tables["indicators"]
+
+
+OBSERVATIONS_LATEST = """
+SELECT o.indicator_id, o.territory_id, o.period, o.value, o.lower, o.upper, o.flag, o.source_id, o.snapshot_id
+FROM core.observations o
+WHERE o.territory_id IN (SELECT unnest(?::VARCHAR[]))
+"""
+
+OBSERVATIONS_AS_OF = """
+SELECT h.indicator_id, h.territory_id, h.period, h.value, h.lower, h.upper, h.flag, h.source_id, h.snapshot_id
+FROM core.observation_history h
+WHERE h.territory_id IN (SELECT unnest(?::VARCHAR[])) AND h.retrieved_at <= ?::TIMESTAMP
+QUALIFY row_number() OVER (
+    PARTITION BY h.indicator_id, h.territory_id, h.period ORDER BY h.retrieved_at DESC, h.snapshot_id DESC) = 1
+"""
+
+DESCRIBE_SQL = """
+SELECT o.*, coalesce(i.lens_section, 'unregistered') AS section, coalesce(i.theme, '') AS theme,
+       coalesce(i.label, o.indicator_id) AS label, coalesce(i.unit, '') AS unit,
+       coalesce(i.definition, '') AS definition, coalesce(i.claim_level, 'contribution') AS claim_level,
+       i.higher_is, t.name AS territory_name, t.kind AS territory_kind,
+       src.title AS source_title, src.landing_url AS source_url,
+       coalesce(sn.licence, src.licence) AS licence, src.cadence_days,
+       sn.retrieved_at, sn.mode
+FROM _lens_observations o
+LEFT JOIN core.indicators i USING (indicator_id)
 LEFT JOIN core.territories t USING (territory_id)
-LEFT JOIN current cmp
-       ON cmp.indicator_id = c.indicator_id AND cmp.period = c.period
-      AND cmp.territory_id = ? AND f.role = 'focus'
-LEFT JOIN trend tr ON tr.indicator_id = c.indicator_id AND tr.territory_id = c.territory_id
-LEFT JOIN freshness fr ON fr.snapshot_id = c.snapshot_id
-ORDER BY section, c.indicator_id, f.role DESC, c.territory_id, c.period
+LEFT JOIN core.sources src ON src.source_id = o.source_id
+LEFT JOIN core.snapshots sn ON sn.snapshot_id = o.snapshot_id
+"""
+
+SOURCES_SQL = """
+WITH newest AS (
+    SELECT source_id, arg_max(snapshot_id, retrieved_at) AS newest_snapshot, max(retrieved_at) AS newest_at,
+           arg_max(mode, retrieved_at) AS newest_mode
+    FROM core.snapshots WHERE retrieved_at <= ?::TIMESTAMP GROUP BY source_id
+)
+SELECT src.source_id, src.family, src.publisher, src.title, src.landing_url, src.licence, src.citation,
+       src.cadence_days, n.newest_snapshot, n.newest_at, n.newest_mode, st.status, st.error
+FROM core.sources src
+LEFT JOIN newest n USING (source_id)
+LEFT JOIN core.source_status st USING (source_id)
+ORDER BY src.source_id
 """
 
 
-def build_lens_tables(
-    conn: duckdb.DuckDBPyConnection,
-    prefix: str,
-    focus: list[str],
-    comparison: list[str],
-    as_of: date | None,
-) -> pd.DataFrame:
-    """Replace `lens.<prefix>_indicators` and return it; deterministic for a given warehouse."""
-    cutoff = datetime.combine(as_of, datetime.max.time()) if as_of else datetime(9999, 1, 1)
-    reference = comparison[0] if comparison else "country:CL"
-    frame = conn.execute(LENS_SQL, [focus, comparison, cutoff, cutoff, reference]).df()
-    conn.register("_lens_frame", frame)
+def period_years(period: str) -> tuple[int, int] | None:
+    """First and last year a period covers ('2022', '2016-2020', '2022-03'), or None."""
+    text = str(period)
+    if m := _YEAR.match(text):
+        return int(m[1]), int(m[1])
+    if m := _YEAR_SPAN.match(text):
+        return int(m[1]), int(m[2])
+    if m := _YEAR_MONTH.match(text):
+        return int(m[1]), int(m[1])
+    return None
+
+
+def _in_period(period: str, window: tuple[int, int] | None) -> bool:
+    years = period_years(period)
+    if window is None or years is None:
+        return True
+    return years[0] <= window[1] and years[1] >= window[0]
+
+
+def _cutoff(as_of: date | None) -> datetime:
+    return datetime.combine(as_of, datetime.max.time()) if as_of else datetime(9999, 12, 31)
+
+
+def _observations(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> pd.DataFrame:
+    ids = sorted(scope.territories["territory_id"].unique().tolist())
+    if scope.as_of:
+        frame = conn.execute(OBSERVATIONS_AS_OF, [ids, _cutoff(scope.as_of)]).df()
+    else:
+        frame = conn.execute(OBSERVATIONS_LATEST, [ids]).df()
+    conn.register("_lens_observations", frame)
     try:
-        conn.execute(
-            f"CREATE OR REPLACE TABLE {table_name('lens', prefix + '_indicators')} AS SELECT * FROM _lens_frame"  # noqa: S608 (identifier quoted by table_name)
-        )
+        return conn.execute(DESCRIBE_SQL).df()
     finally:
-        conn.unregister("_lens_frame")
+        conn.unregister("_lens_observations")
+
+
+def _freshness(mode, retrieved_at, cadence_days, reference: date) -> tuple[float | None, str]:
+    if retrieved_at is None or pd.isna(retrieved_at):
+        return None, "unknown"
+    age = float((pd.Timestamp(reference) - pd.Timestamp(retrieved_at).normalize()).days)
+    if mode in ("sample", "curated"):
+        return age, str(mode)
+    if cadence_days is None or pd.isna(cadence_days):
+        return age, "unknown"
+    return age, "fresh" if age <= float(cadence_days) else "stale"
+
+
+def _trends(rows: pd.DataFrame) -> pd.DataFrame:
+    """Ordinary least squares of value on year, per indicator × territory, over ≥3 in-period years."""
+    yearly = rows[rows["period"].astype(str).str.fullmatch(r"\d{4}") & rows["in_study_period"]]
+    yearly = yearly[yearly["value"].notna()]
+    records = []
+    for (indicator, territory), group in yearly.groupby(["indicator_id", "territory_id"], sort=True):
+        if len(group) < MIN_TREND_POINTS:
+            continue
+        years = group["period"].astype(int).to_numpy(dtype=float)
+        values = group["value"].to_numpy(dtype=float)
+        slope, intercept = np.polyfit(years, values, 1)
+        records.append(
+            (
+                indicator,
+                territory,
+                float(slope),
+                float(intercept),
+                len(group),
+                int(years.min()),
+                int(years.max()),
+            )
+        )
+    return pd.DataFrame(
+        records,
+        columns=[
+            "indicator_id",
+            "territory_id",
+            "trend_per_year",
+            "trend_intercept",
+            "trend_points",
+            "trend_first_year",
+            "trend_last_year",
+        ],
+    )
+
+
+def _comparison_targets(rows: pd.DataFrame, scope: LensScope) -> pd.DataFrame:
+    """The value of every comparison target per indicator × period, peers summarized by their median."""
+    targets = rows[rows["territory_id"].isin(scope.comparisons)][
+        ["indicator_id", "period", "territory_id", "territory_name", "value"]
+    ].rename(columns={"territory_id": "compared_with", "territory_name": "compared_with_name"})
+    targets = targets.assign(comparison_count=1).rename(columns={"value": "comparison_value"})
+    peers = rows[(rows["role"] == "peer") & rows["value"].notna()]
+    peer_median = (
+        peers.groupby(["indicator_id", "period"], as_index=False)
+        .agg(comparison_value=("value", "median"), comparison_count=("value", "size"))
+        .assign(compared_with=PEERS, compared_with_name=PEERS_NAME)
+    )
+    frame = pd.concat([targets, peer_median], ignore_index=True)
+    frame["compared_with_name"] = frame["compared_with_name"].fillna(frame["compared_with"])
     return frame
 
 
-def content_hash(frame: pd.DataFrame) -> str:
-    """A hash of the lens rows that ignores row order and float noise below 1e-9."""
+def _ratio(value: pd.Series, reference: pd.Series) -> pd.Series:
+    safe = reference.where(reference != 0)
+    return value / safe
+
+
+def _comparisons(rows: pd.DataFrame, targets: pd.DataFrame, scope: LensScope) -> pd.DataFrame:
+    focus = rows[rows["role"] == "focus"][
+        ["indicator_id", "territory_id", "territory_kind", "period", "value"]
+    ]
+    merged = focus.merge(targets, on=["indicator_id", "period"], how="inner")
+    is_basin = merged["territory_kind"].eq("basin") | merged["territory_id"].str.startswith("basin:")
+    # Basins are compared with peer basins only; administrative areas with the comparison territories.
+    keep = (merged["compared_with"] == PEERS) == is_basin
+    merged = merged[keep & (merged["territory_id"] != merged["compared_with"])].copy()
+    merged["ratio"] = _ratio(merged["value"], merged["comparison_value"])
+    merged["difference"] = merged["value"] - merged["comparison_value"]
+    merged["is_reference"] = [
+        scope.references.get(t) == c
+        for t, c in zip(merged["territory_id"], merged["compared_with"], strict=True)
+    ]
+    merged = merged.drop(columns=["territory_kind"])
+    merged = merged.sort_values(
+        ["indicator_id", "territory_id", "period", "compared_with"], ignore_index=True
+    )
+    return merged[list(COMPARISON_COLUMNS)]
+
+
+def indicator_rows(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(lens indicator rows, all comparisons) for the scope, deterministic for a given warehouse."""
+    rows = _observations(conn, scope)
+    roles = scope.territories.copy()
+    roles["order"] = roles["role"].map(ROLE_ORDER)
+    roles = roles.sort_values(["territory_id", "order"]).drop_duplicates("territory_id")
+    rows = rows.merge(roles[["territory_id", "role", "origin"]], on="territory_id", how="inner")
+    rows["territory_name"] = rows["territory_name"].fillna(rows["territory_id"])
+    rows["territory_kind"] = rows["territory_kind"].fillna(rows["territory_id"].str.split(":").str[0])
+    rows["in_study_period"] = [
+        _in_period(p, scope.periods.get(theme))
+        for p, theme in zip(rows["period"], rows["theme"], strict=True)
+    ]
+    fresh = [
+        _freshness(m, r, c, scope.reference_date)
+        for m, r, c in zip(rows["mode"], rows["retrieved_at"], rows["cadence_days"], strict=True)
+    ]
+    rows["age_days"] = [f[0] for f in fresh]
+    rows["freshness"] = [f[1] for f in fresh]
+    targets = _comparison_targets(rows, scope)
+    comparisons = _comparisons(rows, targets, scope)
+    reference = comparisons[comparisons["is_reference"]][
+        ["indicator_id", "territory_id", "period", "compared_with", "compared_with_name"]
+        + ["comparison_value", "comparison_count", "ratio", "difference"]
+    ]
+    rows = rows.merge(reference, on=["indicator_id", "territory_id", "period"], how="left")
+    rows = rows.merge(_trends(rows), on=["indicator_id", "territory_id"], how="left")
+    rows["section_order"] = rows["section"].map({s: i for i, s in enumerate(SECTION_ORDER)}).fillna(99)
+    rows["role_order"] = rows["role"].map(ROLE_ORDER)
+    rows = rows.sort_values(
+        ["section_order", "section", "indicator_id", "role_order", "territory_id", "period"],
+        ignore_index=True,
+    )
+    for column in ("comparison_count", "trend_points", "trend_first_year", "trend_last_year"):
+        rows[column] = rows[column].astype("Int64")
+    rows["retrieved_at"] = pd.to_datetime(rows["retrieved_at"])
+    return rows[list(INDICATOR_COLUMNS)], comparisons
+
+
+def _weakest_mode(modes: pd.Series) -> str | None:
+    known = [m for m in modes.dropna().unique() if m in MODE_WEAKNESS]
+    return min(known, key=MODE_WEAKNESS.get) if known else None
+
+
+def source_rows(conn: duckdb.DuckDBPyConnection, indicators: pd.DataFrame, scope: LensScope) -> pd.DataFrame:
+    """Every source in the warehouse with its licence, vintage, the snapshots used and freshness."""
+    base = conn.execute(SOURCES_SQL, [_cutoff(scope.as_of)]).df()
+    records = []
+    for s in base.itertuples():
+        used = indicators[indicators["source_id"] == s.source_id]
+        if len(used):
+            snapshots = sorted(used["snapshot_id"].unique())
+            first, last = used["retrieved_at"].min(), used["retrieved_at"].max()
+            mode = _weakest_mode(used["mode"])
+            years = [y for p in used["period"].unique() if (y := period_years(p))]
+            vintage = (
+                f"{min(y[0] for y in years)}–{max(y[1] for y in years)}"
+                if years
+                else ", ".join(sorted(used["period"].unique()))
+            )
+        elif s.newest_snapshot is not None and not pd.isna(s.newest_snapshot):
+            snapshots, first, last, mode, vintage = (
+                [s.newest_snapshot],
+                s.newest_at,
+                s.newest_at,
+                s.newest_mode,
+                "",
+            )
+        else:
+            snapshots, first, last, mode, vintage = [], pd.NaT, pd.NaT, None, ""
+        freshness = (
+            _freshness(mode, first, s.cadence_days, scope.reference_date)[1] if snapshots else "not loaded"
+        )
+        records.append(
+            {
+                "source_id": s.source_id,
+                "family": s.family,
+                "publisher": s.publisher,
+                "title": s.title,
+                "landing_url": s.landing_url,
+                "licence": s.licence,
+                "citation": s.citation,
+                "cadence_days": s.cadence_days,
+                "indicators": ", ".join(sorted(used["indicator_id"].unique())),
+                "lens_rows": len(used),
+                "vintage": vintage,
+                "snapshots": ", ".join(snapshots),
+                "retrieved_first": first,
+                "retrieved_last": last,
+                "mode": mode,
+                "freshness": freshness,
+                "status": None if scope.as_of else s.status,
+                "error": None if scope.as_of else s.error,
+            }
+        )
+    frame = pd.DataFrame(records, columns=list(SOURCE_COLUMNS))
+    for column in ("retrieved_first", "retrieved_last"):
+        frame[column] = pd.to_datetime(frame[column])
+    frame["lens_rows"] = frame["lens_rows"].astype("int64")
+    return frame
+
+
+SECTION_FAMILIES = {
+    "governance": "municipal and regional finance (SINIM, royalties, Presupuesto Abierto)",
+    "state_presence": "health (DEIS deaths, INE population) and informal settlements (MINVU catastro)",
+    "structural_constraints": "streamflow (DGA gauges via CR2 / CAMELS-CL) and OECD regional statistics",
+}
+
+
+def gap_rows(
+    indicators: pd.DataFrame, sources: pd.DataFrame, territories: pd.DataFrame, scope: LensScope
+) -> pd.DataFrame:
+    """What the reader must know is missing, stale or sample, one plain sentence per row."""
+    gaps = list(scope.notes)
+    present = set(indicators["section"].unique())
+    for section in SECTION_ORDER:
+        if section not in present:
+            gaps.append(
+                (
+                    "section_empty",
+                    section,
+                    f"No indicator for this section is in the warehouse; it would come from {SECTION_FAMILIES[section]}.",
+                )
+            )
+    for section in sorted(present - set(SECTION_ORDER)):
+        gaps.append(("unregistered", section, f"Indicators with lens_section '{section}' are shown apart."))
+    focus = territories[territories["role"] == "focus"]
+    for t in focus.itertuples():
+        covered = sorted(indicators.loc[indicators["territory_id"] == t.territory_id, "section"].unique())
+        missing = [s for s in SECTION_ORDER if s in present and s not in covered]
+        if not covered:
+            gaps.append(("no_data", t.territory_id, f"{t.name}: no value in any section."))
+        elif missing:
+            gaps.append(("partial_data", t.territory_id, f"{t.name}: no value for {', '.join(missing)}."))
+    for t in territories[territories["role"] != "focus"].itertuples():
+        if not (indicators["territory_id"] == t.territory_id).any():
+            gaps.append(("no_data", t.territory_id, f"{t.name} ({t.role}): no value to compare with."))
+    for s in sources.itertuples():
+        name = f"{s.source_id} ({s.title})"
+        if s.freshness == "sample":
+            gaps.append(
+                (
+                    "sample",
+                    s.source_id,
+                    f"{name} is served from SAMPLE data written for offline runs; do not cite.",
+                )
+            )
+        elif s.freshness == "stale":
+            gaps.append(
+                (
+                    "stale",
+                    s.source_id,
+                    f"{name}: newest snapshot retrieved {str(s.retrieved_first)[:10]}, older than its "
+                    f"expected cadence of {s.cadence_days:g} days.",
+                )
+            )
+        elif s.freshness == "not loaded":
+            gaps.append(("not_loaded", s.source_id, f"{name}: no snapshot retrieved by the lens date."))
+        if s.status == "failed":
+            gaps.append(
+                ("failed", s.source_id, f"{name}: the newest refresh failed ({s.error}); older data served.")
+            )
+    flagged = indicators[indicators["flag"].notna() & (indicators["role"] == "focus")]
+    for (indicator, flag), group in flagged.groupby(["indicator_id", "flag"], sort=True):
+        gaps.append(
+            ("flagged", indicator, f"{len(group)} focus value(s) of {indicator} are flagged '{flag}'.")
+        )
+    frame = pd.DataFrame(gaps, columns=["kind", "subject", "detail"])
+    return frame.drop_duplicates().reset_index(drop=True)
+
+
+def _canonical(frame: pd.DataFrame) -> str:
     canonical = frame.copy()
-    for column in canonical.select_dtypes("float").columns:
-        canonical[column] = canonical[column].round(9)
-    text = canonical.astype(str).sort_values(list(canonical.columns)).to_csv(index=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    for column in canonical.columns:
+        if pd.api.types.is_float_dtype(canonical[column]):
+            canonical[column] = canonical[column].round(9)
+    text = canonical.astype(str)
+    return text.sort_values(list(text.columns)).to_csv(index=False) if len(text.columns) else ""
+
+
+def content_hash(tables: dict[str, pd.DataFrame] | pd.DataFrame) -> str:
+    """SHA-256 over the lens tables, independent of row order and of float noise below 1e-9."""
+    if isinstance(tables, pd.DataFrame):
+        tables = {"indicators": tables}
+    digest = hashlib.sha256()
+    for name in sorted(tables):
+        digest.update(f"== {name}\n".encode())
+        digest.update(_canonical(tables[name]).encode())
+    return digest.hexdigest()
+
+
+def build_lens_tables(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> Lens:
+    """Replace the study's lens tables (inside the caller's transaction) and return them with their hash."""
+    indicators, comparisons = indicator_rows(conn, scope)
+    sources = source_rows(conn, indicators, scope)
+    territories = scope.territories.copy()
+    gaps = gap_rows(indicators, sources, territories, scope)
+    tables = {
+        "indicators": indicators,
+        "comparisons": comparisons,
+        "territories": territories,
+        "sites": scope.sites,
+        "sources": sources,
+        "gaps": gaps,
+    }
+    digest = content_hash({name: tables[name] for name in HASHED_TABLES})
+    reference = scope.reference_date
+    tables["manifest"] = pd.DataFrame(
+        [
+            ("prefix", scope.prefix),
+            ("as_of", scope.as_of.isoformat() if scope.as_of else ""),
+            ("reference_date", reference.isoformat()),
+            ("content_hash", digest),
+            ("hashed_tables", ", ".join(f"lens.{scope.prefix}_{t}" for t in HASHED_TABLES)),
+        ],
+        columns=["key", "value"],
+    )
+    for name, frame in tables.items():
+        replace_table(conn, "lens", f"{scope.prefix}_{name}", _storable(frame))
+    return Lens(scope.prefix, tables, digest, scope.as_of, reference)
+
+
+def _storable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns that are entirely empty get a string dtype, so DuckDB types them VARCHAR."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object and out[column].isna().all():
+            out[column] = out[column].astype("string")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Export: Parquet + CSV + Frictionless datapackage.json
+
+
+FRICTIONLESS_TYPES = {
+    "b": "boolean",
+    "i": "integer",
+    "u": "integer",
+    "f": "number",
+    "M": "datetime",
+    "m": "duration",
+}
+
+
+def _literal(path: Path) -> str:
+    """A file path as a SQL string literal (COPY takes no parameters; the path is ours, quotes doubled)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _field_type(series: pd.Series) -> str:
+    if isinstance(series.dtype, pd.BooleanDtype):
+        return "boolean"
+    return FRICTIONLESS_TYPES.get(series.dtype.kind, "string")
+
+
+def _write_frame(conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame, folder: Path, name: str) -> None:
+    conn.register("_lens_export", _storable(frame))
+    try:
+        for suffix, options in (("csv", "FORMAT csv, HEADER true"), ("parquet", "FORMAT parquet")):
+            conn.execute(
+                f"COPY (SELECT * FROM _lens_export) TO {_literal(folder / f'{name}.{suffix}')} ({options})"  # noqa: S608 (path quoted by _literal)
+            )
+    finally:
+        conn.unregister("_lens_export")
+
+
+def export_lens(
+    conn: duckdb.DuckDBPyConnection,
+    lens: Lens,
+    folder: Path,
+    study_id: str,
+    title: str,
+    extra: dict[str, tuple[pd.DataFrame, dict[str, str]]] | None = None,
+) -> Path:
+    """Write every lens table (and extra views) as CSV and Parquet with a Frictionless datapackage.json.
+
+    The folder is written beside the old one and swapped in, so readers never see half an export.
+    """
+    descriptions = {
+        "indicators": INDICATOR_COLUMNS,
+        "comparisons": COMPARISON_COLUMNS,
+        "sources": SOURCE_COLUMNS,
+    }
+    frames = {name: (frame, descriptions.get(name, {})) for name, frame in lens.tables.items()}
+    frames.update(extra or {})
+    folder = Path(folder)
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    sources = lens.tables["sources"]
+    package_sources = [
+        {"title": f"{s.publisher}: {s.title}", "path": s.landing_url, "licence": s.licence}
+        for s in sources.itertuples()
+    ]
+    indicators = lens.tables["indicators"]
+    registry = (
+        indicators[["indicator_id", "label", "unit", "claim_level", "source_id"]]
+        .drop_duplicates("indicator_id")
+        .sort_values("indicator_id")
+        .to_dict("records")
+    )
+    resources = []
+    for name in sorted(frames):
+        frame, described = frames[name]
+        _write_frame(conn, frame, staging, name)
+        fields = [
+            {"name": c, "type": _field_type(frame[c])}
+            | ({"format": "any"} if _field_type(frame[c]) == "datetime" else {})
+            | ({"description": described[c]} if c in described else {})
+            for c in frame.columns
+        ]
+        resource_name = name.replace("_", "-")
+        used = sorted(frame["source_id"].dropna().unique()) if "source_id" in frame.columns else []
+        common = {
+            "title": f"lens.{lens.prefix}_{name}" if name in lens.tables else name,
+            "sources": [
+                s for s, sid in zip(package_sources, sources["source_id"], strict=True) if sid in used
+            ],
+        }
+        resources.append(
+            {
+                "name": resource_name,
+                "path": f"{name}.csv",
+                "profile": "tabular-data-resource",
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+                "dialect": {"delimiter": ",", "header": True},
+                "schema": {"fields": fields},
+                **common,
+                **({"indicators": registry} if name == "indicators" else {}),
+            }
+        )
+        resources.append(
+            {
+                "name": f"{resource_name}-parquet",
+                "path": f"{name}.parquet",
+                "profile": "data-resource",
+                "format": "parquet",
+                "mediatype": "application/vnd.apache.parquet",
+                "schema": {"fields": fields},
+                **common,
+            }
+        )
+    package = {
+        "profile": "tabular-data-package",
+        "name": f"context-lens-{study_id}",
+        "title": title,
+        "description": (
+            "Context lens tables: every value with its period, unit and source. Contribution-level "
+            "territorial conditions, not site-level outputs. Values whose mode is 'sample' are stand-ins "
+            "for offline runs and must not be cited."
+        ),
+        "version": lens.content_hash[:16],
+        "context_lens": {
+            "study": study_id,
+            "as_of": lens.as_of.isoformat() if lens.as_of else None,
+            "reference_date": lens.reference_date.isoformat(),
+            "content_hash": lens.content_hash,
+        },
+        "licenses": [
+            {
+                "name": "other-at",
+                "title": "Each source keeps its own licence; see 'sources' and the sources resource.",
+            }
+        ],
+        "sources": package_sources,
+        "resources": resources,
+    }
+    (staging / "datapackage.json").write_text(json.dumps(package, indent=2, ensure_ascii=False) + "\n")
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    staging.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def lens_table(prefix: str, name: str) -> str:
+    """The quoted name of a lens table, e.g. lens."antofagasta_2025_indicators"."""
+    return table_name("lens", f"{prefix}_{name}")
