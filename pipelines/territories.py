@@ -350,11 +350,10 @@ def _comuna_places(
     )
     rows = rows[rows["kind"].isin(["province", "comuna"])].rename(columns={"id": "territory_id"})
     kinds = dict(zip(rows["territory_id"], rows["kind"], strict=True))
-    aliases = [
-        (tid, f"{kinds[tid]}_name", alias)
-        for tid, alias in zip(shared_aliases["territory_id"], shared_aliases["alias"], strict=True)
-        if tid in kinds
-    ]  # the spellings the resolver module knows (Paihuano/Paiguano, Aisén, ...), folded below
+    aliases = []  # the spellings the resolver module knows too (Paihuano/Paiguano, Aisén, ...)
+    for tid, alias in zip(shared_aliases["territory_id"], shared_aliases["alias"], strict=True):
+        if tid in kinds:
+            aliases += name_aliases(tid, kinds[tid], [alias])
     for tid, kind, code, name in rows[["territory_id", "kind", "code", "name"]].itertuples(index=False):
         aliases += name_aliases(tid, kind, [name]) + code_alias(tid, kind, code)
     for code, label in comunas[["region_code", "region_label"]].drop_duplicates().itertuples(index=False):
