@@ -83,7 +83,8 @@ def test_offline_sample_gives_loa_change_and_trend(offline_warehouse):
         modes = dict(
             conn.execute(
                 "SELECT s.source_id, s.mode FROM core.source_status st "
-                "JOIN core.snapshots s ON s.snapshot_id = st.last_snapshot_id"
+                "JOIN core.snapshots s ON s.snapshot_id = st.last_snapshot_id "
+                "WHERE st.source_id IN ('camels_cl', 'cr2_streamflow')"
             ).fetchall()
         )
         observations = dict(
