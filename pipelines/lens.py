@@ -122,8 +122,8 @@ def resolve_sites(
                     _ids_from(helper(conn, site.lon, site.lat)),
                     "pipelines.territories.resolve_site",
                 )
-            except Exception as exc:  # another family's helper: report its failure, fall back to SQL
-                problems.append(f"resolve_site failed ({type(exc).__name__}: {exc}); used point-in-polygon")
+            except Exception as exc:  # another family's helper: say it failed, fall back to SQL
+                method += f" (pipelines.territories.resolve_site failed: {type(exc).__name__}: {str(exc)[:120]})"
         if not found:
             found = _point_in_polygon(conn, site)
         by_kind: dict[str, str] = {}

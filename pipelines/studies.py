@@ -160,12 +160,47 @@ def _periods(path: Path, values) -> dict[str, tuple[int, int]]:
     return periods
 
 
+def _bad_date_field(text: str) -> str | None:
+    """The dotted path of a date YAML cannot construct (e.g. 2025-13-01), found on the node tree.
+
+    `yaml.safe_load` raises a bare ValueError for such dates; composing (no construction)
+    walks the same document safely to tell the user which field it was.
+    """
+    timestamp = "tag:yaml.org,2002:timestamp"
+
+    def walk(node, path: str) -> str | None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                found = walk(value, f"{path}.{key.value}" if path else str(key.value))
+                if found:
+                    return found
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                found = walk(item, f"{path}[{index}]")
+                if found:
+                    return found
+        elif node.tag == timestamp:
+            try:
+                date.fromisoformat(node.value[:10])
+            except ValueError:
+                return path
+        return None
+
+    try:
+        return walk(yaml.compose(text), "")
+    except yaml.YAMLError:
+        return None
+
+
 def parse_study(path: Path) -> Study:
-    with open(path, encoding="utf-8") as handle:
-        try:
-            document = yaml.safe_load(handle)
-        except yaml.YAMLError as exc:
-            raise StudyConfigError(f"{path.name}: not valid YAML: {exc}") from exc
+    text = path.read_text(encoding="utf-8")
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise StudyConfigError(f"{path.name}: not valid YAML: {exc}") from exc
+    except ValueError as exc:  # a date such as 2025-13-01
+        field_name = _bad_date_field(text) or "?"
+        raise _fail(path, field_name, f"expected a date YYYY-MM-DD: {exc}") from exc
     if not isinstance(document, dict):
         raise StudyConfigError(f"{path.name}: expected a mapping at the top level")
     _mapping(path, "", document, TOP_LEVEL_FIELDS)

@@ -30,7 +30,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from warehouse.db import table_name
@@ -197,12 +196,14 @@ SELECT o.*, coalesce(i.lens_section, 'unregistered') AS section, coalesce(i.them
        src.title AS source_title, src.landing_url AS source_url,
        coalesce(sn.licence, src.licence) AS licence, src.cadence_days,
        sn.retrieved_at, sn.mode
-FROM _lens_observations o
+FROM o
 LEFT JOIN core.indicators i USING (indicator_id)
 LEFT JOIN core.territories t USING (territory_id)
 LEFT JOIN core.sources src ON src.source_id = o.source_id
 LEFT JOIN core.snapshots sn ON sn.snapshot_id = o.snapshot_id
 """
+DESCRIBE_LATEST = "WITH o AS (" + OBSERVATIONS_LATEST + ")" + DESCRIBE_SQL
+DESCRIBE_AS_OF = "WITH o AS (" + OBSERVATIONS_AS_OF + ")" + DESCRIBE_SQL
 
 SOURCES_SQL = """
 WITH newest AS (
@@ -245,14 +246,10 @@ def _cutoff(as_of: date | None) -> datetime:
 def _observations(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> pd.DataFrame:
     ids = sorted(scope.territories["territory_id"].unique().tolist())
     if scope.as_of:
-        frame = conn.execute(OBSERVATIONS_AS_OF, [ids, _cutoff(scope.as_of)]).df()
+        frame = conn.execute(DESCRIBE_AS_OF, [ids, _cutoff(scope.as_of)]).df()
     else:
-        frame = conn.execute(OBSERVATIONS_LATEST, [ids]).df()
-    conn.register("_lens_observations", frame)
-    try:
-        return conn.execute(DESCRIBE_SQL).df()
-    finally:
-        conn.unregister("_lens_observations")
+        frame = conn.execute(DESCRIBE_LATEST, [ids]).df()
+    return frame.sort_values(["indicator_id", "territory_id", "period"], ignore_index=True)
 
 
 def _freshness(mode, retrieved_at, cadence_days, reference: date) -> tuple[float | None, str]:
@@ -267,26 +264,23 @@ def _freshness(mode, retrieved_at, cadence_days, reference: date) -> tuple[float
 
 
 def _trends(rows: pd.DataFrame) -> pd.DataFrame:
-    """Ordinary least squares of value on year, per indicator × territory, over ≥3 in-period years."""
+    """Ordinary least squares of value on year, per indicator × territory, over ≥3 in-period years.
+
+    Computed on centred years in a fixed order, so the result does not depend on row order.
+    """
     yearly = rows[rows["period"].astype(str).str.fullmatch(r"\d{4}") & rows["in_study_period"]]
-    yearly = yearly[yearly["value"].notna()]
+    yearly = yearly[yearly["value"].notna()].sort_values(["indicator_id", "territory_id", "period"])
     records = []
     for (indicator, territory), group in yearly.groupby(["indicator_id", "territory_id"], sort=True):
         if len(group) < MIN_TREND_POINTS:
             continue
         years = group["period"].astype(int).to_numpy(dtype=float)
         values = group["value"].to_numpy(dtype=float)
-        slope, intercept = np.polyfit(years, values, 1)
+        centred = years - years.mean()
+        slope = float((centred * (values - values.mean())).sum() / (centred**2).sum())
+        intercept = float(values.mean() - slope * years.mean())
         records.append(
-            (
-                indicator,
-                territory,
-                float(slope),
-                float(intercept),
-                len(group),
-                int(years.min()),
-                int(years.max()),
-            )
+            (indicator, territory, slope, intercept, len(group), int(years.min()), int(years.max()))
         )
     return pd.DataFrame(
         records,
@@ -335,10 +329,14 @@ def _comparisons(rows: pd.DataFrame, targets: pd.DataFrame, scope: LensScope) ->
     merged = merged[keep & (merged["territory_id"] != merged["compared_with"])].copy()
     merged["ratio"] = _ratio(merged["value"], merged["comparison_value"])
     merged["difference"] = merged["value"] - merged["comparison_value"]
-    merged["is_reference"] = [
-        scope.references.get(t) == c
-        for t, c in zip(merged["territory_id"], merged["compared_with"], strict=True)
-    ]
+    merged["is_reference"] = pd.Series(
+        [
+            scope.references.get(t) == c
+            for t, c in zip(merged["territory_id"], merged["compared_with"], strict=True)
+        ],
+        index=merged.index,
+        dtype=bool,
+    )
     merged = merged.drop(columns=["territory_kind"])
     merged = merged.sort_values(
         ["indicator_id", "territory_id", "period", "compared_with"], ignore_index=True
@@ -367,7 +365,7 @@ def indicator_rows(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> tuple[p
     rows["freshness"] = [f[1] for f in fresh]
     targets = _comparison_targets(rows, scope)
     comparisons = _comparisons(rows, targets, scope)
-    reference = comparisons[comparisons["is_reference"]][
+    reference = comparisons.loc[comparisons["is_reference"].astype(bool)][
         ["indicator_id", "territory_id", "period", "compared_with", "compared_with_name"]
         + ["comparison_value", "comparison_count", "ratio", "difference"]
     ]
@@ -518,10 +516,12 @@ def gap_rows(
 
 
 def _canonical(frame: pd.DataFrame) -> str:
+    """Rows as sorted CSV text: floats to 12 significant digits, every kind of missing value alike."""
     canonical = frame.copy()
     for column in canonical.columns:
         if pd.api.types.is_float_dtype(canonical[column]):
-            canonical[column] = canonical[column].round(9)
+            canonical[column] = [None if pd.isna(v) else f"{v:.12g}" for v in canonical[column]]
+    canonical = canonical.astype(object).where(canonical.notna(), "")
     text = canonical.astype(str)
     return text.sort_values(list(text.columns)).to_csv(index=False) if len(text.columns) else ""
 
