@@ -123,7 +123,9 @@ def resolve_sites(
                     "pipelines.territories.resolve_site",
                 )
             except Exception as exc:  # another family's helper: say it failed, fall back to SQL
-                method += f" (pipelines.territories.resolve_site failed: {type(exc).__name__}: {str(exc)[:120]})"
+                method += (
+                    f" (pipelines.territories.resolve_site failed: {type(exc).__name__}: {str(exc)[:120]})"
+                )
         if not found:
             found = _point_in_polygon(conn, site)
         by_kind: dict[str, str] = {}

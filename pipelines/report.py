@@ -189,6 +189,7 @@ def _html_inline(text: str) -> str:
     escaped = html.escape(text)
     escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
     escaped = re.sub(r"(?<![*\w])\*(?!\s)([^*]+?)\*(?![*\w])", r"<em>\1</em>", escaped)
+    escaped = re.sub(r"\[([^\]]+)\]\(((?:https?://|#)[^)\s]+)\)", r'<a href="\2">\1</a>', escaped)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
 
 
@@ -661,8 +662,15 @@ def _indicator_block(doc: Doc, rows: pd.DataFrame, comparisons: pd.DataFrame, la
         )
 
 
-def _mart_table(doc: Doc, name: str, frame: pd.DataFrame) -> None:
+def _mart_table(doc: Doc, name: str, frame: pd.DataFrame, sources: pd.DataFrame) -> None:
     doc.heading(4, f"{name.replace('_', ' ').capitalize()} (marts.{name})")
+    used = sorted(frame["source_id"].dropna().unique()) if "source_id" in frame.columns else []
+    links = [f"[{s.source_id}]({s.landing_url})" for s in records(sources) if s.source_id in used]
+    doc.para(
+        f"As published by the family that owns `marts.{name}`; units are in the column names"
+        + (f"; source: {', '.join(links)}." if links else "."),
+        css="small",
+    )
     shown = frame.head(40)
     rows = [
         [fmt(v) if isinstance(v, float) else ("" if _missing(v) else str(v)) for v in row]
@@ -674,7 +682,13 @@ def _mart_table(doc: Doc, name: str, frame: pd.DataFrame) -> None:
 
 
 def _section(
-    doc: Doc, section: Section, rows: pd.DataFrame, comparisons: pd.DataFrame, extras: dict, last_year: int
+    doc: Doc,
+    section: Section,
+    rows: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    extras: dict,
+    last_year: int,
+    sources: pd.DataFrame,
 ) -> None:
     doc.open(f'<section id="{section.key}">')
     doc.heading(2, section.title)
@@ -716,7 +730,7 @@ def _section(
             for _, indicator_rows in group.groupby("indicator_id", sort=True):
                 _indicator_block(doc, indicator_rows, comparisons, last_year)
         for name in marts:
-            _mart_table(doc, name, extras[name])
+            _mart_table(doc, name, extras[name], sources)
     doc.open("</section>")
 
 
@@ -994,6 +1008,7 @@ def render(
             comparisons,
             extras,
             study.end.year,
+            lens.tables["sources"],
         )
     others = indicators[~indicators["section"].isin([s.key for s in SECTIONS])]
     for key, rows in others.groupby("section", sort=True):
@@ -1003,6 +1018,8 @@ def render(
             rows,
             comparisons,
             {},
+            study.end.year,
+            lens.tables["sources"],
         )
     _sources_section(doc, lens)
     _reproducibility(doc, study, lens)

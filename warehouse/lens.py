@@ -373,8 +373,9 @@ def indicator_rows(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> tuple[p
     rows = rows.merge(_trends(rows), on=["indicator_id", "territory_id"], how="left")
     rows["section_order"] = rows["section"].map({s: i for i, s in enumerate(SECTION_ORDER)}).fillna(99)
     rows["role_order"] = rows["role"].map(ROLE_ORDER)
+    rows["kind_order"] = rows["territory_kind"].map(KIND_ORDER).fillna(9)
     rows = rows.sort_values(
-        ["section_order", "section", "indicator_id", "role_order", "territory_id", "period"],
+        ["section_order", "section", "indicator_id", "role_order", "kind_order", "territory_id", "period"],
         ignore_index=True,
     )
     for column in ("comparison_count", "trend_points", "trend_first_year", "trend_last_year"):
@@ -506,7 +507,10 @@ def gap_rows(
             gaps.append(
                 ("failed", s.source_id, f"{name}: the newest refresh failed ({s.error}); older data served.")
             )
-    flagged = indicators[indicators["flag"].notna() & (indicators["role"] == "focus")]
+    reliability = (
+        indicators["flag"].fillna("").astype(str).str.lower().str.contains("|".join(RELIABILITY_FLAGS))
+    )
+    flagged = indicators[reliability & (indicators["role"] == "focus")]
     for (indicator, flag), group in flagged.groupby(["indicator_id", "flag"], sort=True):
         gaps.append(
             ("flagged", indicator, f"{len(group)} focus value(s) of {indicator} are flagged '{flag}'.")
