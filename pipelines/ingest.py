@@ -40,7 +40,7 @@ def acquire_all(
 
 def overall_status(acquired: list[Acquired]) -> tuple[str, str, str | None]:
     """(status, mode, error) of a source from its payloads: the weakest one decides."""
-    order = ["sample", "stale", "live", "unchanged"]
+    order = ["sample", "stale", "curated", "live", "unchanged"]
     status = min((a.status for a in acquired), key=order.index)
     modes = {a.payload.mode for a in acquired}
     mode = "sample" if "sample" in modes else ("curated" if "curated" in modes else "live")

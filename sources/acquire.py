@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sources.base import Fetcher, FetchError, FetchRequest, Payload, SourceError, SourceInfo
+from sources.base import Fetcher, FetchError, FetchRequest, Mode, Payload, SourceError, SourceInfo
 from sources.fetch import HttpFetcher, payload_from_sidecar
-from sources.rawstore import request_key
+from sources.rawstore import Sidecar, request_key
 
 log = logging.getLogger(__name__)
 
@@ -120,25 +120,58 @@ class Acquirer:
             reason=reason,
         )
 
+    def curated(self, source: SourceInfo, name: str, path: Path) -> Acquired:
+        """A file maintained in this repository (e.g. figures transcribed from PDFs), as a `curated` snapshot.
+
+        There is nothing to fetch and nothing to fall back on: the file is the source. It is
+        promoted like a live payload, only once it has validated (`accept`).
+        """
+        key = "curated-" + request_key("GET", path.resolve().as_uri())
+        sidecar, content = self._file_local(
+            source,
+            name,
+            path,
+            key,
+            "curated",
+            source.licence,
+            f"curated file {path.name}, kept in the repository",
+        )
+        return Acquired(payload_from_sidecar(sidecar, content), "curated")
+
     def _store_sample(self, source: SourceInfo, request: FetchRequest, sample: Path) -> Payload:
-        content = sample.read_bytes()
-        store = self.fetcher.store
         # Sample payloads are filed under their own key, so they never pose as the live request.
         key = "sample-" + request_key(request.method, request.url, request.params, request.data)
+        sidecar, content = self._file_local(
+            source,
+            request.name,
+            sample,
+            key,
+            "sample",
+            "sample data written by the context-lens maintainers; not real data",
+            f"SAMPLE stand-in for {request.url}",
+        )
+        self.fetcher.store.promote(sidecar)
+        return payload_from_sidecar(sidecar, content)
+
+    def _file_local(
+        self, source: SourceInfo, name: str, path: Path, key: str, mode: Mode, licence: str, note: str
+    ) -> tuple[Sidecar, bytes]:
+        """Store a repository file under `key`; a new snapshot only when its content changed."""
+        content = path.read_bytes()
+        store = self.fetcher.store
         sidecar = store.latest(source.id, key)
         if sidecar is None or sidecar.sha256 != hashlib.sha256(content).hexdigest():
             sidecar = store.put(
                 source=source.id,
-                name=request.name,
+                name=name,
                 content=content,
-                request_url=sample.resolve().as_uri(),
+                request_url=path.resolve().as_uri(),
                 key=key,
-                mode="sample",
-                licence="sample data written by the context-lens maintainers; not real data",
-                note=f"SAMPLE stand-in for {request.url}",
+                mode=mode,
+                licence=licence,
+                note=note,
             )
-            store.promote(sidecar)
-        return payload_from_sidecar(sidecar, content)
+        return sidecar, content
 
 
 class _RecordingFetcher:

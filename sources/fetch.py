@@ -22,7 +22,7 @@ import requests
 
 from sources.base import FetchError, FetchRequest, Payload, SourceInfo
 from sources.endpoints import EndpointError, check_url, file_url_path
-from sources.rawstore import RawStore, Sidecar, request_key, utc_now
+from sources.rawstore import SECRET_PARAMS, RawStore, Sidecar, request_key, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ USER_AGENT = (
     "+https://github.com/context-lens/context-lens)"
 )
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-SECRET_PARAMS = re.compile(r"^(user|pass|password|token|key|apikey|api_key|access_token|secret)$", re.I)
 _HTML_START = re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body|<\?xml[^>]*>\s*<html)", re.I)
 
 

@@ -29,8 +29,18 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# Query parameters that carry credentials: shown redacted (sources.fetch.redact_url) and kept out of keys.
+SECRET_PARAMS = re.compile(r"^(user|pass|password|token|key|apikey|api_key|access_token|secret)$", re.I)
+
+
 def request_key(method: str, url: str, params: Any = None, data: Any = None) -> str:
-    """A stable key for 'the same request', so its history can be found again."""
+    """A stable key for 'the same request', so its history can be found again.
+
+    Credential-like params are left out: a changed password is still the same request, and
+    no hash of a secret ends up in a file name of the raw store.
+    """
+    if isinstance(params, dict):
+        params = {k: v for k, v in params.items() if not SECRET_PARAMS.match(str(k))}
     canonical = json.dumps([method.upper(), url, params, data], sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
