@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 STUDY ?= antofagasta-2025
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install run refresh test lint format ui faults bench clean
+.PHONY: install run refresh status test lint format ui daemon postgres faults bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 refresh: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/context-lens refresh
 
+## Per source: mode, last snapshot, freshness and the last error.
+status: install
+	$(BIN)/context-lens status
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -42,6 +46,20 @@ test: lint
 ## The Dagster UI on http://127.0.0.1:3000
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
+
+## Schedules and sensors running: dagster-daemon alone, with the same code location (`make ui` has its own).
+## For PostgreSQL storage, copy deploy/dagster.postgres.yaml to $(DAGSTER_HOME)/dagster.yaml first.
+daemon: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster-daemon run -m pipelines.definitions
+
+## A local PostgreSQL for Dagster's storage (what CI uses), without running the tests.
+postgres:
+	.ci/run --setup-only
+
+## The reliability matrix as a table (tests/faults), when that suite is present.
+faults: install
+	@if [ -f tests/faults/report.py ]; then $(BIN)/python -m tests.faults.report; \
+	else echo "tests/faults/report.py not present: nothing to report"; fi
 
 clean:
 	rm -rf output warehouse/context.duckdb warehouse/context.duckdb.wal warehouse/raw $(DAGSTER_HOME)

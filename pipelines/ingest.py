@@ -3,7 +3,9 @@
 `publish` writes a family's raw and staging tables, its source row, snapshot rows and
 status in one transaction, and only then marks the payloads as the last good ones. A
 parse or validation failure goes through `refuse`: the payloads are quarantined, the
-status records the error, and no data table is touched.
+status records the error, and no data table is touched. Before writing, `publish` also
+judges the raw tables against the last accepted ones (schema drift, volume; see
+`pipelines.ops`) and refuses the payloads when a blocking rule fails.
 """
 
 from collections.abc import Iterable
@@ -13,9 +15,10 @@ import pandas as pd
 import yaml
 from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableSchema
 
+from pipelines import ops
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources.acquire import Acquired, Acquirer
-from sources.base import FetchRequest, SourceError, SourceInfo
+from sources.base import FetchRequest, SourceError, SourceInfo, ValidationError
 from warehouse import store
 from warehouse.db import transaction
 
@@ -58,12 +61,18 @@ def publish(
     status, mode, error = overall_status(acquired)
     sidecars = [acquirer.fetcher.store.sidecar(a.payload.source, a.payload.snapshot_id) for a in acquired]
     counts = {}
-    with warehouse.writer() as conn, transaction(conn):
-        store.record_source(conn, source)
-        store.record_snapshots(conn, sidecars)
-        for (schema, table), frame in tables.items():
-            counts[f"{schema}.{table}"] = store.replace_table(conn, schema, table, frame)
-        store.record_status(conn, source.id, status, mode, acquired[-1].payload.snapshot_id, error)
+    try:
+        with warehouse.writer() as conn, transaction(conn):
+            # Drift and volume rules (ops.yaml) against the last accepted raw tables, before any write.
+            ops.check_raw_tables(conn, source.id, mode, [a.payload.snapshot_id for a in acquired], tables)
+            store.record_source(conn, source)
+            store.record_snapshots(conn, sidecars)
+            for (schema, table), frame in tables.items():
+                counts[f"{schema}.{table}"] = store.replace_table(conn, schema, table, frame)
+            store.record_status(conn, source.id, status, mode, acquired[-1].payload.snapshot_id, error)
+    except ValidationError as exc:
+        refuse(warehouse, acquirer, source, acquired, exc)
+        raise
     for item in acquired:
         acquirer.accept(item)
     return counts

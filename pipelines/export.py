@@ -1,0 +1,254 @@
+"""Publication: the core and lens tables as Parquet in output/export/, replaced atomically.
+
+Other tools read the export, never the live DuckDB file (a refresh may hold it locked, and
+a half-finished refresh must never be visible). Layout under the output folder
+(`CONTEXT_LENS_OUTPUT`, default output/):
+
+    export -> .exports/<stamp>-<hash>/      a symlink, swapped in one rename
+        core/<table>.parquet, lens/<table>.parquet
+        datapackage.json                     Frictionless descriptor: fields, types, units, sources
+        manifest.json                        snapshot ids per source and a content hash
+
+A new export is written into a temporary folder first; only when every file is written is
+the `export` link replaced (`os.replace` of a symlink is atomic). A failed or blocked
+refresh therefore never reaches this asset, or fails before the swap, and readers keep
+the previous export, whole. The previous version folder is kept too, for readers that
+opened it just before the swap.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
+
+from pipelines import ops
+from pipelines.report import output_dir
+from pipelines.resources import WarehouseResource
+from warehouse.db import table_name
+
+EXPORT_KEY = AssetKey("export")
+EXPORT_SCHEMAS = ("core", "lens")
+# Operational state that changes on every check; left out of the content hash.
+VOLATILE_TABLES = {"core.source_status", "core.raw_schemas"}
+UNORDERABLE = ("GEOMETRY", "BLOB", "STRUCT", "MAP", "UNION", "JSON")
+
+
+def export_dir() -> Path:
+    return output_dir() / "export"
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def frictionless_type(duckdb_type: str) -> str:
+    text = duckdb_type.upper()
+    if text.endswith("]"):
+        return "array"
+    if text.startswith(("STRUCT", "MAP", "JSON")):
+        return "object"
+    family = ops.type_family(text)
+    if family == "number":
+        return "number" if text.split("(")[0] in ("FLOAT", "DOUBLE", "DECIMAL") else "integer"
+    if family == "temporal":
+        return "date" if text == "DATE" else "datetime"
+    return {"text": "string", "boolean": "boolean", "time": "time"}.get(family, "any")
+
+
+def _field(name: str, duckdb_type: str) -> dict:
+    spec = {"name": name, "type": frictionless_type(duckdb_type), "duckdbType": duckdb_type}
+    if duckdb_type.upper() == "GEOMETRY":
+        spec["description"] = "geometry as WKB (GeoParquet), EPSG:4326"
+    return spec
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _export_tables(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    return conn.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_schema IN (SELECT unnest(?)) ORDER BY 1, 2",
+        [list(EXPORT_SCHEMAS)],
+    ).fetchall()
+
+
+def write_export(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict:
+    """Write every core and lens table, the datapackage and the manifest into `folder`."""
+    units = dict(conn.execute("SELECT indicator_id, unit FROM core.indicators").fetchall())
+    resources, tables = [], {}
+    for schema, table in _export_tables(conn):
+        qualified = table_name(schema, table)
+        columns = [(row[0], row[1]) for row in conn.execute(f"DESCRIBE {qualified}").fetchall()]
+        # Positional ORDER BY over the sortable columns: the same tables give the same files.
+        order = [
+            str(i + 1) for i, (_, kind) in enumerate(columns) if not kind.upper().startswith(UNORDERABLE)
+        ]
+        relative = f"{schema}/{table}.parquet"
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn.execute(
+            f"COPY (SELECT * FROM {qualified}{' ORDER BY ' + ', '.join(order) if order else ''}) "  # noqa: S608 (quoted identifiers)
+            f"TO {_sql_string(str(path))} (FORMAT parquet)"
+        )
+        rows = conn.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0]  # noqa: S608
+        digest = _sha256(path)
+        resource = {
+            "name": f"{schema}.{table}".lower(),
+            "path": relative,
+            "format": "parquet",
+            "mediatype": "application/vnd.apache.parquet",
+            "bytes": path.stat().st_size,
+            "hash": f"sha256:{digest}",
+            "rows": rows,
+            "schema": {"fields": [_field(name, kind) for name, kind in columns]},
+        }
+        names = {name for name, _ in columns}
+        if "indicator_id" in names:
+            distinct = f"SELECT DISTINCT indicator_id FROM {qualified} ORDER BY 1"  # noqa: S608 (quoted identifiers)
+            present = [r[0] for r in conn.execute(distinct).fetchall()]
+            resource["indicatorUnits"] = {i: units[i] for i in present if i in units}
+            for spec in resource["schema"]["fields"]:
+                if spec["name"] in ("value", "lower", "upper", "comparison_value", "difference"):
+                    spec["description"] = (
+                        "in the unit of the row's indicator (see indicatorUnits, core.indicators)"
+                    )
+        resources.append(resource)
+        tables[f"{schema}.{table}"] = {"path": relative, "rows": rows, "sha256": digest}
+    stable = "".join(
+        f"{name} {info['sha256']}\n" for name, info in sorted(tables.items()) if name not in VOLATILE_TABLES
+    )
+    content_hash = hashlib.sha256(stable.encode()).hexdigest()
+    generated = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sources = conn.execute(
+        """
+        SELECT src.source_id, src.publisher, src.title, src.landing_url, src.licence, src.citation,
+               st.status, st.mode, st.last_snapshot_id, sn.retrieved_at, st.checked_at
+        FROM core.sources src LEFT JOIN core.source_status st USING (source_id)
+        LEFT JOIN core.snapshots sn ON sn.snapshot_id = st.last_snapshot_id ORDER BY 1
+        """
+    ).fetchall()
+    package = {
+        "profile": "data-package",
+        "name": "context-lens-export",
+        "title": "context-lens warehouse export: core and lens tables",
+        "created": generated,
+        "description": "Published by context-lens after a successful refresh. Values whose source mode "
+        "is 'sample' are stand-ins written by the maintainers and must not be cited.",
+        "sources": [
+            {
+                "title": title,
+                "path": url,
+                "publisher": publisher,
+                "licence": licence,
+                "citation": citation,
+                "id": sid,
+            }
+            for sid, publisher, title, url, licence, citation, *_ in sources
+        ],
+        "resources": resources,
+    }
+    observation_snapshots = [
+        r[0] for r in conn.execute("SELECT DISTINCT snapshot_id FROM core.observations ORDER BY 1").fetchall()
+    ]
+    manifest = {
+        "name": "context-lens-export",
+        "generated_at": generated,
+        "content_hash": content_hash,
+        "content_hash_covers": "sha256 of every table file except " + ", ".join(sorted(VOLATILE_TABLES)),
+        "sources": {
+            sid: {
+                "status": status,
+                "mode": mode,
+                "last_snapshot_id": snapshot,
+                "retrieved_at": retrieved.isoformat() if retrieved else None,
+                "checked_at": checked.isoformat() if checked else None,
+            }
+            for sid, *_, status, mode, snapshot, retrieved, checked in sources
+        },
+        "observation_snapshot_ids": observation_snapshots,
+        "tables": tables,
+    }
+    (folder / "datapackage.json").write_text(json.dumps(package, indent=2, default=str), encoding="utf-8")
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    return manifest
+
+
+def _swap_link(link: Path, target: Path) -> Path | None:
+    """Point `link` at `target` in one atomic rename; return the folder it pointed at before."""
+    previous = link.resolve() if link.is_symlink() else None
+    if link.exists() and not link.is_symlink():  # a plain folder from before the link scheme
+        os.rename(link, target.parent / f"legacy-{uuid.uuid4().hex[:8]}")
+    temporary = link.parent / f".export-link-{uuid.uuid4().hex}"
+    os.symlink(os.path.relpath(target, link.parent), temporary, target_is_directory=True)
+    os.replace(temporary, link)
+    return previous
+
+
+def publish_export(conn: duckdb.DuckDBPyConnection, root: Path | None = None) -> dict:
+    """Write a new export beside the current one, then swap it in; the old one stays until then."""
+    root = root or output_dir()
+    versions = root / ".exports"
+    versions.mkdir(parents=True, exist_ok=True)
+    staging = versions / f".tmp-{uuid.uuid4().hex}"
+    try:
+        manifest = write_export(conn, staging)
+        stamp = manifest["generated_at"].replace(":", "").replace("-", "")
+        final = versions / f"{stamp}-{manifest['content_hash'][:12]}-{uuid.uuid4().hex[:6]}"
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    previous = _swap_link(root / "export", final)
+    keep = {final.resolve(), *([previous] if previous else [])}
+    for folder in versions.iterdir():
+        if folder.is_dir() and not folder.name.startswith(".tmp-") and folder.resolve() not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    return manifest
+
+
+def export_asset(upstream: Sequence = ()):
+    """The publication asset; it waits for every lens and for the given family assets."""
+    from pipelines import lens
+
+    @asset(
+        key=EXPORT_KEY,
+        group_name="publication",
+        pool="duckdb_writer",
+        deps=[*lens.ASSETS, *upstream],
+        description="Core and lens tables as Parquet with a Frictionless datapackage.json and a "
+        "manifest.json in output/export/, swapped in atomically. Not replaced while a source "
+        "whose freshness rule has severity error is stale (ops.yaml).",
+    )
+    def _export(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        with warehouse.reader() as conn:
+            blocked = ops.blocking_staleness(conn)
+            if blocked:
+                raise Failure(
+                    description="export not replaced (the previous one stays): stale data under a "
+                    "blocking freshness rule: " + "; ".join(blocked)
+                )
+            manifest = publish_export(conn)
+        context.log.info(f"export {manifest['content_hash'][:12]} written to {export_dir()}")
+        return MaterializeResult(
+            metadata={
+                "path": MetadataValue.path(str(export_dir())),
+                "content_hash": manifest["content_hash"],
+                "tables": MetadataValue.json({n: t["rows"] for n, t in manifest["tables"].items()}),
+                "sources": MetadataValue.json({s: v["mode"] for s, v in manifest["sources"].items()}),
+            }
+        )
+
+    return _export

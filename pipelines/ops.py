@@ -1,0 +1,780 @@
+"""Operations for every family: upstream-change sensors, and freshness, schema-drift and volume rules.
+
+Family-agnostic on purpose (it sets no `FAMILY`): families come from `pipelines.families`,
+and a family's sources are the source modules its pipeline module uses, so a new family
+gets a sensor and checks without editing this file.
+
+- Sensors: one per family. Each tick probes the family's sources cheaply
+  (`sources.upstream`: conditional GET / HEAD, the OECD content constraint, the DEIS newest
+  weekly file name) and asks for a run of just that family's assets only when something
+  changed. A second sensor rebuilds the lenses and the export after such a run succeeds.
+- Rules (`ops.yaml`): freshness against each source's cadence, schema drift and volume of
+  raw tables against the previous accepted snapshot, each with severity `error` (blocks
+  publication) or `warn`. Drift and volume are enforced in `pipelines.ingest.publish` by
+  `check_raw_tables`, before anything is written, so a blocked refresh keeps serving the
+  previous good tables; freshness blocks the export (`pipelines.export`).
+
+Nothing in this module is imported from `pipelines.families` at import time, because
+`pipelines.ingest` (which every family imports) imports the rules from here.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+import duckdb
+import pandas as pd
+import yaml
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    AssetSelection,
+    DagsterEventType,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunStatusSensorContext,
+    SensorEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    in_process_executor,
+    multi_asset_check,
+    run_status_sensor,
+    sensor,
+)
+
+from pipelines.resources import SourcesResource, WarehouseResource
+from sources import upstream
+from sources.base import SourceInfo, ValidationError
+from sources.endpoints import EndpointError, endpoints
+from sources.rawstore import RawStore
+from warehouse import db
+
+log = logging.getLogger(__name__)
+
+CONFIG_PATH = Path(__file__).resolve().parents[1] / "ops.yaml"
+CHECKS = ("freshness", "drift", "volume")
+REFRESH_TAG = "context_lens/refresh_family"
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+class OpsConfigError(ValueError):
+    """An ops.yaml that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one check is applied to one source."""
+
+    check: str
+    severity: str = "warn"
+    grace: float = 0.25  # freshness: stale when older than cadence x (1 + grace)
+    tolerance: float = 0.5  # volume: largest allowed relative change of a raw table's row count
+
+    @property
+    def blocks(self) -> bool:
+        return self.severity == "error"
+
+    @property
+    def dagster_severity(self) -> AssetCheckSeverity:
+        return AssetCheckSeverity.ERROR if self.blocks else AssetCheckSeverity.WARN
+
+
+DEFAULT_RULES = {
+    "freshness": {"severity": "warn", "grace": 0.25},
+    "drift": {"severity": "error"},
+    "volume": {"severity": "error", "tolerance": 0.5},
+}
+RULE_FIELDS = {"freshness": {"severity", "grace"}, "drift": {"severity"}, "volume": {"severity", "tolerance"}}
+
+
+@dataclass(frozen=True)
+class OpsConfig:
+    defaults: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)
+
+    def rule(self, source_id: str, check: str) -> Rule:
+        merged = {
+            **DEFAULT_RULES[check],
+            **self.defaults.get(check, {}),
+            **self.sources.get(source_id, {}).get(check, {}),
+        }
+        return Rule(check, **merged)
+
+
+def _checked_rules(path: Path, where: str, block) -> dict:
+    if not isinstance(block, dict):
+        raise OpsConfigError(f"{path.name}: '{where}' must be a mapping of check -> settings")
+    rules = {}
+    for check, settings in block.items():
+        if check not in CHECKS:
+            raise OpsConfigError(f"{path.name}: '{where}.{check}': unknown check (use {', '.join(CHECKS)})")
+        if not isinstance(settings, dict):
+            raise OpsConfigError(f"{path.name}: '{where}.{check}' must be a mapping")
+        unknown = set(settings) - RULE_FIELDS[check]
+        if unknown:
+            raise OpsConfigError(f"{path.name}: '{where}.{check}': unknown setting(s) {sorted(unknown)}")
+        if "severity" in settings and settings["severity"] not in ("error", "warn"):
+            raise OpsConfigError(f"{path.name}: '{where}.{check}.severity' must be 'error' or 'warn'")
+        for number in ("grace", "tolerance"):
+            value = settings.get(number)
+            if number in settings and (not isinstance(value, int | float) or value < 0):
+                raise OpsConfigError(f"{path.name}: '{where}.{check}.{number}' must be a number >= 0")
+        rules[check] = dict(settings)
+    return rules
+
+
+def load_config(path: Path | str | None = None) -> OpsConfig:
+    """ops.yaml (or `CONTEXT_LENS_OPS_CONFIG`), checked field by field; defaults when absent."""
+    path = Path(path or os.environ.get("CONTEXT_LENS_OPS_CONFIG") or CONFIG_PATH)
+    if not path.exists():
+        if os.environ.get("CONTEXT_LENS_OPS_CONFIG"):
+            raise OpsConfigError(f"CONTEXT_LENS_OPS_CONFIG names {path}, which does not exist")
+        return OpsConfig()
+    with open(path, encoding="utf-8") as handle:
+        try:
+            document = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as exc:
+            raise OpsConfigError(f"{path.name}: not valid YAML: {exc}") from exc
+    if not isinstance(document, dict) or set(document) - {"defaults", "sources"}:
+        raise OpsConfigError(f"{path.name}: expected top-level keys 'defaults' and 'sources' only")
+    defaults = _checked_rules(path, "defaults", document.get("defaults") or {})
+    sources = document.get("sources") or {}
+    if not isinstance(sources, dict):
+        raise OpsConfigError(f"{path.name}: 'sources' must be a mapping of source id -> checks")
+    return OpsConfig(
+        defaults, {str(sid): _checked_rules(path, f"sources.{sid}", block) for sid, block in sources.items()}
+    )
+
+
+# --- raw table schemas: record, compare, gate ------------------------------------------------
+
+RAW_SCHEMAS_DDL = """
+CREATE TABLE IF NOT EXISTS core.raw_schemas (
+    source_id     VARCHAR NOT NULL,
+    table_name    VARCHAR NOT NULL,     -- 'raw.<table>'
+    snapshot_id   VARCHAR NOT NULL,     -- the publication's newest payload (= source_status.last_snapshot_id)
+    snapshot_ids  VARCHAR[] NOT NULL,   -- every payload the table was built from
+    mode          VARCHAR NOT NULL,     -- live | curated | sample
+    columns       VARCHAR NOT NULL,     -- JSON [[name, DuckDB type, has values], ...] in table order
+    row_count     BIGINT NOT NULL,
+    recorded_at   TIMESTAMP NOT NULL,
+    PRIMARY KEY (table_name, snapshot_id)
+)
+"""
+
+_NUMBER_TYPES = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+}
+
+
+def type_family(duckdb_type: str) -> str:
+    """Types that a refresh may legitimately move between count as one family.
+
+    pandas turns an integer column with one missing value into floats, and a timestamp
+    may gain a time zone; neither is drift. Text becoming a number, or the reverse, is.
+    """
+    text = duckdb_type.upper()
+    if text.endswith("]") or text.startswith(("STRUCT", "MAP", "UNION")):
+        return text
+    base = text.split("(")[0].strip()
+    if base in _NUMBER_TYPES:
+        return "number"
+    if base.startswith("TIMESTAMP") or base == "DATE":
+        return "temporal"
+    if base in ("VARCHAR", "CHAR", "TEXT", "STRING"):
+        return "text"
+    return base.lower()
+
+
+def frame_columns(conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> list[list]:
+    """[[name, DuckDB type, has values], ...] as `store.replace_table` would create them."""
+    conn.register("_raw_schema_probe", frame)
+    try:
+        described = conn.execute("DESCRIBE SELECT * FROM _raw_schema_probe").fetchall()
+    finally:
+        conn.unregister("_raw_schema_probe")
+    return [[name, kind, bool(frame[name].notna().any())] for name, kind, *_ in described]
+
+
+@dataclass(frozen=True)
+class Drift:
+    missing: list[str]
+    new: list[str]
+    retyped: list[tuple[str, str, str]]
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.new or self.retyped)
+
+    def __str__(self) -> str:
+        parts = []
+        if self.missing:
+            parts.append(f"missing column(s) {', '.join(self.missing)}")
+        if self.new:
+            parts.append(f"new column(s) {', '.join(self.new)}")
+        if self.retyped:
+            parts.append("retyped " + ", ".join(f"{n} {old} -> {new}" for n, old, new in self.retyped))
+        return "; ".join(parts)
+
+
+def compare_columns(previous: list[list], current: list[list]) -> Drift:
+    """Columns gone, added, or moved to another type family (all-null columns have no type)."""
+    before = {name: (kind, has) for name, kind, has in previous}
+    after = {name: (kind, has) for name, kind, has in current}
+    retyped = [
+        (name, before[name][0], kind)
+        for name, (kind, has) in after.items()
+        if name in before and has and before[name][1] and type_family(kind) != type_family(before[name][0])
+    ]
+    return Drift(
+        missing=[n for n in before if n not in after],
+        new=[n for n in after if n not in before],
+        retyped=retyped,
+    )
+
+
+def volume_change(previous_rows: int, rows: int) -> float | None:
+    """Relative change of a row count; None when there is nothing to compare against."""
+    if previous_rows <= 0:
+        return None
+    return (rows - previous_rows) / previous_rows
+
+
+@dataclass(frozen=True)
+class RecordedSchema:
+    source_id: str
+    table_name: str
+    snapshot_id: str
+    snapshot_ids: list[str]
+    mode: str
+    columns: list[list]
+    row_count: int
+    recorded_at: datetime
+
+
+def _recorded(row) -> RecordedSchema:
+    values = dict(zip([f.name for f in fields(RecordedSchema)], row, strict=True))
+    values["columns"] = json.loads(values["columns"])
+    values["snapshot_ids"] = list(values["snapshot_ids"])
+    return RecordedSchema(**values)
+
+
+def _has_raw_schemas(conn: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        conn.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'core' AND table_name = 'raw_schemas'"
+        ).fetchone()[0]
+    )
+
+
+def accepted_schemas(
+    conn: duckdb.DuckDBPyConnection, table: str, sample: bool, limit: int = 1
+) -> list[RecordedSchema]:
+    """The newest accepted schemas of a raw table among real (or among SAMPLE) publications."""
+    if not _has_raw_schemas(conn):
+        return []
+    rows = conn.execute(
+        """
+        SELECT source_id, table_name, snapshot_id, snapshot_ids, mode, columns, row_count, recorded_at
+        FROM core.raw_schemas WHERE table_name = ? AND (mode = 'sample') = ?
+        ORDER BY recorded_at DESC, snapshot_id DESC LIMIT ?
+        """,
+        [table, sample, limit],
+    ).fetchall()
+    return [_recorded(row) for row in rows]
+
+
+def judge_raw_table(
+    config: OpsConfig, source_id: str, previous: RecordedSchema, columns: list[list], rows: int
+) -> list[tuple[Rule, str]]:
+    """(rule, finding) for every drift or volume rule the new table breaks against `previous`."""
+    findings = []
+    drift = compare_columns(previous.columns, columns)
+    if drift:
+        findings.append(
+            (
+                config.rule(source_id, "drift"),
+                f"schema drift in {previous.table_name} against snapshot {previous.snapshot_id}: {drift}",
+            )
+        )
+    rule = config.rule(source_id, "volume")
+    change = volume_change(previous.row_count, rows)
+    if change is not None and abs(change) > rule.tolerance:
+        findings.append(
+            (
+                rule,
+                f"row count of {previous.table_name} moved from {previous.row_count} to {rows} "
+                f"({change:+.0%}) against snapshot {previous.snapshot_id}, beyond the tolerance of "
+                f"{rule.tolerance:.0%}",
+            )
+        )
+    return findings
+
+
+def check_raw_tables(
+    conn: duckdb.DuckDBPyConnection,
+    source_id: str,
+    mode: str,
+    snapshot_ids: Sequence[str],
+    tables: dict[tuple[str, str], pd.DataFrame],
+    config: OpsConfig | None = None,
+) -> list[str]:
+    """Judge a publication's raw tables against the last accepted ones, then record them.
+
+    Runs inside the publishing transaction. Raises `ValidationError` when a blocking rule
+    fails (the caller refuses the payloads; the transaction rolls back, so the previous good
+    tables stay). Returns the non-blocking findings. SAMPLE publications, and publications
+    of the very payloads accepted last time (a code change, not an upstream one), are
+    recorded but never judged.
+    """
+    conn.execute(RAW_SCHEMAS_DDL)
+    config = config or load_config()
+    blocking, warnings, judged = [], [], []
+    for (schema, table), frame in tables.items():
+        if schema != "raw":
+            continue
+        name = f"raw.{table}"
+        columns = frame_columns(conn, frame)
+        judged.append((name, columns, len(frame)))
+        previous = accepted_schemas(conn, name, sample=mode == "sample")
+        if not previous or mode == "sample" or set(previous[0].snapshot_ids) == set(snapshot_ids):
+            continue
+        for rule, finding in judge_raw_table(config, source_id, previous[0], columns, len(frame)):
+            (blocking if rule.blocks else warnings).append(finding)
+    if blocking:
+        raise ValidationError(source_id, "; ".join(blocking))
+    for name, columns, rows in judged:
+        conn.execute(
+            "INSERT OR REPLACE INTO core.raw_schemas VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+            [source_id, name, snapshot_ids[-1], list(snapshot_ids), mode, json.dumps(columns), rows],
+        )
+    for warning in warnings:
+        log.warning("%s: %s (severity warn: published anyway)", source_id, warning)
+    return warnings
+
+
+# --- freshness -------------------------------------------------------------------------------
+
+FRESHNESS_SQL = """
+SELECT src.source_id, src.family, src.cadence_days, st.status, st.mode, st.last_snapshot_id, st.error,
+       greatest(
+           (SELECT max(sn.retrieved_at) FROM core.snapshots sn
+            WHERE sn.source_id = src.source_id AND sn.mode = st.mode),
+           CASE WHEN st.status IN ('live', 'unchanged') THEN st.checked_at END
+       ) AS fresh_as_of,
+       now()::TIMESTAMP AS checked_now
+FROM core.sources src LEFT JOIN core.source_status st USING (source_id)
+ORDER BY src.source_id
+"""
+
+
+@dataclass(frozen=True)
+class Freshness:
+    source_id: str
+    family: str
+    cadence_days: float
+    status: str | None
+    mode: str | None
+    last_snapshot_id: str | None
+    error: str | None
+    fresh_as_of: datetime | None
+    age_days: float | None
+    state: str  # never | sample | fresh | stale
+
+    def describe(self) -> str:
+        if self.state == "never":
+            return "never refreshed"
+        if self.state == "sample":
+            return "SAMPLE data (not real)"
+        return f"{self.state} ({self.age_days:.1f} d old, cadence {self.cadence_days:g} d)"
+
+
+def freshness_report(conn: duckdb.DuckDBPyConnection, config: OpsConfig | None = None) -> list[Freshness]:
+    """Per source: how old the newest confirmation of its data is, against its cadence.
+
+    The data are as fresh as the newest accepted payload, or as the newest refresh that
+    found upstream unchanged (a 304 confirms the data we hold are still current).
+    """
+    config = config or load_config()
+    report = []
+    for row in conn.execute(FRESHNESS_SQL).fetchall():
+        source_id, family, cadence, status, mode, snapshot, error, fresh_as_of, now = row
+        age = (now - fresh_as_of).total_seconds() / 86400 if fresh_as_of else None
+        grace = config.rule(source_id, "freshness").grace
+        if status is None or fresh_as_of is None:
+            state = "never"
+        elif mode == "sample":
+            state = "sample"
+        else:
+            state = "fresh" if age <= cadence * (1 + grace) else "stale"
+        report.append(
+            Freshness(source_id, family, cadence, status, mode, snapshot, error, fresh_as_of, age, state)
+        )
+    return report
+
+
+def blocking_staleness(conn: duckdb.DuckDBPyConnection, config: OpsConfig | None = None) -> list[str]:
+    """Stale real data whose freshness rule has severity error: reasons not to publish."""
+    config = config or load_config()
+    return [
+        f"{f.source_id}: {f.describe()}"
+        for f in freshness_report(conn, config)
+        if f.state == "stale" and config.rule(f.source_id, "freshness").blocks
+    ]
+
+
+# --- families and their sources --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FamilySource:
+    """A source used by a family, with the source module whose ENDPOINTS describe it."""
+
+    info: SourceInfo
+    module: ModuleType | None
+
+    def endpoints(self) -> dict[str, str]:
+        """The resolved endpoints (overrides applied); none when the module serves several sources."""
+        defaults = getattr(self.module, "ENDPOINTS", None)
+        if not defaults:
+            return {}
+        try:
+            return endpoints(self.info.id, defaults)
+        except EndpointError as exc:
+            log.warning("%s: endpoints not usable for probing: %s", self.info.id, exc)
+            return {}
+
+
+def _module_sources(module: ModuleType) -> list[SourceInfo]:
+    found = [getattr(module, "SOURCE", None), *getattr(module, "SOURCES", ())]
+    return list({s.id: s for s in found if isinstance(s, SourceInfo)}.values())
+
+
+def _owner(info: SourceInfo) -> ModuleType | None:
+    for name, module in list(sys.modules.items()):
+        if name.startswith("sources.") and module is not None and info in _module_sources(module):
+            return module
+    return None
+
+
+def family_sources(module: ModuleType) -> list[FamilySource]:
+    """The sources a family's pipeline module uses: the source modules (or SourceInfos) it names."""
+    found: dict[str, FamilySource] = {}
+
+    def add(info: SourceInfo, owner: ModuleType | None) -> None:
+        if info.id not in found:
+            served = _module_sources(owner) if owner else []
+            found[info.id] = FamilySource(info, owner if len(served) == 1 else None)
+
+    for value in vars(module).values():
+        if isinstance(value, ModuleType) and value.__name__.startswith("sources."):
+            for info in _module_sources(value):
+                add(info, value)
+        elif isinstance(value, SourceInfo):
+            add(value, _owner(value))
+        elif type(value) in (list, tuple) and value and all(isinstance(v, SourceInfo) for v in value):
+            for info in value:
+                add(info, _owner(info))
+    return sorted(found.values(), key=lambda s: s.info.id)
+
+
+def family_asset_keys(module: ModuleType) -> list[AssetKey]:
+    return [key for asset in getattr(module, "ASSETS", []) for key in asset.keys]
+
+
+# --- upstream-change sensors -----------------------------------------------------------------
+
+
+@dataclass
+class Decision:
+    """What one sensor tick concluded."""
+
+    changes: list[str]
+    summary: str
+    cursor: dict
+    run_key: str | None = None
+
+    @property
+    def run(self) -> bool:
+        return bool(self.changes)
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def evaluate_family(
+    family: str,
+    sources: Iterable[FamilySource],
+    store: RawStore,
+    cursor: dict,
+    prober: upstream.Prober | None = None,
+    now: datetime | None = None,
+) -> Decision:
+    """Probe every request of a family's sources once and decide whether to refresh the family.
+
+    Every target is probed even after a change is found, so the cursor learns all current
+    validators and the next tick does not mistake an already-refreshed change for a new one.
+    A source whose requests have no cheap version marker is refreshed when its cadence has
+    passed since its newest accepted payload or since the last run this sensor asked for.
+    """
+    prober = prober or upstream.Prober()
+    now = now or datetime.now(UTC)
+    seen = dict(cursor.get("validators", {}))
+    requested = dict(cursor.get("requested", {}))
+    changes, notes = [], []
+    for source in sources:
+        info = source.info
+        sidecars = upstream.latest_sidecars(store, info.id)
+        targets = upstream.plan_targets(info.id, store, source.endpoints(), sidecars)
+        verdicts, changed = [], []
+        for target in targets:
+            probe = prober.probe(target)
+            verdict = upstream.judge(probe, seen.get(target.key))
+            verdicts.append(verdict)
+            if probe.validator is not None:
+                seen[target.key] = probe.validator
+            if verdict == "error":
+                notes.append(f"{info.id} {target.name}: probe failed ({probe.error})")
+            elif verdict == "changed":
+                changed.append(
+                    f"{info.id} {target.name}: changed upstream ({probe.detail or probe.validator})"
+                )
+        if not changed and (not targets or "unknown" in verdicts):
+            accepted = [_parse_time(s.retrieved_at) for s in sidecars if s.mode != "sample"]
+            last = max([t for t in [*accepted, _parse_time(requested.get(info.id))] if t], default=None)
+            if last is None or now - last >= info.cadence:
+                changed.append(f"{info.id}: no cheap version marker upstream; due by its cadence")
+        if changed:
+            requested[info.id] = now.isoformat()
+            changes.extend(changed)
+        counts = {v: verdicts.count(v) for v in sorted(set(verdicts))}
+        notes.append(
+            f"{info.id}: " + (", ".join(f"{n} {v}" for v, n in counts.items()) or "nothing to probe")
+        )
+    new_cursor = {"validators": seen, "requested": requested}
+    if not changes:
+        failed = any("probe failed" in note for note in notes)
+        headline = "no change detected (some probes failed)" if failed else "nothing changed upstream"
+        return Decision([], f"{family}: {headline}. " + "; ".join(notes), new_cursor)
+    digest = hashlib.sha256("\n".join(changes).encode()).hexdigest()[:12]
+    # One run per change per day: a failed refresh is asked for again the next day, not every tick.
+    return Decision(changes, "; ".join(changes), new_cursor, f"{family}-{digest}-{now.date().isoformat()}")
+
+
+def _probe_interval(sources: list[FamilySource]) -> int:
+    """Probe about eight times per cadence of the family's fastest source, between hourly and daily."""
+    cadence = min(s.info.cadence for s in sources)
+    return int(min(max(cadence.total_seconds() / 8, 3600), 86400))
+
+
+def family_sensor(module: ModuleType):
+    """The upstream-change sensor of one family, or None for a family without sources."""
+    family = module.FAMILY
+    used = family_sources(module)
+    keys = family_asset_keys(module)
+    if not used or not keys:
+        return None
+
+    @sensor(
+        name=f"{family}_upstream_changes",
+        asset_selection=keys,
+        minimum_interval_seconds=_probe_interval(used),
+        default_status=DefaultSensorStatus.STOPPED,
+        description=f"Probes the {family} sources ({', '.join(s.info.id for s in used)}) with one "
+        "small request each and refreshes the family only when one of them changed.",
+    )
+    def _upstream_changes(context: SensorEvaluationContext, sources: SourcesResource):
+        if sources.offline or os.environ.get("CONTEXT_LENS_OFFLINE", "").lower() in ("1", "true"):
+            return SkipReason("offline: upstream probes are skipped")
+        store = RawStore(sources.raw_dir or db.raw_dir())
+        decision = evaluate_family(family, used, store, json.loads(context.cursor or "{}"))
+        context.update_cursor(json.dumps(decision.cursor, sort_keys=True))
+        if not decision.run:
+            return SkipReason(decision.summary)
+        context.log.info(decision.summary)
+        return RunRequest(
+            run_key=decision.run_key,
+            asset_selection=keys,
+            tags={REFRESH_TAG: family, "context_lens/reason": decision.summary[:200]},
+        )
+
+    return _upstream_changes
+
+
+# --- publication after a refresh, and the checks on the export ------------------------------
+
+
+def publish_job():
+    return define_asset_job(
+        "publish",
+        selection=AssetSelection.groups("lens", "publication"),
+        executor_def=in_process_executor,
+        description="Rebuild every lens and replace the export in output/export/.",
+    )
+
+
+def publish_after_refresh_sensor(job, export_key: AssetKey, family_keys: set[AssetKey]):
+    """After a successful run that refreshed family assets but not the export, publish."""
+
+    @run_status_sensor(
+        run_status=DagsterRunStatus.SUCCESS,
+        name="publish_after_refresh",
+        request_job=job,
+        default_status=DefaultSensorStatus.STOPPED,
+        description="When a family refresh succeeds, rebuild the lenses and the export.",
+    )
+    def _publish_after_refresh(context: RunStatusSensorContext):
+        run = context.dagster_run
+        if run.job_name == job.name:
+            return SkipReason("the run was itself a publication")
+        records = context.instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+        materialized = {r.event_log_entry.dagster_event.asset_key for r in records}
+        if export_key in materialized:
+            return SkipReason(f"run {run.run_id} already published the export")
+        if not materialized & family_keys:
+            return SkipReason(f"run {run.run_id} refreshed no family asset")
+        return RunRequest(run_key=f"publish-after-{run.run_id}")
+
+    return _publish_after_refresh
+
+
+def _schema_history(conn: duckdb.DuckDBPyConnection, source_id: str) -> dict[str, list[RecordedSchema]]:
+    """The two newest accepted real-data schemas of each of a source's raw tables."""
+    if not _has_raw_schemas(conn):
+        return {}
+    tables = conn.execute(
+        "SELECT DISTINCT table_name FROM core.raw_schemas WHERE source_id = ? ORDER BY 1", [source_id]
+    ).fetchall()
+    return {name: accepted_schemas(conn, name, sample=False, limit=2) for (name,) in tables}
+
+
+def _refused(freshness: Freshness | None, marker: str) -> bool:
+    return bool(freshness and freshness.status == "failed" and freshness.error and marker in freshness.error)
+
+
+def source_check_results(conn: duckdb.DuckDBPyConnection, source_id: str, config: OpsConfig, asset_key):
+    """The freshness, drift and volume check results of one source, as the warehouse shows them."""
+    report = {f.source_id: f for f in freshness_report(conn, config)}
+    fresh = report.get(source_id)
+    rule = config.rule(source_id, "freshness")
+    state = fresh.state if fresh else "never"
+    yield AssetCheckResult(
+        asset_key=asset_key,
+        check_name=f"freshness_{source_id}",
+        passed=state == "fresh",
+        # SAMPLE or never-built data is always a warning: it cannot be fixed by waiting.
+        severity=rule.dagster_severity if state == "stale" else AssetCheckSeverity.WARN,
+        metadata={
+            "state": state,
+            "age_days": round(fresh.age_days, 2) if fresh and fresh.age_days is not None else -1,
+            "cadence_days": fresh.cadence_days if fresh else -1,
+            "description": fresh.describe() if fresh else "never refreshed",
+        },
+    )
+    history = _schema_history(conn, source_id)
+    drift_findings, volume_findings = [], []
+    for entries in history.values():
+        if len(entries) == 2:
+            for found_rule, finding in judge_raw_table(
+                config, source_id, entries[1], entries[0].columns, entries[0].row_count
+            ):
+                (drift_findings if found_rule.check == "drift" else volume_findings).append(finding)
+    for check, findings, marker in (
+        ("drift", drift_findings, "schema drift"),
+        ("volume", volume_findings, "row count of"),
+    ):
+        refused = _refused(fresh, marker)
+        reasons = ([f"refresh refused: {fresh.error}"] if refused else []) + [
+            f"accepted: {f}" for f in findings
+        ]
+        yield AssetCheckResult(
+            asset_key=asset_key,
+            check_name=f"{check}_{source_id}",
+            passed=not reasons,
+            severity=config.rule(source_id, check).dagster_severity if refused else AssetCheckSeverity.WARN,
+            metadata={"findings": reasons, "raw_tables": sorted(history)},
+        )
+
+
+def source_quality_checks(export_key: AssetKey, source_ids: Sequence[str]):
+    """One freshness, drift and volume check per source, evaluated when the export is built."""
+    if not source_ids:
+        return None
+    specs = [
+        AssetCheckSpec(f"{check}_{source_id}", asset=export_key, description=f"{check} of {source_id}")
+        for source_id in source_ids
+        for check in CHECKS
+    ]
+
+    @multi_asset_check(
+        specs=specs,
+        name="source_quality",
+        pool="duckdb_writer",
+        description="Freshness against cadence, and schema drift and volume of raw tables, per source "
+        "(rules and severities in ops.yaml).",
+    )
+    def _source_quality(warehouse: WarehouseResource):
+        config = load_config()
+        with warehouse.reader() as conn:
+            for source_id in source_ids:
+                yield from source_check_results(conn, source_id, config, export_key)
+
+    return _source_quality
+
+
+@dataclass(frozen=True)
+class OpsDefinitions:
+    sensors: list
+    checks: list
+    jobs: list
+
+
+def definitions(families: Sequence[ModuleType], export_key: AssetKey) -> OpsDefinitions:
+    """Everything this module contributes to the code location, for the given families."""
+    sensors = [s for s in (family_sensor(m) for m in families) if s is not None]
+    family_keys = {key for m in families for key in family_asset_keys(m)}
+    job = publish_job()
+    sensors.append(publish_after_refresh_sensor(job, export_key, family_keys))
+    source_ids = sorted({s.info.id for m in families for s in family_sources(m)})
+    checks = [c for c in [source_quality_checks(export_key, source_ids)] if c is not None]
+    return OpsDefinitions(sensors=sensors, checks=checks, jobs=[job])
+
+
+__all__ = [
+    "OpsConfig",
+    "Rule",
+    "check_raw_tables",
+    "definitions",
+    "evaluate_family",
+    "family_sources",
+    "freshness_report",
+    "load_config",
+]

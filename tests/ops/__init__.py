@@ -1,0 +1,1 @@
+"""Operations: sensors, quality gates, publication, CLI status, PostgreSQL storage."""
