@@ -780,7 +780,7 @@ def finance_observations_frames(
         values, unmatched = ratio_series(numerator, denominator, scale, modes, name)
         series[indicator] = (source_id, values)
         notes[indicator] = f"{len(values)} values" + (
-            f"; no {name} for {len(unmatched)} territory-years ({', '.join(unmatched[:12])})"
+            f"; no {name} of the same year for {len(unmatched)} territory-years ({', '.join(unmatched[:12])})"
             if unmatched
             else ""
         )
@@ -789,14 +789,14 @@ def finance_observations_frames(
         series[indicator] = (sinim.SOURCE.id, amount_series(amounts, measure))
     if sinim_rows is not None:
         series["fcm_dependence_pct"] = (sinim.SOURCE.id, fcm_dependence(sinim_rows, amounts))
-    no_population = "population (indicators population / oecd_population in core.observations)"
+    population_label = "population"  # indicator population, else oecd_population, same year
     derived(
         "mining_concession_fees_per_inhabitant_clp",
         sinim.SOURCE.id,
         amount_series(amounts, "mining_concession_fees"),
         population,
         1.0,
-        no_population,
+        population_label,
     )
 
     comuna_totals, region_totals, region_comuna_totals = royalty_totals(amounts)
@@ -808,7 +808,7 @@ def finance_observations_frames(
         all_totals,
         population,
         1.0,
-        no_population,
+        population_label,
     )
     total_income = amount_series(amounts, "total_income")
     derived(
@@ -817,7 +817,7 @@ def finance_observations_frames(
         pd.concat([comuna_totals, region_comuna_totals], ignore_index=True),
         total_income,
         100.0,
-        "SINIM municipal total income of the same year",
+        "SINIM municipal total income",
     )
     derived(
         "royalty_share_of_regional_budget_pct",
@@ -825,7 +825,7 @@ def finance_observations_frames(
         region_totals,
         amount_series(amounts, "regional_government_payments"),
         100.0,
-        "regional-government payments (Presupuesto Abierto) of the same year",
+        "regional-government payments (Presupuesto Abierto)",
     )
     series["regional_government_payments_clp"] = (
         presupuesto_abierto.SOURCE.id,
