@@ -174,6 +174,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _export_connection(folder: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with one view per exported table (`core.observations`, ...)."""
+    from pipelines.export import sql_string
+
     manifest = folder / "manifest.json"
     if not manifest.exists():
         raise CommandError(f"no export at {folder}: run `context-lens build` first")
@@ -182,10 +184,8 @@ def _export_connection(folder: Path) -> duckdb.DuckDBPyConnection:
     for name, table in json.loads(manifest.read_text(encoding="utf-8"))["tables"].items():
         schema, relation = name.split(".", 1)
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {db.quote_ident(schema)}")
-        conn.execute(
-            f"CREATE VIEW {db.table_name(schema, relation)} AS SELECT * FROM read_parquet(?)",  # noqa: S608
-            [str(folder / table["path"])],
-        )
+        path = sql_string(str(folder / table["path"]))
+        conn.execute(f"CREATE VIEW {db.table_name(schema, relation)} AS SELECT * FROM read_parquet({path})")  # noqa: S608
     return conn
 
 

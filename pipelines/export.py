@@ -44,7 +44,8 @@ def export_dir() -> Path:
     return output_dir() / "export"
 
 
-def _sql_string(text: str) -> str:
+def sql_string(text: str) -> str:
+    """A SQL string literal, for the statements that take no parameters (COPY, CREATE VIEW)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -101,7 +102,7 @@ def write_export(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn.execute(
             f"COPY (SELECT * FROM {qualified}{' ORDER BY ' + ', '.join(order) if order else ''}) "  # noqa: S608 (quoted identifiers)
-            f"TO {_sql_string(str(path))} (FORMAT parquet)"
+            f"TO {sql_string(str(path))} (FORMAT parquet)"
         )
         rows = conn.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0]  # noqa: S608
         digest = _sha256(path)

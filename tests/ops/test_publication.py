@@ -160,7 +160,7 @@ def test_drift_with_severity_warn_is_published(warehouse_env, http_server, monke
     assert drift.missing == ["value"] and drift.new == ["valor"]
 
 
-def test_export_package_describes_tables_units_and_sources(warehouse_env, monkeypatch):
+def test_export_package_describes_tables_units_and_sources(warehouse_env, monkeypatch, capsys):
     monkeypatch.setenv("CONTEXT_LENS_OFFLINE", "1")
     oecd_export = publication.export_asset(oecd_family.ASSETS)
     result = materialize([territories.territories, *oecd_family.ASSETS, oecd_export], resources=RESOURCES)
@@ -189,6 +189,9 @@ def test_export_package_describes_tables_units_and_sources(warehouse_env, monkey
     assert manifest["sources"]["oecd_regional"]["mode"] == "sample"
     for name, table in manifest["tables"].items():
         assert (folder / table["path"]).exists(), name
+    capsys.readouterr()
+    assert cli.main(["sql", "--export", "SELECT count(*) AS exported FROM core.observations"]) == 0
+    assert str(expected_rows) in capsys.readouterr().out
 
 
 def test_status_after_an_offline_build_lists_every_source_with_mode_and_reason(
