@@ -494,7 +494,8 @@ def map_svg(geo) -> str:
         style = MAP_STYLES.get(layer["style"], "fill:none;stroke:#999")
         marks, labels = [], []
         for feature in layer["features"]:
-            name = html.escape(str(feature.get("name") or ""))
+            full = str(feature.get("name") or "")
+            name, short = html.escape(full), html.escape(full if len(full) <= 36 else full[:35] + "…")
             geometry = feature["geometry"]
             if geometry.get("type") == "Point":
                 x, y = project(*geometry["coordinates"][:2])
@@ -503,7 +504,8 @@ def map_svg(geo) -> str:
                         f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" style="{style}"><title>{name}</title></circle>'
                     )
                     labels.append(
-                        f'<text class="map-label site-label" x="{x + 9:.1f}" y="{y + 4:.1f}">{name}</text>'
+                        f'<text class="map-label site-label" x="{x - 9 if x > width * 0.55 else x + 9:.1f}" '
+                        f'y="{y + 4:.1f}" text-anchor="{"end" if x > width * 0.55 else "start"}">{short}</text>'
                     )
                 elif layer["style"] == "gauge":
                     marks.append(

@@ -156,8 +156,9 @@ def test_cli_passes_as_of_to_the_lens(monkeypatch):
         seen["as_of"] = os.environ.get("CONTEXT_LENS_AS_OF")
         return True
 
-    monkeypatch.delenv("CONTEXT_LENS_AS_OF", raising=False)
-    monkeypatch.delenv("CONTEXT_LENS_OFFLINE", raising=False)  # restored afterwards: the CLI sets it
+    # The CLI writes both into os.environ; setting them here makes monkeypatch remove them afterwards.
+    monkeypatch.setenv("CONTEXT_LENS_AS_OF", "")
+    monkeypatch.setenv("CONTEXT_LENS_OFFLINE", "")
     monkeypatch.setattr(cli, "_materialize", fake_materialize)
     assert cli.main(["build", "--study", "calama-loa-2025", "--as-of", "2025-06-30", "--offline"]) == 0
     assert seen == {"as_of": "2025-06-30"}
