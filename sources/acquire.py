@@ -6,7 +6,9 @@ The policy, the same for every source:
    reuse it and report the source as `stale` with the error;
 3. only if there is no earlier live snapshot, use the shipped sample (mode `sample`);
 4. with neither, raise the fetch error.
-Sample data never replaces real data: step 3 is unreachable once a live snapshot exists.
+Sample data never replaces real data: step 3 is unreachable once a live snapshot exists,
+even one of the same request name fetched from another URL (a moved endpoint): then the
+fetch error is raised instead.
 Offline runs skip step 1.
 
 A multi-request protocol (ArcGIS paging, a POST form walk, the parts of a shapefile) goes
@@ -59,6 +61,7 @@ class Acquirer:
             return Acquired(previous, "stale", error)
         if sample is None:
             raise FetchError(source.id, f"{error}; no earlier live snapshot and no sample to fall back on")
+        self._never_over_live(source, request.name, error)
         log.warning("%s: %s; no earlier live snapshot, using SAMPLE data %s", source.id, error, sample.name)
         return Acquired(self._store_sample(source, request, sample), "sample", error)
 
@@ -101,8 +104,19 @@ class Acquirer:
             return [Acquired(payload, "stale", error) for payload in previous]
         if sample is None:
             raise FetchError(source.id, f"{error}; no earlier live walk and no sample to fall back on")
+        self._never_over_live(source, sample_request.name, error)
         log.warning("%s: %s; no earlier live walk, using SAMPLE data %s", source.id, error, sample.name)
         return [Acquired(self._store_sample(source, sample_request, sample), "sample", error)]
+
+    def _never_over_live(self, source: SourceInfo, name: str, error: str | None) -> None:
+        """Refuse the sample when `name` has live data filed under another key (URL or params changed)."""
+        live = self.fetcher.store.latest_live(source.id, name)
+        if live is not None:
+            raise FetchError(
+                source.id,
+                f"{error}; not falling back on SAMPLE data: live data of {name!r} exists (snapshot "
+                f"{live.snapshot_id} from {live.request_url}), and sample data never replaces live data",
+            )
 
     def accept(self, acquired: Acquired) -> None:
         """The payload parsed and validated: it becomes the request's last good snapshot."""

@@ -86,7 +86,10 @@ def endpoint(source_id: str, name: str, defaults: dict[str, str]) -> str:
         if name not in defaults:
             raise EndpointError(f"source {source_id!r} has no endpoint named {name!r}")
         override = defaults[name]
-    return check_url(str(override))
+    try:
+        return check_url(str(override))
+    except EndpointError as exc:  # say which source and endpoint the refused URL was configured for
+        raise EndpointError(f"source {source_id!r}, endpoint {name!r}: {exc}") from None
 
 
 def endpoints(source_id: str, defaults: dict[str, str]) -> dict[str, str]:

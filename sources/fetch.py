@@ -32,6 +32,7 @@ USER_AGENT = (
 )
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _HTML_START = re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body|<\?xml[^>]*>\s*<html)", re.I)
+_SECRET_IN_TEXT = re.compile(r"\b" + SECRET_PARAMS.pattern.strip("^$") + r"=[^&\s'\"#)]+", re.I)
 
 
 def redact_url(url: str) -> str:
@@ -41,6 +42,23 @@ def redact_url(url: str) -> str:
         return url
     query = [(k, "REDACTED" if SECRET_PARAMS.match(k) else v) for k, v in parse_qsl(parts.query, True)]
     return urlunparse(parts._replace(query=urlencode(query, safe="[]{},:\"'")))
+
+
+def redact_text(text: str) -> str:
+    """Free text (an exception, a log line) with credential-like `name=value` pairs redacted."""
+    return _SECRET_IN_TEXT.sub(r"\1=REDACTED", text)
+
+
+class _RedactSecrets(logging.Filter):
+    """urllib3 logs request lines and retried URLs, query included, at DEBUG: redact them first."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_text(record.getMessage()), ()
+        return True
+
+
+for _name in ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry", "urllib3.connection"):
+    logging.getLogger(_name).addFilter(_RedactSecrets())
 
 
 def looks_like_html(content: bytes) -> bool:
@@ -57,6 +75,10 @@ def _retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class _TruncatedBody(FetchError):
+    """A body shorter than its Content-Length: retried like a broken connection."""
 
 
 class HttpFetcher:
@@ -148,7 +170,7 @@ class HttpFetcher:
                 raise FetchError(source.id, f"{url} is larger than the size cap of {self.max_bytes} bytes")
             return path.read_bytes()
         except (OSError, EndpointError) as exc:
-            raise FetchError(source.id, f"cannot read {url}: {exc}") from exc
+            raise FetchError(source.id, f"cannot read {redact_url(url)}: {redact_text(str(exc))}") from exc
 
     def _respect_rate_limit(self, source: SourceInfo, host: str) -> None:
         limit = self.rate_limits.get(host)
@@ -176,6 +198,7 @@ class HttpFetcher:
                 headers["If-Modified-Since"] = previous.last_modified
         shown = redact_url(url)
         last_problem = "no attempt made"
+        last_body: bytes | None = None  # the body of the last retryable error, kept if we give up
         for attempt in range(1, self.max_attempts + 1):
             self._respect_rate_limit(source, urlparse(url).netloc)
             wait = self.backoff_seconds * 2 ** (attempt - 1)
@@ -192,6 +215,7 @@ class HttpFetcher:
                     verify=True,
                 ) as response:
                     if response.status_code in RETRY_STATUSES:
+                        last_body = response.raw.read(4096, decode_content=True) or b""
                         after = _retry_after_seconds(response.headers.get("Retry-After"))
                         last_problem = f"HTTP {response.status_code} from {shown}"
                         if after is not None:
@@ -217,10 +241,14 @@ class HttpFetcher:
                         )
             except requests.TooManyRedirects as exc:
                 raise FetchError(source.id, f"redirect loop or too many redirects at {shown}") from exc
+            except _TruncatedBody as exc:
+                last_body, last_problem = None, exc.problem
             except requests.exceptions.ChunkedEncodingError as exc:
-                last_problem = f"connection reset or body cut mid-transfer at {shown}: {_short(exc)}"
+                last_body = None
+                last_problem = f"connection reset or body cut mid-transfer at {shown}: {_describe(exc)}"
             except (requests.ConnectionError, requests.Timeout) as exc:
-                last_problem = f"{type(exc).__name__} at {shown}: {_short(exc)}"
+                last_body = None
+                last_problem = f"{type(exc).__name__} at {shown}: {_describe(exc)}"
                 if _is_name_resolution_failure(exc):
                     raise FetchError(
                         source.id, f"host not reachable (name resolution failed) for {shown}"
@@ -228,17 +256,37 @@ class HttpFetcher:
             if attempt < self.max_attempts:
                 log.warning("%s: %s; retrying in %.1fs (attempt %d)", source.id, last_problem, wait, attempt)
                 self.sleep(wait)
+        if last_body is not None:
+            self.store.quarantine(
+                source=source.id, name=request.name, content=last_body, request_url=shown, reason=last_problem
+            )
         raise FetchError(source.id, f"gave up after {self.max_attempts} attempts: {last_problem}")
 
     def _read_body(
         self, source: SourceInfo, request: FetchRequest, response: requests.Response, shown: str
     ) -> bytes:
         chunks, size = [], 0
-        for chunk in response.iter_content(chunk_size=1 << 16):
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise FetchError(source.id, f"{shown} is larger than the size cap of {self.max_bytes} bytes")
-            chunks.append(chunk)
+        if not response.headers.get("Content-Encoding"):
+            # Count against Content-Length below instead of letting urllib3 raise and drop the bytes.
+            response.raw.enforce_content_length = False
+        try:
+            for chunk in response.iter_content(chunk_size=1 << 16):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise FetchError(
+                        source.id, f"{shown} is larger than the size cap of {self.max_bytes} bytes"
+                    )
+                chunks.append(chunk)
+        except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as exc:
+            # Keep what did arrive: where a transfer breaks says a lot (a proxy's cap, a reset).
+            self.store.quarantine(
+                source=source.id,
+                name=request.name,
+                content=b"".join(chunks),
+                request_url=shown,
+                reason=f"transfer broken after {size} bytes: {_describe(exc)}",
+            )
+            raise
         content = b"".join(chunks)
         declared = response.headers.get("Content-Length")
         encoded = response.headers.get("Content-Encoding")
@@ -250,7 +298,9 @@ class HttpFetcher:
                 request_url=shown,
                 reason="truncated body",
             )
-            raise FetchError(source.id, f"truncated body from {shown}: {len(content)} of {declared} bytes")
+            raise _TruncatedBody(
+                source.id, f"truncated body from {shown}: {len(content)} of {declared} bytes"
+            )
         return content
 
     def _check_body(
@@ -295,9 +345,20 @@ def _is_name_resolution_failure(exc: Exception) -> bool:
     return "NameResolutionError" in text or "Failed to resolve" in text or "Name or service not known" in text
 
 
-def _short(exc: Exception) -> str:
+def _describe(exc: Exception) -> str:
+    """The root cause of a requests error, credentials redacted, short enough for a status row.
+
+    requests wraps urllib3 errors whose text repeats the URL, query string included, before
+    the reason ('[Errno 111] Connection refused'); the reason is what a reader needs.
+    """
+    inner = exc.args[0] if exc.args else None
+    reason = getattr(inner, "reason", None) or inner or exc
+    return _short(redact_text(str(reason)))
+
+
+def _short(exc: Exception | str) -> str:
     text = str(exc)
     return text if len(text) < 200 else text[:200] + "…"
 
 
-__all__ = ["HttpFetcher", "USER_AGENT", "redact_url", "looks_like_html", "utc_now"]
+__all__ = ["HttpFetcher", "USER_AGENT", "redact_url", "redact_text", "looks_like_html", "utc_now"]

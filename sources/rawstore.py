@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,16 @@ def utc_now() -> str:
 
 # Query parameters that carry credentials: shown redacted (sources.fetch.redact_url) and kept out of keys.
 SECRET_PARAMS = re.compile(r"^(user|pass|password|token|key|apikey|api_key|access_token|secret)$", re.I)
+
+
+def crashpoint(name: str) -> None:
+    """Die here, as abruptly as a power cut, when `CONTEXT_LENS_CRASH_AT` names this point.
+
+    A no-op otherwise. The crash-safety tests (tests/faults) set the variable in a child
+    process to prove that a kill at any named point leaves the last committed state.
+    """
+    if os.environ.get("CONTEXT_LENS_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def request_key(method: str, url: str, params: Any = None, data: Any = None) -> str:
@@ -118,6 +129,7 @@ class RawStore:
         target = self.object_path(sha)
         if not target.exists():
             _atomic_write(target, content)
+        crashpoint("rawstore.put:after_object")
         retrieved_at = retrieved_at or utc_now()
         stamp = re.sub(r"[^0-9]", "", retrieved_at)[:14]
         sidecar = Sidecar(
@@ -153,6 +165,13 @@ class RawStore:
         if not path.exists():
             return None
         return Sidecar(**json.loads(path.read_text()))
+
+    def latest_live(self, source: str, name: str) -> Sidecar | None:
+        """The newest accepted live sidecar of a request name, under whatever request key."""
+        folder = self.root / "latest" / _safe_segment(source)
+        found = [Sidecar(**json.loads(path.read_text())) for path in sorted(folder.glob("*.json"))]
+        live = [s for s in found if s.mode == "live" and s.name == name]
+        return max(live, key=lambda s: (s.retrieved_at, s.snapshot_id)) if live else None
 
     def sidecar(self, source: str, snapshot_id: str) -> Sidecar:
         path = self.root / "snapshots" / _safe_segment(source) / f"{_safe_segment(snapshot_id)}.json"

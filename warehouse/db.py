@@ -18,6 +18,8 @@ from pathlib import Path
 import duckdb
 import duckdb_extension_spatial
 
+from sources.rawstore import crashpoint
+
 WAREHOUSE_DIR = Path(__file__).resolve().parent
 DEFAULT_DB = WAREHOUSE_DIR / "context.duckdb"
 SQL_DIR = WAREHOUSE_DIR / "sql"
@@ -101,7 +103,9 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    crashpoint("transaction:before_commit")
     conn.execute("COMMIT")
+    crashpoint("transaction:after_commit")
 
 
 @contextmanager
