@@ -354,6 +354,24 @@ def _table_differences(before: dict[str, list[tuple]], after: dict[str, list[tup
     return changed
 
 
+def value_changes(before: dict[str, list[tuple]], after: dict[str, list[tuple]]) -> str:
+    """What a bad payload did to the served data: changed values, and series points that vanished."""
+    old = {row[:3]: row[3] for row in before.get("core.observations", [])}
+    new = {row[:3]: row[3] for row in after.get("core.observations", [])}
+    changed = [
+        f"{' '.join(key)}: {old[key]:g} -> {new[key]:g}"
+        for key in sorted(old)
+        if key in new and new[key] != old[key]
+    ]
+    vanished = sorted(set(old) - set(new))
+    parts = []
+    if changed:
+        parts.append(f"core.observations changed {len(changed)} value(s), e.g. {'; '.join(changed[:2])}")
+    if vanished:
+        parts.append(f"{len(vanished)} observation(s) vanished, e.g. {' '.join(vanished[0])}")
+    return "; ".join(parts)
+
+
 def tables_intact(
     before: State, after: State, keep_status: bool = False, new_source: str | None = None
 ) -> None:
@@ -460,15 +478,23 @@ def expect_refused(
 ) -> str:
     """A payload that fails to parse or validate: loud error, tables intact, payload in quarantine."""
     if error is None:
-        changed = _table_differences(baseline().state.data_tables(), capture(ws.root).data_tables())
-        raise CaseFailed(f"accepted and published: {'; '.join(changed) or 'no table changed'}")
+        before, after = baseline().state.data_tables(), capture(ws.root).data_tables()
+        changed = [name.split(" ")[0] for name in _table_differences(before, after)]
+        damage = value_changes(before, after)
+        raise CaseFailed(
+            f"accepted and published: {damage or 'values unchanged'}; tables changed: {', '.join(changed)}"
+        )
     names_source_and_cause(str(error), cause, source)
     row = status(ws.db, source)
     if row is None or row[0] != "failed":
-        changed = _table_differences(baseline().state.data_tables(), capture(ws.root).data_tables())
+        changed = [
+            name.split(" ")[0]
+            for name in _table_differences(baseline().state.data_tables(), capture(ws.root).data_tables())
+        ]
+        kept = len(quarantine(ws.raw, source))
         raise CaseFailed(
-            f"error raised ({short(error, 90)}) but status is {row and row[0]!r}, not failed; "
-            f"changed: {'; '.join(changed) or 'nothing'}"
+            f"{shown(error, 90)} - but only after publishing: status {row and row[0]!r}, tables changed: "
+            f"{', '.join(changed) or 'none'}; {kept} payload(s) quarantined"
         )
     names_source_and_cause(f"{source} {row[3]}", cause, source)
     before, after = baseline().state, capture(ws.root)
