@@ -11,10 +11,15 @@ from types import ModuleType
 
 import pipelines
 
+# Entry points that import every family themselves; importing them here would be circular.
+ENTRY_POINTS = frozenset({"definitions", "cli"})
+
 
 def family_modules() -> list[ModuleType]:
     modules = []
     for info in sorted(pkgutil.iter_modules(pipelines.__path__), key=lambda i: i.name):
+        if info.name in ENTRY_POINTS:
+            continue
         module = importlib.import_module(f"pipelines.{info.name}")
         if isinstance(getattr(module, "FAMILY", None), str):
             modules.append(module)

@@ -38,7 +38,7 @@ from dagster import (
 
 from pipelines import health as health_assets
 from pipelines import oecd as oecd_assets
-from pipelines.ingest import column_schema, load_indicators, log_acquisitions, publish, refuse
+from pipelines.ingest import column_schema, load_indicators, log_acquisitions, publish, refuse, validate_frame
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.studies import all_studies
 from pipelines.territories import territories
@@ -293,11 +293,7 @@ ANNUAL_RATE_COLUMNS = [
 
 def validated(schema: pa.DataFrameSchema, source: SourceInfo, frame: pd.DataFrame) -> pd.DataFrame:
     """The frame if it passes `schema`; else a ValidationError naming the failing checks."""
-    try:
-        return schema.validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases[["column", "check", "failure_case"]].head(10).astype(str)
-        raise ValidationError(source.id, f"staging schema failed: {cases.to_dict('records')}") from exc
+    return validate_frame(schema, frame, source.id)
 
 
 # --- acquisition ---------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from pipelines.ingest import (
     log_acquisitions,
     overall_status,
     refuse,
+    validate_frame,
 )
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import territories
@@ -145,14 +146,6 @@ class HealthConfig(Config):
     standard_counts: list[float] = []
 
 
-def _validate(schema: pa.DataFrameSchema, frame: pd.DataFrame, source: SourceInfo, snapshot: str) -> None:
-    try:
-        schema.validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases[["column", "check", "failure_case"]].head(10).to_dict("records")
-        raise ValidationError(source.id, f"schema failed: {cases}", snapshot) from exc
-
-
 def _record(conn, acquirer: Acquirer, source: SourceInfo, acquired: list[Acquired]) -> None:
     """Source row, snapshot rows and status, inside the caller's transaction."""
     status, mode, error = overall_status(acquired)
@@ -240,7 +233,7 @@ def health_deaths(
     try:
         with warehouse.writer() as conn:
             frame = aggregate_deaths(conn, acquirer, official, weekly)
-            _validate(DEATHS_SCHEMA, frame, deis_deaths.SOURCE, official.payload.snapshot_id)
+            validate_frame(DEATHS_SCHEMA, frame, deis_deaths.SOURCE.id, official.payload.snapshot_id)
             with transaction(conn):
                 rows = store.replace_table(conn, "core", "deaths", frame)
                 _record(conn, acquirer, deis_deaths.SOURCE, acquired)
@@ -301,7 +294,7 @@ def health_population(
     payload = acquired[0].payload
     try:
         frame = ine_population.parse_comunas(payload.content, payload.snapshot_id)
-        _validate(POPULATION_SCHEMA, frame, ine_population.SOURCE, payload.snapshot_id)
+        validate_frame(POPULATION_SCHEMA, frame, ine_population.SOURCE.id, payload.snapshot_id)
     except (ParseError, ValidationError) as exc:
         refuse(warehouse, acquirer, ine_population.SOURCE, acquired, exc)
         raise

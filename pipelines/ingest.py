@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+import pandera.pandas as pa
 import yaml
 from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableSchema
 
@@ -29,6 +30,17 @@ def load_indicators(family: str) -> list[dict]:
     """The family's entries of the indicator registry (warehouse/indicators/<family>.yaml)."""
     with open(INDICATORS_DIR / f"{family}.yaml", encoding="utf-8") as handle:
         return yaml.safe_load(handle) or []
+
+
+def validate_frame(
+    schema: pa.DataFrameSchema, frame: pd.DataFrame, source_id: str, snapshot: str | None = None
+) -> pd.DataFrame:
+    """The frame if it passes the pandera schema; else a ValidationError naming the failing checks."""
+    try:
+        return schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases[["column", "check", "failure_case"]].head(10).astype(str)
+        raise ValidationError(source_id, f"schema failed: {cases.to_dict('records')}", snapshot) from exc
 
 
 def acquire_all(

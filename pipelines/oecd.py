@@ -26,6 +26,7 @@ from pipelines.ingest import (
     log_acquisitions,
     publish,
     refuse,
+    validate_frame,
 )
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import territories
@@ -89,12 +90,34 @@ def parse_payloads(acquired) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.concat(raw_frames, ignore_index=True), pd.concat(selected_frames, ignore_index=True)
 
 
-def validate_staging(frame: pd.DataFrame) -> pd.DataFrame:
-    try:
-        return STAGING_SCHEMA.validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases[["column", "check", "failure_case"]].head(10).to_dict("records")
-        raise ValidationError(oecd.SOURCE.id, f"staging schema failed: {cases}") from exc
+def validate_staging(frame: pd.DataFrame, known_areas: set[str]) -> pd.DataFrame:
+    """Schema, then the rules that keep a wrong payload out of core.observations.
+
+    Run before anything is written: an implausible value (a unit change such as UNIT_MULT 3)
+    or an area code with no territory refuses the whole payload.
+    """
+    staging = validate_frame(STAGING_SCHEMA, frame, oecd.SOURCE.id)
+    unknown = sorted(set(staging["ref_area"]) - known_areas)
+    if unknown:
+        raise ValidationError(oecd.SOURCE.id, f"OECD area codes with no territory: {', '.join(unknown)}")
+    bounds = staging["indicator"].map(PLAUSIBLE)
+    low, high = bounds.str[0], bounds.str[1]
+    outside = staging[
+        staging["obs_value"].notna() & ((staging["obs_value"] < low) | (staging["obs_value"] > high))
+    ]
+    if not outside.empty:
+        examples = outside[["indicator", "ref_area", "time_period", "obs_value"]].head(5).to_dict("records")
+        raise ValidationError(
+            oecd.SOURCE.id, f"{len(outside)} value(s) outside plausible ranges (unit change?): {examples}"
+        )
+    return staging
+
+
+def known_oecd_areas(warehouse: WarehouseResource) -> set[str]:
+    """OECD area codes that map to a territory (scheme 'oecd' in core.territory_aliases)."""
+    with warehouse.reader() as conn:
+        rows = conn.execute("SELECT alias FROM core.territory_aliases WHERE scheme = 'oecd'").fetchall()
+    return {row[0] for row in rows}
 
 
 @asset(
@@ -103,6 +126,7 @@ def validate_staging(frame: pd.DataFrame) -> pd.DataFrame:
     description="OECD regional statistics for Chile's TL2 regions, Chile and the OECD: raw SDMX rows and "
     "the validated indicator rows (raw.oecd_regional, staging.oecd_regional).",
     metadata={"dagster/column_schema": column_schema(STAGING_COLUMNS), "source": oecd.SOURCE.landing_url},
+    deps=[territories],
 )
 def oecd_regional(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
@@ -113,9 +137,10 @@ def oecd_regional(
         sources, oecd.SOURCE, requests, rate_limits={"sdmx.oecd.org": oecd.RATE_LIMIT_PER_HOUR}
     )
     metadata = log_acquisitions(context, acquired)
+    known_areas = known_oecd_areas(warehouse)
     try:
         raw, selected = parse_payloads(acquired)
-        staging = validate_staging(selected[list(STAGING_COLUMNS)])
+        staging = validate_staging(selected[list(STAGING_COLUMNS)], known_areas)
     except (ParseError, ValidationError) as exc:
         refuse(warehouse, acquirer, oecd.SOURCE, acquired, exc)
         raise

@@ -35,6 +35,8 @@ class SourcesResource(ConfigurableResource):
     offline: bool = False
     max_attempts: int = 4
     backoff_seconds: float = 2.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
 
     def acquirer(self, rate_limits: dict[str, int] | None = None) -> Acquirer:
         store = RawStore(self.raw_dir or db.raw_dir())
@@ -42,6 +44,8 @@ class SourcesResource(ConfigurableResource):
             store,
             max_attempts=self.max_attempts,
             backoff_seconds=self.backoff_seconds,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
             rate_limits=rate_limits,
         )
         return Acquirer(fetcher, offline=self.offline or _env_flag("CONTEXT_LENS_OFFLINE"))

@@ -36,7 +36,7 @@ from dagster import (
 )
 
 from pipelines import territories
-from pipelines.ingest import column_schema, load_indicators, log_acquisitions, publish, refuse
+from pipelines.ingest import column_schema, load_indicators, log_acquisitions, publish, refuse, validate_frame
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import minvu_campamentos as mc
 from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
@@ -210,14 +210,6 @@ STAGING_SCHEMA = pa.DataFrameSchema(
 )
 
 
-def validate_staging(frame: pd.DataFrame) -> pd.DataFrame:
-    try:
-        return STAGING_SCHEMA.validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases[["column", "check", "failure_case"]].head(10).astype(str)
-        raise ValidationError(SOURCE.id, f"staging schema failed: {cases.to_dict('records')}") from exc
-
-
 @asset(
     group_name=FAMILY,
     pool="duckdb_writer",
@@ -251,7 +243,7 @@ def settlement_catastros(
     metadata = log_acquisitions(context, acquired_all)
     staging = pd.concat(staging_parts, ignore_index=True)[list(STAGING_COLUMNS)]
     try:
-        staging = validate_staging(staging)
+        staging = validate_frame(STAGING_SCHEMA, staging, SOURCE.id)
     except ValidationError as exc:
         refuse(warehouse, acquirer, SOURCE, acquired_all, exc)
         raise

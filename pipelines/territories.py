@@ -36,7 +36,7 @@ from dagster import (
 )
 from shapely.geometry.base import BaseGeometry
 
-from pipelines.ingest import column_schema, log_acquisitions, publish, refuse
+from pipelines.ingest import column_schema, log_acquisitions, publish, refuse, validate_frame
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import arcgis, dga_basins, ine_territories
 from sources.acquire import SAMPLES_DIR, Acquired
@@ -188,14 +188,6 @@ BASIN_SCHEMA = pa.DataFrameSchema(
     strict=True,
     ordered=True,
 )
-
-
-def validate(schema: pa.DataFrameSchema, frame: pd.DataFrame, source_id: str) -> pd.DataFrame:
-    try:
-        return schema.validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases[["column", "check", "failure_case"]].head(10).astype(str)
-        raise ValidationError(source_id, f"staging schema failed: {cases.to_dict('records')}") from exc
 
 
 def _text(value) -> str | None:
@@ -452,7 +444,9 @@ def build_territories(comunas: gpd.GeoDataFrame | None, basins: gpd.GeoDataFrame
     table["snapshot_id"] = table["snapshot_id"].astype(object).where(table["snapshot_id"].notna(), None)
     shapes = [g if isinstance(g, BaseGeometry) else None for g in table.pop("geometry")]
     places = gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(shapes, index=table.index, crs=WGS84), crs=WGS84)
-    places = validate(PLACES_SCHEMA, places, "territories").sort_values("territory_id", ignore_index=True)
+    places = validate_frame(PLACES_SCHEMA, places, "territories").sort_values(
+        "territory_id", ignore_index=True
+    )
 
     aliases = pd.DataFrame(alias_rows, columns=["territory_id", "scheme", "alias"]).drop_duplicates()
     aliases = aliases[aliases["alias"].str.len() > 0]
@@ -744,7 +738,7 @@ def ine_comuna_boundaries(
     metadata = log_acquisitions(context, acquired)
     try:
         raw, staging = parse_ine_pages([(a.payload.content, a.payload.snapshot_id) for a in acquired])
-        staging = validate(COMUNA_SCHEMA, staging, source.id)
+        staging = validate_frame(COMUNA_SCHEMA, staging, source.id)
     except (ParseError, ValidationError) as exc:
         refuse(warehouse, acquirer, source, acquired, exc)
         raise
@@ -789,7 +783,7 @@ def bna_basin_boundaries(
     metadata = log_acquisitions(context, items)
     try:
         archives = {level: (a.payload.content, a.payload.snapshot_id) for level, a in acquired.items()}
-        staging = validate(BASIN_SCHEMA, parse_basin_archives(archives), source.id)
+        staging = validate_frame(BASIN_SCHEMA, parse_basin_archives(archives), source.id)
     except (ParseError, ValidationError) as exc:
         refuse(warehouse, acquirer, source, items, exc)
         raise

@@ -104,17 +104,19 @@ class Acquirer:
             return [Acquired(payload, "stale", error) for payload in previous]
         if sample is None:
             raise FetchError(source.id, f"{error}; no earlier live walk and no sample to fall back on")
-        self._never_over_live(source, sample_request.name, error)
+        # A walk's requests change with its parameters (years, pages), so any live payload of
+        # the source counts: the sample never stands in for a source that has had live data.
+        self._never_over_live(source, None, error)
         log.warning("%s: %s; no earlier live walk, using SAMPLE data %s", source.id, error, sample.name)
         return [Acquired(self._store_sample(source, sample_request, sample), "sample", error)]
 
-    def _never_over_live(self, source: SourceInfo, name: str, error: str | None) -> None:
-        """Refuse the sample when `name` has live data filed under another key (URL or params changed)."""
+    def _never_over_live(self, source: SourceInfo, name: str | None, error: str | None) -> None:
+        """Refuse the sample when `name` (any request if None) has live data under another key."""
         live = self.fetcher.store.latest_live(source.id, name)
         if live is not None:
             raise FetchError(
                 source.id,
-                f"{error}; not falling back on SAMPLE data: live data of {name!r} exists (snapshot "
+                f"{error}; not falling back on SAMPLE data: live data of {name or source.id!r} exists (snapshot "
                 f"{live.snapshot_id} from {live.request_url}), and sample data never replaces live data",
             )
 

@@ -176,9 +176,19 @@ def read_basin_shapefile(shp: Path, level: str = "cuenca", snapshot: str | None 
         },
         geometry=raw.geometry.to_numpy(),
         crs=raw.crs,
-    ).to_crs(WGS84)
-    frame = _merge_split_basins(frame, snapshot)
-    frame = repair_polygons(SOURCE.id, frame, "basin_code", snapshot)
+    )
+    # Validity is judged in the file's own CRS: reprojecting first can turn a degenerate
+    # shape (a zero-area sliver in UTM) into a 'valid' polygon with an invented area.
+    checked = repair_polygons(SOURCE.id, frame, "basin_code", snapshot)
+    frame = _merge_split_basins(checked.to_crs(WGS84), snapshot)
+    reprojected = repair_polygons(SOURCE.id, frame, "basin_code", snapshot)
+    repaired_codes = set(checked.loc[checked["geometry_repaired"], "basin_code"])
+    reprojected["geometry_repaired"] |= reprojected["basin_code"].isin(repaired_codes)
+    reprojected.attrs["geometry_repairs"] = (
+        checked.attrs["geometry_repairs"] + reprojected.attrs["geometry_repairs"]
+    )
+    reprojected.attrs["merged_codes"] = frame.attrs.get("merged_codes", [])
+    frame = reprojected
     frame["area_km2"] = area_km2(frame.geometry)
     result = frame[OUTPUT_COLUMNS].sort_values("basin_code", ignore_index=True)
     result.attrs = dict(frame.attrs)

@@ -182,9 +182,25 @@ def select_indicator(
     dims = frame["dimensions"].str.split(";").apply(lambda pairs: dict(p.split("=", 1) for p in pairs if p))
     mask = pd.Series(True, index=frame.index)
     for code, wanted in query.select.items():
-        column = {"MEASURE": "measure", "UNIT_MEASURE": "unit_measure"}.get(code)
+        if code == "UNIT_MEASURE":
+            continue
+        column = {"MEASURE": "measure"}.get(code)
         values = frame[column] if column else dims.apply(lambda d, code=code: d.get(code))
         mask &= values == wanted
+    wanted_unit = query.select.get("UNIT_MEASURE")
+    if wanted_unit is not None:
+        # Rows of the selected series in another unit mean the publisher changed the unit:
+        # refuse them rather than drop them, or those areas would silently lose their values.
+        other = frame[mask & (frame["unit_measure"] != wanted_unit)]
+        if not other.empty:
+            examples = other[["ref_area", "time_period", "unit_measure"]].drop_duplicates().head(5)
+            raise ParseError(
+                source,
+                f"{query.indicator}: {len(other)} row(s) in unit(s) {sorted(other['unit_measure'].unique())} "
+                f"where {wanted_unit} was expected (e.g. {examples.to_dict('records')})",
+                snapshot,
+            )
+        mask &= frame["unit_measure"] == wanted_unit
     chosen = frame[mask].copy()
     if chosen.empty:
         raise ParseError(

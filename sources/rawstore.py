@@ -166,11 +166,11 @@ class RawStore:
             return None
         return Sidecar(**json.loads(path.read_text()))
 
-    def latest_live(self, source: str, name: str) -> Sidecar | None:
-        """The newest accepted live sidecar of a request name, under whatever request key."""
+    def latest_live(self, source: str, name: str | None = None) -> Sidecar | None:
+        """The newest accepted live sidecar of a request name (any name if None), under any request key."""
         folder = self.root / "latest" / _safe_segment(source)
         found = [Sidecar(**json.loads(path.read_text())) for path in sorted(folder.glob("*.json"))]
-        live = [s for s in found if s.mode == "live" and s.name == name]
+        live = [s for s in found if s.mode == "live" and (name is None or s.name == name)]
         return max(live, key=lambda s: (s.retrieved_at, s.snapshot_id)) if live else None
 
     def sidecar(self, source: str, snapshot_id: str) -> Sidecar:

@@ -176,10 +176,6 @@ def unrepairable_geometry() -> str:
     "archive",
     "invalid geometry that cannot be repaired (Loa basin collapsed to a straight line in UTM 19S)",
     REFUSED,
-    known_defect=(
-        "sources/dga_basins.py reprojects to EPSG:4326 before repair_polygons: a zero-area line in UTM "
-        "bends into a valid sliver of invented area (tens of km2); check validity in the file's own CRS"
-    ),
 )
 def collapsed_in_source_crs() -> str:
     minx, miny, maxx, maxy = _loa_bounds()

@@ -30,10 +30,6 @@ from tests.support.http import Reply
 
 GDP, UNEMPLOYMENT = INDICATORS[0], INDICATORS[1]
 REFUSED = "refused: error names source and cause; tables intact; payload quarantined, not promoted"
-RANGE_DEFECT = (
-    "pipelines/oecd.py checks the PLAUSIBLE ranges only in the asset check oecd_values_plausible, after "
-    "publish: validate them in STAGING_SCHEMA (before publish) so the payload is refused"
-)
 
 
 def _serve(indicator: str, body: bytes) -> None:
@@ -166,7 +162,6 @@ def duplicate_key() -> str:
     "content",
     "value out of range (unemployment rate 250 % in CL02 2020)",
     REFUSED,
-    known_defect=RANGE_DEFECT,
 )
 def out_of_range() -> str:
     body = payloads.edit_rows(
@@ -180,7 +175,6 @@ def out_of_range() -> str:
     "content",
     "unit changed: UNIT_MULT 3 on CL02 GDP rows (values x1000)",
     REFUSED,
-    known_defect=RANGE_DEFECT,
 )
 def unit_multiplier() -> str:
     body = payloads.edit_rows(live_bytes(GDP), payloads.area("CL02"), {"UNIT_MULT": "3"})
@@ -195,7 +189,7 @@ def unit_multiplier() -> str:
 )
 def unit_measure_all() -> str:
     body = payloads.edit_rows(live_bytes(GDP), lambda row: True, {"UNIT_MEASURE": "USD_PS"})
-    return _refused(GDP, body, r"no rows match .*USD_PPP_PS")
+    return _refused(GDP, body, r"USD_PS.*where USD_PPP_PS was expected")
 
 
 @case(
@@ -203,10 +197,6 @@ def unit_measure_all() -> str:
     "content",
     "unit changed for one region only: CL02 GDP in USD_PS",
     REFUSED,
-    known_defect=(
-        "sources/oecd.py select_indicator silently drops rows whose UNIT_MEASURE differs, so region:02 "
-        "GDP vanishes from staging and core.observations: refuse rows of the selected MEASURE in another unit"
-    ),
 )
 def unit_measure_one_region() -> str:
     body = payloads.edit_rows(live_bytes(GDP), payloads.area("CL02"), {"UNIT_MEASURE": "USD_PS"})
@@ -218,10 +208,6 @@ def unit_measure_one_region() -> str:
     "content",
     "unknown territory code (CL03 -> CL99)",
     REFUSED,
-    known_defect=(
-        "pipelines/oecd.py checks area codes only in oecd_observations, after oecd_regional has published "
-        "raw/staging and promoted the payload: check the aliases in oecd_regional before publish (and refuse)"
-    ),
 )
 def unknown_territory() -> str:
     body = payloads.edit_rows(live_bytes(GDP), payloads.area("CL03"), {"REF_AREA": "CL99"})

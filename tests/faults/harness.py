@@ -154,13 +154,13 @@ def workspace_variables(root: Path) -> dict[str, str | None]:
 
 
 class FaultSources(SourcesResource):
-    """The real sources resource with a short read timeout and recorded (not slept) waits."""
+    """The real sources resource with short timeouts and recorded (not slept) waits."""
 
+    connect_timeout: float = 2.0
     read_timeout: float = 5.0
 
     def acquirer(self, rate_limits: dict[str, int] | None = None) -> Acquirer:
         acquirer = super().acquirer(rate_limits)
-        acquirer.fetcher.timeout = (2.0, self.read_timeout)
         acquirer.fetcher.sleep = SLEEPS.append
         return acquirer
 
