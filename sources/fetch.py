@@ -30,6 +30,7 @@ USER_AGENT = (
     "context-lens/0.1 (territorial context data pipeline; research use; "
     "+https://github.com/context-lens/context-lens)"
 )
+PROGRESS_EVERY_BYTES = 50 * 1024**2  # a progress line in the run log per 50 MB of a long download
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _HTML_START = re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body|<\?xml[^>]*>\s*<html)", re.I)
 _SECRET_IN_TEXT = re.compile(r"\b" + SECRET_PARAMS.pattern.strip("^$") + r"=[^&\s'\"#)]+", re.I)
@@ -269,9 +270,20 @@ class HttpFetcher:
         if not response.headers.get("Content-Encoding"):
             # Count against Content-Length below instead of letting urllib3 raise and drop the bytes.
             response.raw.enforce_content_length = False
+        declared_total = response.headers.get("Content-Length", "?")
+        next_report = PROGRESS_EVERY_BYTES
         try:
             for chunk in response.iter_content(chunk_size=1 << 16):
                 size += len(chunk)
+                if size >= next_report:
+                    log.info(
+                        "%s %s: %d MB of %s bytes received",
+                        source.id,
+                        request.name,
+                        size >> 20,
+                        declared_total,
+                    )
+                    next_report += PROGRESS_EVERY_BYTES
                 if size > self.max_bytes:
                     raise FetchError(
                         source.id, f"{shown} is larger than the size cap of {self.max_bytes} bytes"
