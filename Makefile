@@ -56,10 +56,14 @@ daemon: install $(DAGSTER_HOME)/dagster.yaml
 postgres:
 	.ci/run --setup-only
 
-## The reliability matrix as a table (tests/faults), when that suite is present.
+## The reliability matrix: case, expected, observed, pass/fail, and an `N passed, N failed` line.
 faults: install
-	@if [ -f tests/faults/report.py ]; then $(BIN)/python -m tests.faults.report; \
-	else echo "tests/faults/report.py not present: nothing to report"; fi
+	$(BIN)/python -m tests.faults.report
+
+## Full-size load benchmarks (generated files of the real layouts; several minutes each).
+bench: install
+	$(BIN)/python bench/bench_streamflow_load.py
+	$(BIN)/python bench/bench_deaths_load.py
 
 clean:
 	rm -rf output warehouse/context.duckdb warehouse/context.duckdb.wal warehouse/raw $(DAGSTER_HOME)
