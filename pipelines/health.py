@@ -33,7 +33,7 @@ from pipelines.ingest import (
     column_schema,
     load_indicators,
     log_acquisitions,
-    overall_status,
+    record_acquisitions,
     refuse,
     validate_frame,
 )
@@ -41,7 +41,7 @@ from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import territories
 from sources import deis_deaths, ine_population, mortality
 from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
-from sources.base import FetchError, FetchRequest, ParseError, SourceInfo, ValidationError
+from sources.base import FetchError, FetchRequest, ParseError, ValidationError
 from sources.endpoints import endpoints
 from sources.icd_groups import load_cause_groups
 from warehouse import store
@@ -146,16 +146,6 @@ class HealthConfig(Config):
     standard_counts: list[float] = []
 
 
-def _record(conn, acquirer: Acquirer, source: SourceInfo, acquired: list[Acquired]) -> None:
-    """Source row, snapshot rows and status, inside the caller's transaction."""
-    status, mode, error = overall_status(acquired)
-    store.record_source(conn, source)
-    store.record_snapshots(
-        conn, [acquirer.fetcher.store.sidecar(a.payload.source, a.payload.snapshot_id) for a in acquired]
-    )
-    store.record_status(conn, source.id, status, mode, acquired[-1].payload.snapshot_id, error)
-
-
 def _payload_file(acquirer: Acquirer, item: Acquired) -> Path | bytes:
     """The raw-store copy of a payload when there is one, so a large zip is not copied again."""
     path = acquirer.fetcher.store.object_path(item.payload.sha256)
@@ -236,7 +226,7 @@ def health_deaths(
             validate_frame(DEATHS_SCHEMA, frame, deis_deaths.SOURCE.id, official.payload.snapshot_id)
             with transaction(conn):
                 rows = store.replace_table(conn, "core", "deaths", frame)
-                _record(conn, acquirer, deis_deaths.SOURCE, acquired)
+                record_acquisitions(conn, acquirer, deis_deaths.SOURCE, acquired)
     except (ParseError, ValidationError) as exc:
         refuse(warehouse, acquirer, deis_deaths.SOURCE, acquired, exc)
         raise
@@ -307,7 +297,7 @@ def health_population(
     )
     totals["snapshot_id"] = payload.snapshot_id
     with warehouse.writer() as conn, transaction(conn):
-        _record(conn, acquirer, ine_population.SOURCE, acquired)
+        record_acquisitions(conn, acquirer, ine_population.SOURCE, acquired)
         rows = store.replace_table(conn, "core", "population", frame[list(POPULATION_COLUMNS)])
         store.replace_table(conn, "staging", "population_parsed_totals", totals)
         observations = conn.execute(

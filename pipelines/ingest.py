@@ -63,6 +63,16 @@ def overall_status(acquired: list[Acquired]) -> tuple[str, str, str | None]:
     return status, mode, "; ".join(errors) or None
 
 
+def record_acquisitions(conn, acquirer: Acquirer, source: SourceInfo, acquired: list[Acquired]) -> None:
+    """Source row, snapshot rows and status of accepted payloads, inside the caller's transaction."""
+    status, mode, error = overall_status(acquired)
+    store.record_source(conn, source)
+    store.record_snapshots(
+        conn, [acquirer.fetcher.store.sidecar(a.payload.source, a.payload.snapshot_id) for a in acquired]
+    )
+    store.record_status(conn, source.id, status, mode, acquired[-1].payload.snapshot_id, error)
+
+
 def publish(
     warehouse: WarehouseResource,
     acquirer: Acquirer,
@@ -70,18 +80,15 @@ def publish(
     acquired: list[Acquired],
     tables: dict[tuple[str, str], pd.DataFrame],
 ) -> dict[str, int]:
-    status, mode, error = overall_status(acquired)
-    sidecars = [acquirer.fetcher.store.sidecar(a.payload.source, a.payload.snapshot_id) for a in acquired]
+    _, mode, _ = overall_status(acquired)
     counts = {}
     try:
         with warehouse.writer() as conn, transaction(conn):
             # Drift and volume rules (ops.yaml) against the last accepted raw tables, before any write.
             ops.check_raw_tables(conn, source.id, mode, [a.payload.snapshot_id for a in acquired], tables)
-            store.record_source(conn, source)
-            store.record_snapshots(conn, sidecars)
             for (schema, table), frame in tables.items():
                 counts[f"{schema}.{table}"] = store.replace_table(conn, schema, table, frame)
-            store.record_status(conn, source.id, status, mode, acquired[-1].payload.snapshot_id, error)
+            record_acquisitions(conn, acquirer, source, acquired)
     except ValidationError as exc:
         refuse(warehouse, acquirer, source, acquired, exc)
         raise

@@ -38,7 +38,7 @@ from pipelines.ingest import (
     column_schema,
     load_indicators,
     log_acquisitions,
-    overall_status,
+    record_acquisitions,
     refuse,
 )
 from pipelines.resources import SourcesResource, WarehouseResource
@@ -317,14 +317,7 @@ def streamflow_daily(
                     conn, "staging", "streamflow_gauge_catalogue", catalogue
                 )
                 for source in (camels_cl.SOURCE, cr2_streamflow.SOURCE):
-                    items = acquired[source.id]
-                    status, mode, error = overall_status(items)
-                    sidecars = [
-                        acquirer.fetcher.store.sidecar(a.payload.source, a.payload.snapshot_id) for a in items
-                    ]
-                    store.record_source(conn, source)
-                    store.record_snapshots(conn, sidecars)
-                    store.record_status(conn, source.id, status, mode, items[-1].payload.snapshot_id, error)
+                    record_acquisitions(conn, acquirer, source, acquired[source.id])
         except (ParseError, ValidationError) as exc:
             for source in (camels_cl.SOURCE, cr2_streamflow.SOURCE):
                 refuse(warehouse, acquirer, source, acquired[source.id], exc)
