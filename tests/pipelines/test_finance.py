@@ -409,6 +409,23 @@ def test_live_walk_then_an_error_answer_then_an_outage(warehouse_env, http_serve
         assert status[0] == "failed" and "Sesion expirada" in status[1]
     assert list((warehouse_env / "raw" / "quarantine" / "sinim").glob("*.bin"))
 
+    # Presupuesto Abierto answers an error page with HTTP 200 where JSON was expected: the fetch
+    # layer refuses it and keeps it aside; the earlier live answer is served (stale), unchanged.
+    with db.reader() as conn:
+        budget_before = _query(conn, "SELECT * FROM staging.presupuesto_abierto_pagos ORDER BY ALL")
+    assert budget_before
+    server.script("/pagos", Reply(200, b"<html><body>Error 500: servicio no disponible</body></html>"))
+    result = _run([finance.regional_budget], checks=False)
+    assert result.success, _failure_text(result)
+    with db.reader() as conn:
+        assert _query(conn, "SELECT * FROM staging.presupuesto_abierto_pagos ORDER BY ALL") == budget_before
+        status, mode, error = _query(
+            conn, "SELECT status, mode, error FROM core.source_status WHERE source_id = 'presupuesto_abierto'"
+        )[0]
+    assert (status, mode) == ("stale", "live")
+    assert "presupuesto_abierto" in error and "HTML page was served where json was expected" in error
+    assert list((warehouse_env / "raw" / "quarantine" / "presupuesto_abierto").glob("*.bin"))
+
     # SINIM down: the earlier live walk is replayed (stale), never the SAMPLE.
     server.script("/sinim/filtros", Reply(503, b"down"))
     result = _run([finance.sinim_municipal_finance, finance.finance_observations], checks=False)
