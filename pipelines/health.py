@@ -38,7 +38,7 @@ from pipelines.ingest import (
     validate_frame,
 )
 from pipelines.resources import SourcesResource, WarehouseResource
-from pipelines.territories import territories
+from pipelines.territories import load_resolver, territories
 from sources import deis_deaths, ine_population, mortality
 from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
 from sources.base import FetchError, FetchRequest, ParseError, ValidationError
@@ -205,6 +205,7 @@ def aggregate_deaths(conn, acquirer: Acquirer, official: Acquired, weekly: Acqui
 @asset(
     group_name=FAMILY,
     pool="duckdb_writer",
+    deps=[territories],
     description="DEIS deaths streamed in DuckDB to deaths by year x comuna of residence x sex x age group x "
     "cause group (core.deaths); unknown residence kept as comuna 99999.",
     metadata={
@@ -224,6 +225,10 @@ def health_deaths(
         with warehouse.writer() as conn:
             frame = aggregate_deaths(conn, acquirer, official, weekly)
             validate_frame(DEATHS_SCHEMA, frame, deis_deaths.SOURCE.id, official.payload.snapshot_id)
+            # Every comuna of residence must be a known territory (99999 is the explicit unknown).
+            load_resolver(conn, deis_deaths.SOURCE.id).resolve(
+                frame["comuna_code"].unique(), "comuna", snapshot=official.payload.snapshot_id
+            )
             with transaction(conn):
                 rows = store.replace_table(conn, "core", "deaths", frame)
                 record_acquisitions(conn, acquirer, deis_deaths.SOURCE, acquired)
@@ -285,6 +290,10 @@ def health_population(
     try:
         frame = ine_population.parse_comunas(payload.content, payload.snapshot_id)
         validate_frame(POPULATION_SCHEMA, frame, ine_population.SOURCE.id, payload.snapshot_id)
+        with warehouse.reader() as conn:
+            load_resolver(conn, ine_population.SOURCE.id).resolve(
+                frame["comuna_code"].unique(), "comuna", snapshot=payload.snapshot_id
+            )
     except (ParseError, ValidationError) as exc:
         refuse(warehouse, acquirer, ine_population.SOURCE, acquired, exc)
         raise

@@ -39,7 +39,7 @@ def offline_warehouse(tmp_path_factory):
         mp.setenv("CONTEXT_LENS_RAW_DIR", str(tmp / "raw"))
         mp.setenv("CONTEXT_LENS_OUTPUT", str(tmp / "output"))
         mp.setenv("CONTEXT_LENS_OFFLINE", "1")
-        result = _run([territories.territories, *health.ASSETS, *health.CHECKS])
+        result = _run([*territories.ASSETS, *health.ASSETS, *health.CHECKS])
         assert result.success
         with db.reader() as conn:
             tables = {
@@ -239,11 +239,18 @@ def test_live_official_and_discovered_weekly_zip(warehouse_env, http_server, mon
     monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__DEIS_DEATHS__OPEN_DATA_PAGE", http_server.url("/datos/"))
     monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__INE_POPULATION__COMUNAS_XLSX", http_server.url("/ine.xlsx"))
 
-    result = _run([territories.territories, *health.ASSETS])
+    monkeypatch.setenv("CONTEXT_LENS_OFFLINE", "1")  # places from their SAMPLE; health is what goes live
+    assert _run(territories.ASSETS).success
+    monkeypatch.delenv("CONTEXT_LENS_OFFLINE")
+    result = _run(health.ASSETS)
     assert result.success
     assert http_server.hits("/datos/files/DEFUNCIONES_FUENTE_DEIS_2020_2021_05012022.zip") == 1
     with db.reader() as conn:
-        modes = dict(conn.execute("SELECT name, mode FROM core.snapshots").fetchall())
+        modes = dict(
+            conn.execute(
+                "SELECT name, mode FROM core.snapshots WHERE source_id IN ('deis_deaths', 'ine_population')"
+            ).fetchall()
+        )
         by_series = dict(
             conn.execute(
                 "SELECT series || ':' || min(year) || '-' || max(year), sum(deaths) FROM core.deaths "
@@ -257,3 +264,40 @@ def test_live_official_and_discovered_weekly_zip(warehouse_env, http_server, mon
     assert modes == {"deaths-official": "live", "deaths-weekly": "live", "comunas-2002-2035": "live"}
     assert by_series == {"official:2016-2020": len(_sample_deaths()), "preliminary:2021-2021": 2}
     assert calama_2021[0] == 2 and calama_2021[1] > 0
+
+
+def test_unknown_comuna_code_is_refused_by_the_shared_resolver(warehouse_env, http_server, monkeypatch):
+    """A death whose comuna of residence is no known territory stops the load, naming the code."""
+    monkeypatch.setenv("CONTEXT_LENS_OFFLINE", "1")
+    assert _run([*territories.ASSETS, *health.ASSETS]).success
+    with db.reader() as conn:
+        before = conn.execute("SELECT * FROM core.deaths ORDER BY ALL").fetchall()
+    monkeypatch.delenv("CONTEXT_LENS_OFFLINE")
+    with zipfile.ZipFile(io.BytesIO(_weekly_zip())) as good:
+        (name,) = good.namelist()
+        text = good.read(name).replace(b"2021-06-30;Mujer;1;81;2201", b"2021-06-30;Mujer;1;81;7777")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, text)
+    bad = buffer.getvalue()
+    zip_type = {"Content-Type": "application/zip"}
+    http_server.script("/official.zip", Reply(200, health.DEATHS_SAMPLE.read_bytes(), zip_type))
+    http_server.script(
+        "/datos/files/DEFUNCIONES_FUENTE_DEIS_2020_2021_05012022.zip", Reply(200, bad, zip_type)
+    )
+    page = '<html><a href="files/DEFUNCIONES_FUENTE_DEIS_2020_2021_05012022.zip">new</a></html>'
+    http_server.script("/datos/", Reply(200, page.encode(), {"Content-Type": "text/html"}))
+    monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__DEIS_DEATHS__OFFICIAL_ZIP", http_server.url("/official.zip"))
+    monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__DEIS_DEATHS__OPEN_DATA_PAGE", http_server.url("/datos/"))
+
+    result = _run([health.health_deaths])
+    assert not result.success
+    error = result.get_step_failure_events()[0].event_specific_data.error
+    message = error.message + (error.cause.message if error.cause else "")
+    assert "deis_deaths" in message and "07777" in message
+    with db.reader() as conn:
+        assert conn.execute("SELECT * FROM core.deaths ORDER BY ALL").fetchall() == before
+        status = conn.execute(
+            "SELECT status FROM core.source_status WHERE source_id = 'deis_deaths'"
+        ).fetchone()
+    assert status == ("failed",)
