@@ -124,7 +124,9 @@ def test_sample_daily_metadata_rows_are_detected():
     _, _, labels = _csv_daily_counts(SAMPLE_DAILY)
     assert len(header.label_rows) == labels == 14
     assert header.skip_lines == 15
-    assert header.gauge_codes == ("02104002", "02120001", "02105001")
+    first_line = SAMPLE_DAILY.read_text(encoding="utf-8").split("\n", 1)[0].split(",")
+    assert header.gauge_codes == tuple(code.zfill(8) for code in first_line[1:])
+    assert header.gauge_codes[:3] == ("02104002", "02120001", "02105001")
 
 
 def test_sample_daily_long_rows_match_the_csv_module():

@@ -40,7 +40,7 @@ GAUGES = [
     Gauge("4314002", "Rio Claro En Rivadavia", 3.5, 0.008, 0.5, 355),
     Gauge("5701002", "Rio Maipo En Las Melosas", 70.0, 0.007, 0.7, 15),
 ]
-CR2_GAUGES = GAUGES[:3]
+CR2_GAUGES = GAUGES
 
 
 def simulate(gauge: Gauge, rng: random.Random) -> dict[date, float | None]:
@@ -86,23 +86,26 @@ def write_camels(flows: dict[str, dict[date, float | None]]) -> Path:
 def write_cr2(flows: dict[str, dict[date, float | None]]) -> Path:
     """`cr2_qflxDaily_2018.csv` layout: codigo_estacion header, 14 metadata rows, then days; -9999 missing."""
     path = HERE / "cr2_qflxDaily_2018_SAMPLE.csv"
+    # Station metadata: the Loa rows are invented; the peer gauges' coordinates are their
+    # published positions (CAMELS-CL/Caravan attributes), so they land in their basins.
     meta = {
-        "institucion": ["DGA"] * 3,
-        "fuente": ["SAMPLE context-lens"] * 3,
+        "institucion": ["DGA"] * len(CR2_GAUGES),
+        "fuente": ["SAMPLE context-lens"] * len(CR2_GAUGES),
         "nombre": [f'"{g.name} [SAMPLE ""invented""]"' for g in CR2_GAUGES],
-        "altura": ["2950", "0", "3080"],
-        "latitud": ["-22.03", "-21.42", "-22.28"],
-        "longitud": ["-68.62", "-70.05", "-68.24"],
-        "codigo_cuenca": ["21", "21", "21"],
-        "nombre_cuenca": ["Rio Loa"] * 3,
-        "codigo_sub_cuenca": ["210", "212", "210"],
-        "nombre_sub_cuenca": ["Sample Sub-Basin A", "Sample Sub-Basin B", "Sample Sub-Basin A"],
+        "altura": ["2950", "0", "3080", "1410", "820", "1530"],
+        "latitud": ["-22.03", "-21.42", "-22.28", "-28.1489", "-29.9824", "-33.8482"],
+        "longitud": ["-68.62", "-70.05", "-68.24", "-69.9909", "-70.5554", "-70.1990"],
+        "codigo_cuenca": ["21", "21", "21", "34", "43", "57"],
+        "nombre_cuenca": ["Rio Loa"] * 3 + ["Rio Copiapo", "Rio Elqui", "Rio Maipo"],
+        "codigo_sub_cuenca": ["210", "212", "210", "340", "431", "570"],
+        "nombre_sub_cuenca": ["Sample Sub-Basin A", "Sample Sub-Basin B", "Sample Sub-Basin A"]
+        + ["Sample Sub-Basin C", "Sample Sub-Basin D", "Sample Sub-Basin E"],
         "inicio_observaciones": [g.first_day.isoformat() for g in CR2_GAUGES],
-        "fin_observaciones": [CR2_END.isoformat()] * 3,
+        "fin_observaciones": [CR2_END.isoformat()] * len(CR2_GAUGES),
         "cantidad_observaciones": [
             str(sum(1 for d in _days(CR2_END) if flows[g.code][d] is not None)) for g in CR2_GAUGES
         ],
-        "inicio_automatica": ["-", "-", "2015-01-02"],
+        "inicio_automatica": ["-", "-", "2015-01-02", "-", "-", "-"],
     }
     with path.open("w", encoding="utf-8", newline="\n") as out:
         out.write(",".join(["codigo_estacion", *(g.code for g in CR2_GAUGES)]) + "\n")
