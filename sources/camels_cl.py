@@ -287,3 +287,56 @@ def _attribute_frame(table: dict[str, list[str]], snapshot: str | None) -> pd.Da
     if duplicated:
         raise ParseError(SOURCE.id, f"attributes table lists gauges twice: {duplicated}", snapshot)
     return frame.astype({name: float for name in _NUMERIC_ATTRIBUTES})
+
+
+# --- macro-basin annual series (CAMELS-CL author's FSEQ210001 basin simulator) -----------------
+
+MACROBASIN_COLUMNS = ["gauge_code", "gauge_name", "area_km2", "year", "qobs_m3s", "qsim_m3s", "experiment"]
+_MACROBASIN_REQUIRED = ("gauge_id", "gauge_name", "area_km2", "date", "qobs_m3s_yr", "qsim_m3s_yr")
+
+
+def parse_macrobasin_annual(data: bytes | Path, snapshot: str | None = None) -> pd.DataFrame:
+    """Annual observed (and mHM-simulated) outlet flow per macro-basin, one row per gauge and year.
+
+    The file (`data_macrobasin_platform_yr.csv`) has one row per basin × year × experiment,
+    dates written `YYYY-01-01`, `NA` for years without observations. Observed flow is the
+    same in every experiment, so rows are kept per experiment and the caller picks one.
+    """
+    raw = data.read_bytes() if isinstance(data, Path) else data
+    rows = list(csv.reader(io.StringIO(decode_text(raw, SOURCE.id))))
+    if not rows:
+        raise ParseError(SOURCE.id, "macro-basin annual file is empty", snapshot)
+    header, body = rows[0], [r for r in rows[1:] if r]
+    missing = [c for c in _MACROBASIN_REQUIRED if c not in header]
+    if missing:
+        raise ParseError(SOURCE.id, f"macro-basin annual file lacks column(s) {', '.join(missing)}", snapshot)
+    at = {name: i for i, name in enumerate(header)}
+    records = []
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise ParseError(
+                SOURCE.id, f"line {line} has {len(row)} fields, the header {len(header)}", snapshot
+            )
+        day = row[at["date"]]
+        if not (len(day) == 10 and day[4] == "-" and day[:4].isdigit()):
+            raise ParseError(SOURCE.id, f"line {line}: date {day!r} is not YYYY-MM-DD", snapshot)
+        try:
+            observed = parse_number(row[at["qobs_m3s_yr"]])
+            simulated = parse_number(row[at["qsim_m3s_yr"]])
+            area = parse_number(row[at["area_km2"]])
+        except ValueError as exc:
+            raise ParseError(SOURCE.id, f"line {line}: unreadable number ({exc})", snapshot) from exc
+        if observed is not None and observed < 0:
+            raise ParseError(SOURCE.id, f"line {line}: negative observed flow {observed}", snapshot)
+        records.append(
+            {
+                "gauge_code": normalize_gauge_code(row[at["gauge_id"]]),
+                "gauge_name": row[at["gauge_name"]],
+                "area_km2": area,
+                "year": int(day[:4]),
+                "qobs_m3s": observed,
+                "qsim_m3s": simulated,
+                "experiment": row[at["sim_short_name"]] if "sim_short_name" in at else None,
+            }
+        )
+    return pd.DataFrame(records, columns=MACROBASIN_COLUMNS)

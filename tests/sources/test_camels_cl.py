@@ -245,3 +245,68 @@ def test_requests_are_built_from_the_endpoints_passed_in():
     assert camels_cl.ENDPOINTS["pangaea_streamflow_m3s_zip"].startswith(
         "https://store.pangaea.de/Publications/Alvarez-Garreton-etal_2018/"
     )
+
+
+# --- the CAMELS-CL macro-basin annual series (real file, read in place) ------------------------
+
+MACROBASINS = "streamflow/camelscl_macrobasins_mhm_yr_copiapo_huasco_elqui_limari_maipo.csv"
+
+
+def _observed_by_gauge(path: Path) -> dict[str, dict[int, float | None]]:
+    """Observed annual flow per gauge and year, straight from the file with the csv module."""
+    series: dict[str, dict[int, float | None]] = defaultdict(dict)
+    with open(path, encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            value = row["qobs_m3s_yr"]
+            series[row["gauge_id"].zfill(8)][int(row["date"][:4])] = None if value == "NA" else float(value)
+    return series
+
+
+def test_macrobasin_annual_series_come_through_exactly(shared_data):
+    path = shared_data / MACROBASINS
+    frame = camels_cl.parse_macrobasin_annual(path)
+    expected = _observed_by_gauge(path)
+    assert len(frame) == sum(len(years) for years in expected.values()) == 310  # 5 basins x 62 years
+    for row in frame.itertuples():
+        assert row.qobs_m3s == expected[row.gauge_code][row.year] or (
+            row.qobs_m3s != row.qobs_m3s and expected[row.gauge_code][row.year] is None
+        )
+    missing = frame[frame["qobs_m3s"].isna()].groupby("gauge_code")["year"].apply(sorted).to_dict()
+    assert missing == {
+        code: sorted(y for y, v in years.items() if v is None)
+        for code, years in expected.items()
+        if any(v is None for v in years.values())
+    }
+    # PROVENANCE: Copiapó has no observed flow in 2015 and 2018-2021
+    assert {2015, 2018, 2019, 2020, 2021} <= set(missing["03453001"])
+
+
+def test_macrobasin_trend_equals_an_independent_computation(shared_data):
+    from itertools import combinations
+    from statistics import median
+
+    from scipy.stats import kendalltau
+
+    from sources import hydrology
+
+    path = shared_data / MACROBASINS
+    frame = camels_cl.parse_macrobasin_annual(path)
+    for code, years in _observed_by_gauge(path).items():
+        pairs = sorted((y, v) for y, v in years.items() if v is not None and 1960 <= y <= 2020)
+        ours = frame[
+            (frame["gauge_code"] == code) & frame["qobs_m3s"].notna() & frame["year"].between(1960, 2020)
+        ]
+        trend = hydrology.mann_kendall(
+            ours["year"].tolist(), ours["qobs_m3s"].tolist(), continuity_correction=False
+        )
+        slopes = [(v2 - v1) / (y2 - y1) for (y1, v1), (y2, v2) in combinations(pairs, 2)]
+        assert trend.n == len(pairs)
+        assert trend.slope == pytest.approx(median(slopes), rel=1e-12)
+        tau = kendalltau([y for y, _ in pairs], [v for _, v in pairs], method="asymptotic")
+        assert trend.p_value == pytest.approx(tau.pvalue, rel=1e-6)
+
+
+def test_macrobasin_file_without_observed_column_is_refused(shared_data):
+    text = (shared_data / MACROBASINS).read_text(encoding="utf-8").replace("qobs_m3s_yr", "q_m3s_yr", 1)
+    with pytest.raises(ParseError, match="lacks column\\(s\\) qobs_m3s_yr"):
+        camels_cl.parse_macrobasin_annual(text.encode())
