@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -110,7 +111,6 @@ class HttpFetcher:
         self._session = requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
         self._session.max_redirects = 5
-        self._recent: dict[str, list[datetime]] = {}
 
     # -- public -------------------------------------------------------------------------
 
@@ -174,19 +174,38 @@ class HttpFetcher:
             raise FetchError(source.id, f"cannot read {redact_url(url)}: {redact_text(str(exc))}") from exc
 
     def _respect_rate_limit(self, source: SourceInfo, host: str) -> None:
+        """Refuse a request beyond the host's hourly budget, counted across processes.
+
+        Every request to a rate-limited host is logged under the raw store
+        (`requests/<host>.log`, one UTC timestamp a line), so scheduled runs in separate
+        processes share one budget (the OECD allows 60 data downloads an hour).
+        """
         limit = self.rate_limits.get(host)
         if not limit:
             return
+        log_path = self.store.root / "requests" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', host)}.log"
         now = datetime.now(UTC)
-        recent = [t for t in self._recent.get(host, []) if now - t < timedelta(hours=1)]
-        if len(recent) >= limit:
+        cutoff = now - timedelta(hours=1)
+        stamps = []
+        if log_path.exists():
+            for line in log_path.read_text().split():
+                try:
+                    stamp = datetime.fromisoformat(line)
+                except ValueError:
+                    continue
+                if stamp > cutoff:
+                    stamps.append(stamp)
+        if len(stamps) >= limit:
             raise FetchError(
                 source.id,
                 f"rate limit: {limit} downloads per hour from {host} already used; "
                 "try again later (cached snapshots are still served)",
             )
-        recent.append(now)
-        self._recent[host] = recent
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        kept = "".join(f"{stamp.isoformat()}\n" for stamp in stamps) + f"{now.isoformat()}\n"
+        temp = log_path.with_suffix(".tmp")
+        temp.write_text(kept)
+        os.replace(temp, log_path)
 
     def _download(
         self, source: SourceInfo, request: FetchRequest, url: str, previous: Sidecar | None

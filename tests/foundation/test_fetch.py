@@ -146,3 +146,16 @@ def test_credentials_are_redacted():
     )
     shown = redact_url(url)
     assert "hunter2" not in shown and "me%40x.cl" not in shown and "function=GetSeries" in shown
+
+
+def test_hourly_rate_limit_is_shared_across_processes(http_server, tmp_path):
+    """The budget lives in the raw store, so a second fetcher (another run) sees the first's requests."""
+    host = http_server.base_url.split("//", 1)[1]
+    http_server.script("/data.csv", Reply(200, CSV))
+    first = HttpFetcher(RawStore(tmp_path / "raw"), rate_limits={host: 2}, sleep=lambda s: None)
+    first.fetch(SOURCE, request(http_server))
+    first.fetch(SOURCE, request(http_server))
+    second = HttpFetcher(RawStore(tmp_path / "raw"), rate_limits={host: 2}, sleep=lambda s: None)
+    with pytest.raises(FetchError, match="rate limit: 2 downloads per hour"):
+        second.fetch(SOURCE, request(http_server))
+    assert http_server.hits("/data.csv") == 2
