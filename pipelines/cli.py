@@ -62,6 +62,12 @@ def _materialize(selection: AssetSelection) -> None:
         instance=_instance(),
         resources=defs.resources,
         raise_on_error=False,
+        # The run log at INFO: step starts and ends, fallbacks, warnings; DEBUG events stay in the instance.
+        run_config={
+            "loggers": {
+                "console": {"config": {"log_level": os.environ.get("CONTEXT_LENS_LOG_LEVEL", "INFO")}}
+            }
+        },
     )
     if not result.success:
         raise CommandError(f"{_failure_reason(result)}; previous good tables and export are still served")
