@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pandera.pandas as pa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -38,8 +39,10 @@ from pipelines.ingest import (
     column_schema,
     load_indicators,
     log_acquisitions,
+    publish,
     record_acquisitions,
     refuse,
+    validate_frame,
 )
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import camels_cl, cr2_streamflow, hydrology
@@ -653,3 +656,138 @@ CHECKS = [
 JOBS = [water_job]
 SCHEDULES = [water_schedule]
 OBSERVATION_ASSETS = [water_indicators]
+
+
+# --- macro-basin annual outlet flows (CAMELS-CL author's FSEQ210001 basin simulator) ---------------
+
+MACROBASIN_SOURCE = camels_cl.MACROBASIN_SOURCE
+MACROBASIN_SAMPLE = SAMPLE_DIR / "camelscl_macrobasins_yr_SAMPLE.csv"
+MACROBASIN_TABLE = "camelscl_macrobasins_yr"
+MACROBASIN_COLUMNS = {
+    "gauge_code": "VARCHAR: 8-digit DGA/BNA code of the basin outlet gauge",
+    "gauge_name": "VARCHAR: gauge name as published",
+    "area_km2": "DOUBLE: macro-basin area, km2",
+    "year": "BIGINT: calendar year (the file's YYYY-01-01)",
+    "qobs_m3s": "DOUBLE: observed annual mean outlet flow, m3/s; NULL where the file has NA",
+    "qsim_m3s": "DOUBLE: mHM-simulated annual flow, m3/s (kept, not used for observations)",
+    "experiment": "VARCHAR: sim_short_name of the row's simulation experiment",
+    "snapshot_id": "VARCHAR: core.snapshots id of the payload",
+}
+MACROBASIN_SCHEMA = pa.DataFrameSchema(
+    {
+        "gauge_code": pa.Column(str, pa.Check.str_matches(r"^[0-9]{8}$")),
+        "gauge_name": pa.Column(str),
+        "area_km2": pa.Column(float, pa.Check.gt(0), nullable=True),
+        "year": pa.Column(int, pa.Check.in_range(1900, 2100)),
+        "qobs_m3s": pa.Column(float, pa.Check.ge(0), nullable=True),
+        "qsim_m3s": pa.Column(float, nullable=True),
+        "experiment": pa.Column(str, nullable=True),
+        "snapshot_id": pa.Column(str),
+    },
+    unique=["gauge_code", "year", "experiment"],
+    strict=True,
+)
+
+# The basin polygon containing each gauge's catalogued location (smallest wins, as in GAUGES_SQL).
+MACROBASIN_PLACEMENT_SQL = """
+SELECT g.gauge_code, b.territory_id AS basin_id
+FROM core.gauges g
+JOIN core.territories b
+  ON b.kind = 'basin' AND b.geometry IS NOT NULL AND ST_Contains(b.geometry, ST_Point(g.lon, g.lat))
+WHERE g.gauge_code IN (SELECT unnest(?)) AND g.lat IS NOT NULL AND g.lon IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY g.gauge_code ORDER BY ST_Area(b.geometry)) = 1
+"""
+
+
+def macrobasin_frame(payload: Payload) -> pd.DataFrame:
+    """Parsed and pandera-validated rows of one payload (a ParseError/ValidationError refuses it)."""
+    frame = camels_cl.parse_macrobasin_annual(payload.content, payload.snapshot_id)
+    frame = frame.astype({"area_km2": float, "qobs_m3s": float, "qsim_m3s": float, "year": int})
+    frame["snapshot_id"] = payload.snapshot_id
+    frame = validate_frame(MACROBASIN_SCHEMA, frame, MACROBASIN_SOURCE.id, payload.snapshot_id)
+    observed = frame[frame["qobs_m3s"].notna()]
+    disagree = observed.groupby(["gauge_code", "year"])["qobs_m3s"].nunique()
+    if (disagree > 1).any():
+        raise ValidationError(
+            MACROBASIN_SOURCE.id,
+            f"observed flow differs between experiments for {disagree[disagree > 1].index.tolist()[:10]}",
+            payload.snapshot_id,
+        )
+    return frame
+
+
+def macrobasin_observations(frame: pd.DataFrame, placed: dict[str, str]) -> pd.DataFrame:
+    """One observation per placed gauge and year with an observed flow; NA years are left out."""
+    observed = frame[frame["qobs_m3s"].notna() & frame["gauge_code"].isin(placed)]
+    observed = observed.drop_duplicates(["gauge_code", "year"])
+    out = pd.DataFrame(
+        {
+            "indicator_id": "water_outlet_annual_flow_observed",
+            "territory_id": observed["gauge_code"].map(placed),
+            "period": observed["year"].astype(str),
+            "value": observed["qobs_m3s"].astype(float),
+            "lower": np.nan,
+            "upper": np.nan,
+            "flag": "gauge " + observed["gauge_code"] + " " + observed["gauge_name"],
+            "source_id": MACROBASIN_SOURCE.id,
+            "snapshot_id": observed["snapshot_id"],
+        }
+    )
+    return out[list(store.OBSERVATION_COLUMNS)].reset_index(drop=True)
+
+
+@asset(
+    group_name=FAMILY,
+    pool="duckdb_writer",
+    deps=[water_gauges, *territory_family.ASSETS],
+    description="Annual observed outlet flow of the CAMELS-CL macro-basins (data_macrobasin_platform_yr.csv; "
+    "raw/staging.camelscl_macrobasins_yr) as core.observations of the basin whose polygon contains the "
+    "gauge's catalogued location (core.gauges); gauges without a known location get no observation.",
+    metadata={
+        "dagster/column_schema": column_schema(MACROBASIN_COLUMNS),
+        "source": MACROBASIN_SOURCE.landing_url,
+    },
+)
+def macrobasin_annual_flows(
+    context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
+) -> MaterializeResult:
+    request = camels_cl.macrobasin_request(endpoints(MACROBASIN_SOURCE.id, camels_cl.MACROBASIN_ENDPOINTS))
+    acquirer, acquired = acquire_all(sources, MACROBASIN_SOURCE, [(request, MACROBASIN_SAMPLE)])
+    status = log_acquisitions(context, acquired)
+    try:
+        frame = pd.concat([macrobasin_frame(item.payload) for item in acquired], ignore_index=True)
+    except (ParseError, ValidationError) as exc:
+        refuse(warehouse, acquirer, MACROBASIN_SOURCE, acquired, exc)
+        raise
+    counts = publish(
+        warehouse,
+        acquirer,
+        MACROBASIN_SOURCE,
+        acquired,
+        {("raw", MACROBASIN_TABLE): frame, ("staging", MACROBASIN_TABLE): frame},
+    )
+    codes = sorted(set(frame["gauge_code"]))
+    with warehouse.writer() as conn, transaction(conn):
+        placed = dict(conn.execute(MACROBASIN_PLACEMENT_SQL, [codes]).fetchall())
+        observations = macrobasin_observations(frame, placed)
+        store.record_indicators(conn, load_indicators(FAMILY))
+        written = store.replace_observations(conn, MACROBASIN_SOURCE.id, observations)
+    unplaced = [code for code in codes if code not in placed]
+    if unplaced:
+        context.log.warning(
+            f"{len(unplaced)} of {len(codes)} macro-basin gauges have no location in core.gauges inside a "
+            f"basin polygon: no observation for {unplaced}"
+        )
+    return MaterializeResult(
+        metadata={
+            **status,
+            **counts,
+            "observations": written,
+            "placed_gauges": MetadataValue.json(placed),
+            "gauges_without_location": MetadataValue.json(unplaced),
+        }
+    )
+
+
+ASSETS.append(macrobasin_annual_flows)
+OBSERVATION_ASSETS.append(macrobasin_annual_flows)

@@ -291,6 +291,29 @@ def _attribute_frame(table: dict[str, list[str]], snapshot: str | None) -> pd.Da
 
 # --- macro-basin annual series (CAMELS-CL author's FSEQ210001 basin simulator) -----------------
 
+# Its own source: another repository than the CAMELS-CL releases, with no licence stated.
+MACROBASIN_SOURCE = SourceInfo(
+    id="camels_cl_macrobasins",
+    publisher=SOURCE.publisher,
+    title="Plataforma simulador de cuencas FSEQ210001: annual macro-basin series "
+    "(results/data_macrobasin_platform_yr.csv)",
+    landing_url="https://github.com/calvarezgarreton/Plataforma_simulador_cuencas_FSEQ21001",
+    licence="not stated",
+    citation="Alvarez-Garreton, C.: Plataforma_simulador_cuencas_FSEQ21001, results/data_macrobasin_platform_yr.csv, "
+    "commit f00aea13a60f831ae190d318210a7f6fa8f9abf5",
+    cadence=timedelta(days=365),
+    family=SOURCE.family,
+)
+MACROBASIN_ENDPOINTS: dict[str, str] = {
+    "annual_csv": "https://raw.githubusercontent.com/calvarezgarreton/Plataforma_simulador_cuencas_FSEQ21001/"
+    "f00aea13a60f831ae190d318210a7f6fa8f9abf5/results/data_macrobasin_platform_yr.csv",
+}
+
+
+def macrobasin_request(endpoints: Mapping[str, str]) -> FetchRequest:
+    return FetchRequest(name="camels_cl_macrobasins_yr_csv", url=endpoints["annual_csv"], expect="csv")
+
+
 MACROBASIN_COLUMNS = ["gauge_code", "gauge_name", "area_km2", "year", "qobs_m3s", "qsim_m3s", "experiment"]
 _MACROBASIN_REQUIRED = ("gauge_id", "gauge_name", "area_km2", "date", "qobs_m3s_yr", "qsim_m3s_yr")
 

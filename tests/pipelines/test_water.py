@@ -220,3 +220,77 @@ def test_live_release_zips_through_the_wpdm_page(warehouse_env, http_server, mon
     assert gauges["02104002"] == (2158.0, -22.03, "basin:021")
     assert gauges["03421001"][1] == -28.15  # CAMELS-only gauge located from the attributes table
     assert gauges["02120001"][2] == "basin:021"
+
+
+# --- macro-basin annual outlet flows ---------------------------------------------------------
+
+
+def _macrobasin_sample_rows() -> list[dict[str, str]]:
+    with open(water.MACROBASIN_SAMPLE, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _number(text: str) -> float | None:
+    return None if text == "NA" else float(text)
+
+
+def test_macrobasin_sample_lands_in_staging_row_for_row(offline_warehouse):
+    expected = sorted(
+        (
+            r["gauge_id"].zfill(8),
+            r["gauge_name"],
+            int(r["date"][:4]),
+            _number(r["qobs_m3s_yr"]),
+            _number(r["qsim_m3s_yr"]),
+            r["sim_short_name"],
+        )
+        for r in _macrobasin_sample_rows()
+    )
+    with db.reader() as conn:
+        staged = conn.execute(
+            "SELECT gauge_code, gauge_name, year, qobs_m3s, qsim_m3s, experiment "
+            "FROM staging.camelscl_macrobasins_yr ORDER BY ALL"
+        ).fetchall()
+        modes = {
+            r[0]
+            for r in conn.execute(
+                "SELECT s.mode FROM core.snapshots s JOIN staging.camelscl_macrobasins_yr t USING (snapshot_id)"
+            ).fetchall()
+        }
+        status = conn.execute(
+            "SELECT mode FROM core.source_status WHERE source_id = 'camels_cl_macrobasins'"
+        ).fetchone()
+        # Offline the SAMPLE gauge catalogue locates none of the macro-basin outlets: no observation.
+        observations = conn.execute(
+            "SELECT count(*) FROM core.observations WHERE indicator_id = 'water_outlet_annual_flow_observed'"
+        ).fetchone()[0]
+    assert staged == expected
+    assert any(row[3] is None for row in staged)  # the SAMPLE's NA years stay NULL
+    assert modes == {"sample"} and status == ("sample",)
+    assert observations == 0
+
+
+def test_macrobasin_gauge_is_placed_by_geometry_not_code_prefix(offline_warehouse):
+    # A test-only location for 03453001 (code prefix 034) inside another basin's polygon:
+    # the observations must follow the polygon.
+    with db.writer() as conn:
+        basin, lon, lat = conn.execute(
+            "SELECT territory_id, ST_X(p), ST_Y(p) FROM (SELECT territory_id, ST_PointOnSurface(geometry) AS p "
+            "FROM core.territories WHERE kind = 'basin' AND geometry IS NOT NULL AND code <> '034' "
+            "ORDER BY ST_Area(geometry) LIMIT 1)"
+        ).fetchone()
+        conn.execute("INSERT INTO core.gauges (gauge_code, lat, lon) VALUES ('03453001', ?, ?)", [lat, lon])
+    assert _run([water.macrobasin_annual_flows]).success
+    expected = {
+        r["date"][:4]: float(r["qobs_m3s_yr"])
+        for r in _macrobasin_sample_rows()
+        if r["gauge_id"] == "3453001" and r["qobs_m3s_yr"] != "NA"
+    }
+    with db.reader() as conn:
+        rows = conn.execute(
+            "SELECT territory_id, period, value, source_id FROM core.observations "
+            "WHERE indicator_id = 'water_outlet_annual_flow_observed'"
+        ).fetchall()
+    assert {r[0] for r in rows} == {basin}
+    assert {r[1]: r[2] for r in rows} == expected
+    assert {r[3] for r in rows} == {"camels_cl_macrobasins"}
