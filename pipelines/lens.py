@@ -20,6 +20,7 @@ from pipelines.families import observation_asset_keys
 from pipelines.report import output_dir, render, write_report
 from pipelines.resources import WarehouseResource
 from pipelines.studies import Site, Study, StudyConfigError, all_studies
+from warehouse.claims import CLAIM_COLUMNS, write_claims
 from warehouse.db import SQL_DIR, quote_ident, table_name, transaction
 from warehouse.lens import (
     KIND_ORDER,
@@ -435,6 +436,8 @@ def build_lens(warehouse: WarehouseResource, study: Study) -> LensBuild:
             conn.execute(LENS_VIEWS.read_text())
             scope = study_scope(conn, study)
             lens = build_lens_tables(conn, scope)
+            claims = write_claims(conn, scope.prefix, study.claims, lens.indicators, study.end.year)
+            lens.tables["claims"] = claims
             geo = map_data(conn, scope)
             extras = mart_extras(conn)
             profile = conn.execute(
@@ -443,6 +446,7 @@ def build_lens(warehouse: WarehouseResource, study: Study) -> LensBuild:
                 [scope.territories["territory_id"].tolist()],
             ).df()
         exports = {"territory_profile": (profile, {})} | {name: (frame, {}) for name, frame in extras.items()}
+        exports["claims"] = (claims, CLAIM_COLUMNS)
         export_lens(conn, lens, folder / "data", study.id, study.title, exports)
     markdown, page = render(study, lens, scope, geo, extras)
     write_report(study, markdown, page)

@@ -13,12 +13,24 @@ from pathlib import Path
 
 import yaml
 
+from pipelines.claims import Claim, ClaimConfigError, parse_claims
+
 STUDIES_DIR = Path(__file__).resolve().parents[1] / "studies"
 STUDY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CUT_BY_KIND = {"regions": r"^\d{2}$", "comunas": r"^\d{5}$", "basins": r"^\d{3,5}$"}
 TERRITORY_ID = re.compile(r"^[a-z_0-9]+:[A-Za-z0-9_]{1,12}$")
 DEFAULT_COMPARISON = ["country:CL"]
-TOP_LEVEL_FIELDS = {"id", "title", "dates", "focus", "comparison", "periods", "as_of", "description"}
+TOP_LEVEL_FIELDS = {
+    "id",
+    "title",
+    "dates",
+    "focus",
+    "comparison",
+    "periods",
+    "as_of",
+    "description",
+    "claims",
+}
 FOCUS_FIELDS = {"regions", "comunas", "basins", "sites"}
 COMPARISON_FIELDS = {"territories", "peer_basins"}
 
@@ -52,6 +64,7 @@ class Study:
     periods: dict[str, tuple[int, int]]
     as_of: date | None = None
     description: str = ""
+    claims: tuple[Claim, ...] = ()  # the field study's own quantitative claims (pipelines.claims)
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -235,6 +248,10 @@ def parse_study(path: Path) -> Study:
     description = document.get("description") or ""
     if not isinstance(description, str):
         raise _fail(path, "description", "expected text")
+    try:
+        claims = parse_claims(path, document.get("claims"))
+    except ClaimConfigError as exc:
+        raise StudyConfigError(str(exc)) from exc
     return Study(
         id=study_id,
         title=title.strip(),
@@ -249,6 +266,7 @@ def parse_study(path: Path) -> Study:
         periods=_periods(path, document.get("periods")),
         as_of=_date(path, "as_of", as_of) if as_of else None,
         description=description.strip(),
+        claims=claims,
         path=path,
     )
 

@@ -114,6 +114,50 @@ comparison:
   peer_basins: ["025", "034"]
 periods:
   economy: [2015, 2022]
+claims:
+  - id: gdp-above-chile
+    text: "SAMPLE claim: the region's GDP per capita is above Chile's."
+    indicator: sample_gdp
+    territory: "region:02"
+    relation: above
+    than: "country:CL"
+  - id: loa-flow-loss
+    text: "SAMPLE claim: the Loa has lost about 75% of its flow."
+    indicator: sample_flow_change
+    territory: "basin:021"
+    relation: approx
+    value: -75
+    tolerance: 10
+  - id: calama-deaths
+    text: "SAMPLE claim: deaths in Calama significantly above Chile."
+    indicator: sample_rate_ratio
+    territory: "comuna:02201"
+    relation: above
+    value: 1
+    significant: true
+  - id: income-range
+    text: "SAMPLE claim: Calama's municipal income between 120 and 140 in 2022."
+    indicator: sample_municipal_income
+    territory: "comuna:02201"
+    period: "2022"
+    relation: range
+    low: 120
+    high: 140
+  - id: not-yet
+    text: "SAMPLE claim: several parts, none measurable here."
+    checks:
+      - indicator: sample_gdp
+        territory: "comuna:02201"
+        relation: approx
+        value: 1
+        tolerance_pct: 5
+      - indicator: settlements_count
+        territory: "region:02"
+        relation: above
+        value: 100
+      - measured_by: "SAMPLE survey that nobody has loaded"
+      - open_data: false
+        measured_by: "SAMPLE records behind a login"
 """
 CALAMA_SITE = '    - {name: "Sample site near Calama", lat: -22.40, lon: -68.90}'
 
