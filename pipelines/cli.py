@@ -3,10 +3,15 @@
     context-lens build [--study ID] [--as-of DATE] [--offline]   materialize everything, write the lens
     context-lens refresh [--family F]                            fetch live sources, rebuild downstream
     context-lens status                                          per source: mode, snapshot, freshness, error
-    context-lens sql [QUERY] [--export]                          query the warehouse (or the export) read-only
+    context-lens sql [QUERY | -f FILE | -] [--format F] [--output FILE] [--export]
+                                                                 query the warehouse (or the export) read-only
+    context-lens studies list | check FILE... | new ID --region 02 | --comunas ... | --site LAT,LON
 
-Every failure ends with a non-zero exit and one line saying why.
+Every failure ends with a non-zero exit and one line saying why. `sql`, `status` and
+`studies` start without importing Dagster (it is imported by the commands that run assets).
 """
+
+from __future__ import annotations
 
 import argparse
 import json
@@ -15,12 +20,15 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-from dagster import AssetSelection, DagsterInstance, materialize
-
+from pipelines import formats
+from pipelines.paths import export_dir
 from pipelines.studies import DEFAULT_STUDY, load_study
 from warehouse import db
+
+if TYPE_CHECKING:
+    from dagster import AssetSelection, DagsterInstance
 
 
 class CommandError(Exception):
@@ -28,11 +36,15 @@ class CommandError(Exception):
 
 
 def _instance() -> DagsterInstance:
+    from dagster import DagsterInstance
+
     return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
 
 
 def _selection(study_id: str | None) -> AssetSelection:
     """Everything except the lenses of other studies."""
+    from dagster import AssetSelection
+
     from pipelines import lens
 
     others = [
@@ -54,6 +66,8 @@ def _failure_reason(result) -> str:
 
 def _materialize(selection: AssetSelection) -> None:
     """Run the selection with the code location's own assets, checks and resources."""
+    from dagster import materialize
+
     from pipelines.definitions import defs
 
     result = materialize(
@@ -94,6 +108,8 @@ def _family_modules() -> dict:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     """Fetch live (never offline), rebuild downstream, and fail loudly if a source was not reached."""
+    from dagster import AssetSelection
+
     from pipelines import ops
 
     os.environ.pop("CONTEXT_LENS_OFFLINE", None)
@@ -125,13 +141,14 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 def _status_rows() -> list[dict]:
     """Every known source: those in the warehouse, and those the families use but never built."""
-    from pipelines import ops
+    from pipelines.families import catalog
+    from pipelines.rules import freshness_report
 
     rows: dict[str, dict] = {}
-    for family, module in _family_modules().items():
-        for source in ops.family_sources(module):
-            rows[source.info.id] = {
-                "source": source.info.id,
+    for family, source_ids in catalog().items():
+        for source_id in source_ids:
+            rows[source_id] = {
+                "source": source_id,
                 "family": family,
                 "mode": "-",
                 "status": "never run",
@@ -139,12 +156,13 @@ def _status_rows() -> list[dict]:
                 "freshness": "never refreshed",
                 "reason": "not built yet: run `context-lens build`",
             }
+    family_of = {source_id: family for family, ids in catalog().items() for source_id in ids}
     if db.db_path().exists():
         with db.reader() as conn:
-            for fresh in ops.freshness_report(conn):
+            for fresh in freshness_report(conn):
                 rows[fresh.source_id] = {
                     "source": fresh.source_id,
-                    "family": fresh.family,
+                    "family": family_of.get(fresh.source_id, fresh.family),
                     "mode": fresh.mode or "-",
                     "status": fresh.status or "never run",
                     "snapshot": fresh.last_snapshot_id or "-",
@@ -155,8 +173,6 @@ def _status_rows() -> list[dict]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from pipelines.export import export_dir
-
     rows = _status_rows()
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -178,47 +194,156 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_connection(folder: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with one view per exported table (`core.observations`, ...)."""
-    from pipelines.export import sql_string
+def _sql_scripts(args: argparse.Namespace) -> tuple[list[str], bool]:
+    """The SQL to run, as statements, and whether to read queries interactively instead."""
+    from warehouse.query import QueryError, split_statements
 
-    manifest = folder / "manifest.json"
-    if not manifest.exists():
-        raise CommandError(f"no export at {folder}: run `context-lens build` first")
-    conn = duckdb.connect()
-    conn.execute(f"LOAD '{db.spatial_extension_path()}'")
-    for name, table in json.loads(manifest.read_text(encoding="utf-8"))["tables"].items():
-        schema, relation = name.split(".", 1)
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {db.quote_ident(schema)}")
-        path = sql_string(str(folder / table["path"]))
-        conn.execute(f"CREATE VIEW {db.table_name(schema, relation)} AS SELECT * FROM read_parquet({path})")  # noqa: S608
-    return conn
+    if args.file:
+        try:
+            text = args.file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"cannot read {args.file}: {exc.strerror}") from exc
+    elif args.query == "-" or (args.query is None and not sys.stdin.isatty()):
+        text = sys.stdin.read()
+    elif args.query is None:
+        return [], True
+    else:
+        text = args.query
+    try:
+        statements = split_statements(text)
+    except QueryError as exc:
+        raise CommandError(" ".join(str(exc).split())) from exc
+    if not statements:
+        raise CommandError("no SQL statement given")
+    return statements, False
+
+
+def _write_result(result, args: argparse.Namespace, out, width: int | None) -> int:
+    kind = args.format
+    if kind == "csv":
+        return formats.write_csv(out, result.columns, result.rows())
+    if kind == "json":
+        return formats.write_json(out, result.columns, result.rows())
+    if kind == "markdown":
+        return formats.write_markdown(out, result.columns, result.types, result.rows())
+    return formats.write_table(
+        out, result.columns, result.types, result.rows(), width=width, max_rows=args.max_rows
+    )
+
+
+def _run_statements(session, statements: list[str], args: argparse.Namespace, out, width) -> int:
+    from warehouse.query import QueryError
+
+    if args.param and len(statements) > 1:
+        raise CommandError("--param works with a single statement")
+    results = 0
+    for number, statement in enumerate(statements, 1):
+        try:
+            result = session.run(statement, args.param)
+            if result is None:
+                continue
+            if results and args.format in ("csv", "json"):
+                raise CommandError(
+                    f"statement {number} returns a second result; --format {args.format} writes one"
+                )
+            if results:
+                out.write("\n")
+            rows = _write_result(result, args, out, width)
+        except QueryError as exc:
+            raise CommandError(f"statement {number}: {' '.join(str(exc).split())}") from exc
+        results += 1
+    return rows if results else 0
+
+
+def _interactive(session, args: argparse.Namespace) -> None:
+    from warehouse.query import QueryError, split_statements
+
+    print(f"{session.where}. End a query with ';' or an empty line; an empty line alone quits.")
+    buffer: list[str] = []
+    for line in sys.stdin:
+        if line.strip():
+            buffer.append(line)
+            if not line.rstrip().endswith(";"):
+                continue
+        elif not buffer:
+            break
+        try:
+            _run_statements(session, split_statements("".join(buffer)), args, sys.stdout, _width())
+        except (CommandError, QueryError) as exc:  # a typo should not end the session
+            print(f"error: {exc}")
+        buffer = []
+
+
+def _width() -> int | None:
+    import shutil
+
+    return shutil.get_terminal_size((120, 40)).columns if sys.stdout.isatty() else None
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from pipelines.export import export_dir
+    from warehouse.query import QuerySession
 
-    if args.export:
-        conn = _export_connection(export_dir().resolve())
-        where = f"export {export_dir()}"
-    else:
-        conn = db.connect(read_only=True)
-        where = f"warehouse {db.db_path()} (read-only)"
-    try:
-        if args.query:
-            print(conn.sql(args.query))
+    if args.output and not args.format:
+        args.format = formats.SUFFIX_FORMATS.get(args.output.suffix.lower(), "table")
+    args.format = args.format or "table"
+    statements, interactive = _sql_scripts(args)
+    session = QuerySession.export(export_dir()) if args.export else QuerySession.warehouse()
+    with session:
+        if interactive:
+            _interactive(session, args)
             return 0
-        print(f"{where}. End with an empty line or Ctrl-D.")
-        for line in sys.stdin:
-            if not line.strip():
-                break
-            try:
-                print(conn.sql(line))
-            except duckdb.Error as exc:  # a typo in an interactive query should not end the session
-                print(f"error: {exc}")
-    finally:
-        conn.close()
+        if not args.output:
+            _run_statements(session, statements, args, sys.stdout, _width())
+            return 0
+        partial = args.output.with_name(f".{args.output.name}.partial")
+        try:
+            with open(partial, "w", encoding="utf-8", newline="") as out:
+                rows = _run_statements(session, statements, args, out, None)
+            os.replace(partial, args.output)
+        finally:
+            partial.unlink(missing_ok=True)
+    print(f"wrote {rows} row(s) as {args.format} to {args.output}", file=sys.stderr)
     return 0
+
+
+def add_sql_parser(commands) -> None:
+    sql = commands.add_parser(
+        "sql",
+        help="query the warehouse read-only (or the published export)",
+        description="Run SQL read-only against the warehouse (spatial functions load when a query needs "
+        "them, so every marts view works) or, with --export, against output/export/. The SQL comes from "
+        "QUERY, from --file, or from standard input ('-', or a pipe); with none of them on a terminal, "
+        "queries are read interactively.",
+    )
+    sql.add_argument(
+        "query", nargs="?", help="the SQL (several statements separated by ';'), or '-' for stdin"
+    )
+    sql.add_argument("-f", "--file", type=Path, help="read the SQL from FILE")
+    sql.add_argument(
+        "--format",
+        choices=formats.FORMATS,
+        default=None,
+        help="table (default; wide results are shown in blocks of columns, never cut), csv, json or "
+        "markdown; with --output the default follows the file's suffix",
+    )
+    sql.add_argument("-o", "--output", type=Path, help="write the result to FILE (replaced when complete)")
+    sql.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        help="a value for the next '?' in the query (repeatable)",
+    )
+    sql.add_argument(
+        "--max-rows",
+        type=int,
+        default=200,
+        help="rows shown by --format table (default 200; 0 shows all; the other formats write every row)",
+    )
+    sql.add_argument(
+        "--export", action="store_true", help="query output/export/ instead of the live warehouse"
+    )
+    sql.set_defaults(run=cmd_sql)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -247,12 +372,7 @@ def parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="per source: mode, last snapshot, freshness, last error")
     status.add_argument("--json", action="store_true", help="print the rows as JSON")
     status.set_defaults(run=cmd_status)
-    sql = commands.add_parser("sql", help="query the warehouse read-only (or the published export)")
-    sql.add_argument("query", nargs="?")
-    sql.add_argument(
-        "--export", action="store_true", help="query output/export/ instead of the live warehouse"
-    )
-    sql.set_defaults(run=cmd_sql)
+    add_sql_parser(commands)
     return main
 
 

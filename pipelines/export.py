@@ -29,7 +29,7 @@ import duckdb
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
 
 from pipelines import ops
-from pipelines.report import output_dir
+from pipelines.paths import export_dir, output_dir
 from pipelines.resources import WarehouseResource
 from warehouse.db import table_name
 
@@ -38,10 +38,6 @@ EXPORT_SCHEMAS = ("core", "lens")
 # Operational state that changes on every check; left out of the content hash.
 VOLATILE_TABLES = {"core.source_status", "core.raw_schemas"}
 UNORDERABLE = ("GEOMETRY", "BLOB", "STRUCT", "MAP", "UNION", "JSON")
-
-
-def export_dir() -> Path:
-    return output_dir() / "export"
 
 
 def sql_string(text: str) -> str:

@@ -9,7 +9,6 @@ intervals, bars) that the inline script marks `data-rendered` once drawn.
 
 import html
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +16,9 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+from pipelines.paths import output_dir
 from pipelines.studies import Study
 from warehouse.lens import KIND_ORDER, ROLE_ORDER, SECTION_ORDER, Lens, LensScope, period_years
-
-
-def output_dir() -> Path:
-    """Where rendered outputs go: `CONTEXT_LENS_OUTPUT` if set, else output/ in the repository."""
-    default = Path(__file__).resolve().parents[1] / "output"
-    return Path(os.environ.get("CONTEXT_LENS_OUTPUT", default))
-
 
 INTRO = (
     "This context lens documents the territorial conditions around the field study: governance "

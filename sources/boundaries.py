@@ -48,7 +48,7 @@ CHILEMAPAS_SOURCE = SourceInfo(
     licence="GPL-3 (repository licence); the package calls the maps 'referenciales sin validez legal'",
     citation="Vargas Sepúlveda, M. chilemapas (R package), data from INE, SUBDERE and BCN.",
     cadence=timedelta(days=365),
-    family="boundaries",
+    family="territories",
 )
 FCORTES_SOURCE = SourceInfo(
     id="fcortes_chile_geojson",
@@ -58,7 +58,7 @@ FCORTES_SOURCE = SourceInfo(
     licence="not stated (repository); BCN maps are free to use with attribution",
     citation="fcortes, Chile-GeoJSON, from Biblioteca del Congreso Nacional de Chile, mapas vectoriales.",
     cadence=timedelta(days=365),
-    family="boundaries",
+    family="territories",
 )
 BASTIANOLEA_CUT_SOURCE = SourceInfo(
     id="bastianolea_comunas_cut",
@@ -68,7 +68,7 @@ BASTIANOLEA_CUT_SOURCE = SourceInfo(
     licence="not stated",
     citation="Olea, B. sinim_datos_comunales: comunas_chile_cut.csv.",
     cadence=timedelta(days=365),
-    family="boundaries",
+    family="territories",
 )
 SOURCE = CHILEMAPAS_SOURCE
 SOURCES = (CHILEMAPAS_SOURCE, FCORTES_SOURCE, BASTIANOLEA_CUT_SOURCE)

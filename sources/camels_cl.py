@@ -51,7 +51,7 @@ SOURCE = SourceInfo(
         "data: PANGAEA, https://doi.org/10.1594/PANGAEA.894885 and CR2 CAMELS-CL v202201"
     ),
     cadence=timedelta(days=365),
-    family="streamflow",
+    family="water",
 )
 
 _PANGAEA = "https://store.pangaea.de/Publications/Alvarez-Garreton-etal_2018/"

@@ -35,7 +35,7 @@ SOURCE = SourceInfo(
         "data: Zenodo, https://doi.org/10.5281/zenodo.10968468. camelscl from Alvarez-Garreton et al. (2018)."
     ),
     cadence=timedelta(days=365),
-    family="streamflow",
+    family="water",
 )
 
 ENDPOINTS: dict[str, str] = {"zenodo_record": "https://doi.org/10.5281/zenodo.10968468"}

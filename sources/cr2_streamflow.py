@@ -60,7 +60,7 @@ SOURCE = SourceInfo(
         "(cr2_qflxDaily_2018), compiled from Dirección General de Aguas records, https://www.cr2.cl/datos-de-caudales/"
     ),
     cadence=timedelta(days=365),
-    family="streamflow",
+    family="water",
 )
 
 ENDPOINTS: dict[str, str] = {

@@ -41,7 +41,7 @@ SOURCE = SourceInfo(
     licence="not stated",
     citation="Dirección General de Aguas (2024). Cuencas BNA (shapefile). Mapoteca DGA, Ministerio de Obras Públicas.",
     cadence=timedelta(days=365),
-    family="boundaries",
+    family="territories",
 )
 
 # Only the cuencas zip URL is documented (SOURCES.md section 1); the subcuenca and

@@ -28,7 +28,7 @@ SOURCE = SourceInfo(
     licence="not stated",
     citation="Instituto Nacional de Estadísticas (2025). Censo de Población y Vivienda 2024, cartografía comunal.",
     cadence=timedelta(days=365),
-    family="boundaries",
+    family="territories",
 )
 
 ENDPOINTS: dict[str, str] = {

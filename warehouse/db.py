@@ -58,12 +58,18 @@ def table_name(schema: str, table: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(table)}"
 
 
-def _load_spatial(conn: duckdb.DuckDBPyConnection) -> None:
+def load_spatial(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"LOAD '{spatial_extension_path()}'")
 
 
-def connect(path: Path | str | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse, waiting (up to CONTEXT_LENS_LOCK_WAIT seconds) for another writer."""
+def connect(
+    path: Path | str | None = None, *, read_only: bool = False, spatial: bool = True
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse, waiting (up to CONTEXT_LENS_LOCK_WAIT seconds) for another writer.
+
+    `spatial=False` (read-only use only) leaves loading the extension to the caller, who
+    loads it when a statement needs it (`warehouse.query`).
+    """
     target = Path(path) if path is not None else db_path()
     if read_only and not target.exists():
         raise FileNotFoundError(f"no warehouse at {target}: run `make run` (or `context-lens build`) first")
@@ -79,7 +85,8 @@ def connect(path: Path | str | None = None, *, read_only: bool = False) -> duckd
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-    _load_spatial(conn)
+    if spatial or not read_only:
+        load_spatial(conn)
     if not read_only:
         ensure_schema(conn)
     return conn
