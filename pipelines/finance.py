@@ -45,6 +45,7 @@ from pipelines.territories import territories
 from sources import currency, mindicador, presupuesto_abierto, royalties, sinim
 from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
 from sources.base import FetchError, FetchRequest, ParseError, SourceInfo, ValidationError
+from sources.division import comunas_by_region
 from sources.endpoints import EndpointError, endpoints, file_url_path
 from warehouse import store
 from warehouse.db import SQL_DIR, table_name, transaction
@@ -61,8 +62,6 @@ REAL_BASE_YEAR = 2024
 UNIT_FACTORS = {"M$": 1000.0, "CLP": 1.0}
 # Population, in order of preference: INE comuna/region population (health family), then OECD TL2.
 POPULATION_INDICATORS = ("population", "oecd_population")
-# SOURCES.md §6: the INE Censo 2024 comuna layer has 346 polygons, one per comuna of Chile.
-CHILE_COMUNAS = 346
 # Partida 31 of the budget law is "Gobiernos Regionales": the regional governments' own budget.
 REGIONAL_GOVERNMENT_PARTIDA = "31"
 
@@ -422,20 +421,10 @@ def comuna_territories(conn) -> frozenset[str] | None:
     return frozenset(codes) or None
 
 
-def region_comunas(conn) -> dict[str, frozenset[str]]:
-    """Each region's full list of comunas, to tell a complete regional sum from a partial one.
-
-    Region 02's nine comunas are documented (PROVENANCE.md). Other regions' lists are taken
-    from core.territories only when it holds every comuna of Chile (a SAMPLE layer holds a
-    few, and a region sum over a few comunas would pose as the region's).
-    """
-    known = comuna_territories(conn) or frozenset()
-    lists: dict[str, set[str]] = {}
-    if len(known) >= CHILE_COMUNAS:
-        for code in known:
-            lists.setdefault(code[:2], set()).add(code)
-    lists["02"] = set(royalties.REGION_02_COMUNAS)
-    return {region: frozenset(codes) for region, codes in lists.items()}
+def region_comunas() -> dict[str, frozenset[str]]:
+    """Each region's full list of comunas (the official division), to tell a complete regional sum
+    from a partial one."""
+    return comunas_by_region()
 
 
 def unresolved_territories(conn, territory_ids) -> tuple[list[str], str]:
@@ -861,7 +850,7 @@ def build_core(conn) -> dict:
     Runs inside the caller's transaction. A source whose staging table does not exist yet
     contributes nothing (and keeps no observations).
     """
-    comunas_of = region_comunas(conn)
+    comunas_of = region_comunas()
     sinim_rows = _table(conn, "staging", "sinim_finance")
     royalty_rows = _table(conn, "staging", "royalty_allocations")
     pagos_rows = _table(conn, "staging", "presupuesto_abierto_pagos")

@@ -34,6 +34,8 @@ from warehouse.lens import (
 
 LENS_VIEWS = SQL_DIR / "views" / "90_lens.sql"
 SITE_KINDS = ("comuna", "province", "region", "basin")
+# Territories that have a polygon once a boundary source provides one.
+GEOMETRY_KINDS = ("country", "region", "province", "comuna", "basin")
 SITE_COLUMNS = [
     "site",
     "field",
@@ -230,6 +232,17 @@ def study_scope(conn: duckdb.DuckDBPyConnection, study: Study) -> LensScope:
                 kind,
                 f"{len(group)} {kind} territor{'y is' if len(group) == 1 else 'ies are'} not in core.territories "
                 f"({', '.join(group['territory_id'])}): names and boundaries come from the territories family.",
+            )
+        )
+    shapeless = frame[frame["in_warehouse"] & ~frame["has_geometry"] & frame["kind"].isin(GEOMETRY_KINDS)]
+    for kind, group in shapeless.groupby("kind", sort=True):
+        notes.append(
+            (
+                "no_geometry",
+                kind,
+                f"{len(group)} {kind} territor{'y has' if len(group) == 1 else 'ies have'} no polygon "
+                f"({', '.join(group['territory_id'])}): their values are shown, but not on the map; "
+                "polygons come from a boundary source (territories family).",
             )
         )
     for s in sites.itertuples():

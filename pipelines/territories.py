@@ -42,6 +42,7 @@ from sources import arcgis, dga_basins, ine_territories
 from sources.acquire import SAMPLES_DIR, Acquired
 from sources.base import FetchError, ParseError, ValidationError, fold_name, is_missing, normalize_cut
 from sources.boundaries import dissolve_comunas
+from sources.division import all_comunas, comunas_of, load_division, region_codes
 from sources.endpoints import EndpointError, endpoint, endpoints
 from sources.geometry import WGS84, dissolve, overlap_shares
 from sources.territory_resolver import (
@@ -49,7 +50,6 @@ from sources.territory_resolver import (
     UNKNOWN_ID,
     UNKNOWN_NAMES,
     TerritoryResolver,
-    chile_territory_tables,
     load_regions,
 )
 from warehouse.db import SQL_DIR, table_name, transaction
@@ -297,82 +297,87 @@ def code_alias(territory_id: str, kind: str, code: str) -> list[tuple[str, str, 
 
 
 def reference_territories() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(places, aliases) for the country, its 16 regions, the OECD area and unknown residence."""
-    regions = load_regions()
+    """(places, aliases): Chile, the OECD area, unknown residence, and the official division.
+
+    Every region, province and comuna of `sources/reference/` (SUBDERE/INE CUT) is a place
+    before any boundary source has given it a polygon.
+    """
+    division = load_division()
     places = [
         (COUNTRY_ID, "country", "CL", "Chile", None),
         ("oecd:OECD", "oecd", "OECD", "OECD member countries", None),
         (UNKNOWN_ID, "unknown", "99999", "Ignorada (unknown residence)", COUNTRY_ID),
     ]
-    places += [
-        (f"region:{r.region_code}", "region", r.region_code, r.name, COUNTRY_ID) for r in regions.itertuples()
-    ]
+    places += list(division[["territory_id", "kind", "code", "name", "parent_id"]].itertuples(index=False))
     aliases = [(COUNTRY_ID, "oecd", "CHL"), ("oecd:OECD", "oecd", "OECD"), (COUNTRY_ID, "iso3166", "CL")]
     aliases += name_aliases(UNKNOWN_ID, "unknown", UNKNOWN_NAMES)
-    for r in regions.itertuples():
-        tid = f"region:{r.region_code}"
-        aliases.append((tid, "oecd", r.oecd_tl2))
-        aliases += name_aliases(tid, "region", [r.name, *r.alternative_names])
-        aliases += code_alias(tid, "region", r.region_code)
+    for r in load_regions().itertuples():
+        aliases.append((f"region:{r.region_code}", "oecd", r.oecd_tl2))
+    for r in division.itertuples(index=False):
+        aliases += name_aliases(r.territory_id, r.kind, [r.name, *r.alternative_names])
+        aliases += code_alias(r.territory_id, r.kind, r.code)
     return (
         pd.DataFrame(places, columns=["territory_id", "kind", "code", "name", "parent_id"]),
         pd.DataFrame(aliases, columns=["territory_id", "scheme", "alias"]),
     )
 
 
-def _comuna_places(
-    comunas: gpd.GeoDataFrame,
-) -> tuple[pd.DataFrame, list[tuple[str, str, str]], pd.DataFrame]:
-    """Province and comuna rows (with polygons) and their aliases; region polygons as unions of comunas."""
-    labels = comunas["province_label"]
-    table = pd.DataFrame(
-        {
-            "comuna_code": comunas["comuna_code"],
-            "province_code": comunas["province_code"],
-            "region_code": comunas["region_code"],
-            "comuna_name": comunas["name"],
-            "province_name": [
-                code if _is_code(label) or is_missing(label) else str(label).strip()
-                for code, label in zip(comunas["province_code"], labels, strict=True)
-            ],
-        }
-    )
-    rows, shared_aliases = chile_territory_tables(
-        table, comuna_name="comuna_name", province_name="province_name"
-    )
-    rows = rows[rows["kind"].isin(["province", "comuna"])].rename(columns={"id": "territory_id"})
-    kinds = dict(zip(rows["territory_id"], rows["kind"], strict=True))
-    aliases = []  # the spellings the resolver module knows too (Paihuano/Paiguano, Aisén, ...)
-    for tid, alias in zip(shared_aliases["territory_id"], shared_aliases["alias"], strict=True):
-        if tid in kinds:
-            aliases += name_aliases(tid, kinds[tid], [alias])
-    for tid, kind, code, name in rows[["territory_id", "kind", "code", "name"]].itertuples(index=False):
-        aliases += name_aliases(tid, kind, [name]) + code_alias(tid, kind, code)
+def _complete(dissolved: pd.DataFrame, comunas: gpd.GeoDataFrame, level: str) -> pd.DataFrame:
+    """The dissolved polygons of the provinces or regions whose every comuna has a polygon.
+
+    A union of some of a region's comunas is not the region's polygon (nor its area).
+    """
+    present = set(comunas["comuna_code"])
+    keep = [all(c in present for c in division_comunas(code, level)) for code in dissolved[f"{level}_code"]]
+    return dissolved[keep]
+
+
+def division_comunas(code: str, level: str) -> frozenset[str]:
+    region = comunas_of(code[:2])
+    return region if level == "region" else frozenset(c for c in region if c.startswith(code))
+
+
+def _comuna_places(comunas: gpd.GeoDataFrame) -> tuple[list[tuple[str, str, str]], pd.DataFrame]:
+    """Aliases (the layer's spellings) and polygons of the comunas of a boundary layer.
+
+    Comunas attach to the official division: a code the division does not know is refused.
+    Province, region and country polygons are unions of comunas, only where complete.
+    """
+    unknown = sorted(set(comunas["comuna_code"]) - all_comunas())
+    if unknown:
+        raise ValidationError(
+            ine_territories.SOURCE.id,
+            f"comuna codes not in the official territorial division (sources/reference): {unknown}",
+        )
+    aliases = []
+    for code, name in comunas[["comuna_code", "name"]].itertuples(index=False):
+        aliases += name_aliases(f"comuna:{code}", "comuna", [name])
+    for code, label in comunas[["province_code", "province_label"]].drop_duplicates().itertuples(index=False):
+        aliases += name_aliases(f"province:{code}", "province", [label])
     for code, label in comunas[["region_code", "region_label"]].drop_duplicates().itertuples(index=False):
         aliases += name_aliases(f"region:{code}", "region", [label])
-
     geometry_rows = [
         comunas.assign(territory_id="comuna:" + comunas["comuna_code"])[
             ["territory_id", "area_km2", "snapshot_id", "geometry"]
         ]
     ]
     snapshot = comunas["snapshot_id"].max()
-    provinces = dissolve_comunas(comunas, "province")
+    provinces = _complete(dissolve_comunas(comunas, "province"), comunas, "province")
     geometry_rows.append(
         provinces.assign(territory_id="province:" + provinces["province_code"], snapshot_id=snapshot)
     )
-    regions = dissolve_comunas(comunas, "region")
+    regions = _complete(dissolve_comunas(comunas, "region"), comunas, "region")
     geometry_rows.append(
         regions.assign(territory_id="region:" + regions["region_code"], snapshot_id=snapshot)
     )
-    if set(load_regions()["region_code"]) <= set(regions["region_code"]):  # only a whole country is Chile
+    if set(region_codes()) <= set(regions["region_code"]):  # only a whole country is Chile
         country = dissolve(regions, None)
         geometry_rows.append(country.assign(territory_id=COUNTRY_ID, snapshot_id=snapshot))
     shapes = pd.concat(
         [frame[["territory_id", "area_km2", "snapshot_id", "geometry"]] for frame in geometry_rows],
         ignore_index=True,
     )
-    return rows[["territory_id", "kind", "code", "name", "parent_id"]], aliases, shapes
+    return aliases, shapes
 
 
 def _basin_places(basins: gpd.GeoDataFrame) -> tuple[pd.DataFrame, list, pd.DataFrame]:
@@ -425,8 +430,7 @@ def build_territories(comunas: gpd.GeoDataFrame | None, basins: gpd.GeoDataFrame
     place_frames, alias_rows = [places], [*aliases.itertuples(index=False, name=None)]
     shape_frames = []
     if comunas is not None and len(comunas):
-        rows, extra, shapes = _comuna_places(comunas)
-        place_frames.append(rows)
+        extra, shapes = _comuna_places(comunas)
         alias_rows += extra
         shape_frames.append(shapes)
     if basins is not None and len(basins):
@@ -824,17 +828,28 @@ def territories(context: AssetExecutionContext, warehouse: WarehouseResource) ->
 # --- checks ---------------------------------------------------------------------------------------
 
 
-@asset_check(asset=territories, description="Every comuna has a valid polygon; every other polygon is valid.")
+@asset_check(
+    asset=territories,
+    description="Every polygon is valid; the official comunas without a polygon yet are listed (a comuna "
+    "without a polygon is still a comuna, and the lens says which lack geometry).",
+)
 def territory_geometries_valid(warehouse: WarehouseResource) -> AssetCheckResult:
     with warehouse.reader() as conn:
         bad = conn.execute(
-            """
-            SELECT territory_id FROM core.territories
-            WHERE (kind = 'comuna' AND geometry IS NULL) OR (geometry IS NOT NULL AND NOT ST_IsValid(geometry))
-            ORDER BY 1
-            """
+            "SELECT territory_id FROM core.territories WHERE geometry IS NOT NULL AND NOT ST_IsValid(geometry) "
+            "ORDER BY 1"
         ).fetchall()
-    return AssetCheckResult(passed=not bad, metadata={"invalid_or_missing": [r[0] for r in bad]})
+        missing = conn.execute(
+            "SELECT territory_id FROM core.territories WHERE kind = 'comuna' AND geometry IS NULL ORDER BY 1"
+        ).fetchall()
+    return AssetCheckResult(
+        passed=not bad,
+        metadata={
+            "invalid": [r[0] for r in bad],
+            "comunas_without_polygon": len(missing),
+            "examples_without_polygon": [r[0] for r in missing[:20]],
+        },
+    )
 
 
 @asset_check(asset=territories, description="Region 02 (Antofagasta) has exactly its 9 comunas.")

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from sources.base import Mode, SourceInfo, ValidationError
+from sources.division import all_comunas, comunas_of
 
 CURATED_DIR = Path(__file__).resolve().parent / "curated"
 MODE: Mode = "curated"
@@ -74,11 +75,8 @@ STATED_FIELDS = [
 ALLOCATION_COLUMNS = [*ALLOCATION_FIELDS[:3], "territory_level", *ALLOCATION_FIELDS[3:], "mode"]
 CURRENCIES = ("CLP", "USD")
 
-# Region 02 has exactly these 9 comunas; codes elsewhere are checked for shape only unless a
-# list of known comuna codes is passed in.
-REGION_02_COMUNAS = frozenset(
-    {"02101", "02102", "02103", "02104", "02201", "02202", "02203", "02301", "02302"}
-)
+# Region 02 has exactly these 9 comunas (the official division, sources/reference/).
+REGION_02_COMUNAS = comunas_of("02")
 
 
 def _rows(data: bytes | Path, fields: list[str], what: str) -> list[dict[str, str]]:
@@ -100,6 +98,8 @@ def territory_level(code: str, known_comunas: frozenset[str] | None = None) -> s
         return "region"
     if code[:2] == "02" and code not in REGION_02_COMUNAS:
         raise ValueError(f"{code!r} is not one of the 9 comunas of region 02")
+    if code not in all_comunas():
+        raise ValueError(f"{code!r} is not a comuna of the official territorial division")
     if known_comunas is not None and code not in known_comunas:
         raise ValueError(f"{code!r} is not a known comuna code")
     return "comuna"

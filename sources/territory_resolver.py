@@ -11,7 +11,9 @@ listing every distinct unresolved value, so one run shows all the gaps at once.
 `sources/reference/regions.csv` is reference data written for this project: the 16
 regions with their official CUT codes and names (as in the SUBDERE/INE code tables), their
 OECD TL2 codes (CL01–CL16, following the CUT numbering) and spellings seen in public files
-(BCN, DEIS, INE), `|`-separated.
+(BCN, DEIS, INE), `|`-separated. With `territorial_division.csv` it makes the official
+division (`sources.division`): `division_resolver` knows every region, province and comuna
+of Chile, whether or not a boundary source has given it a polygon.
 """
 
 from __future__ import annotations
@@ -24,22 +26,19 @@ from typing import Any
 import pandas as pd
 
 from sources.base import ValidationError, fold_name, is_missing, normalize_cut
-
-REGIONS_CSV = Path(__file__).resolve().parent / "reference" / "regions.csv"
+from sources.division import REGIONS_CSV, load_division
 
 COUNTRY_ID = "country:CL"
 UNKNOWN_ID = "unknown:99999"
 CUT_KINDS = ("region", "province", "comuna")
 
 # Spellings that differ beyond accents, case and punctuation, seen in the BCN (fcortes),
-# chilemapas, bastianolea and DEIS files: both the older and the current spelling.
+# chilemapas, bastianolea and DEIS files: the official name and the other spellings, as the
+# division's reference file lists them (Paiguano/Paihuano, Coyhaique/Coihaique, ...).
 KNOWN_ALTERNATIVE_NAMES: dict[str, tuple[str, ...]] = {
-    "comuna:04105": ("Paihuano", "Paiguano"),
-    "comuna:06204": ("Marchigüe", "Marchihue"),
-    "comuna:11101": ("Coyhaique", "Coihaique"),
-    "comuna:11201": ("Aysén", "Aisén"),
-    "province:111": ("Coyhaique", "Coihaique"),
-    "province:112": ("Aysén", "Aisén"),
+    row.territory_id: (row.name, *row.alternative_names)
+    for row in load_division().itertuples(index=False)
+    if row.kind != "region" and row.alternative_names
 }
 UNKNOWN_NAMES = ("Ignorada", "Ignorado")
 
@@ -385,6 +384,36 @@ def name_aliases(
             "alias": pairs[name_column].to_numpy(),
         }
     )
+
+
+def division_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(territories, aliases) of the official division: Chile, its regions, provinces and comunas, unknown."""
+    division = load_division()
+    rows = [{"id": COUNTRY_ID, "kind": "country", "code": "CL", "name": "Chile", "parent_id": None}]
+    rows += division.rename(columns={"territory_id": "id"})[
+        ["id", "kind", "code", "name", "parent_id"]
+    ].to_dict("records")
+    rows.append(
+        {"id": UNKNOWN_ID, "kind": "unknown", "code": "99999", "name": UNKNOWN_NAMES[0], "parent_id": None}
+    )
+    aliases = [
+        {"territory_id": tid, "scheme": "name", "alias": name}
+        for tid, names in zip(division["territory_id"], division["alternative_names"], strict=True)
+        for name in names
+    ]
+    aliases += [{"territory_id": UNKNOWN_ID, "scheme": "name", "alias": name} for name in UNKNOWN_NAMES[1:]]
+    regions = load_regions()
+    aliases += [
+        {"territory_id": f"region:{code}", "scheme": "oecd_tl2", "alias": tl2}
+        for code, tl2 in zip(regions["region_code"], regions["oecd_tl2"], strict=True)
+    ]
+    return pd.DataFrame(rows), pd.DataFrame(aliases, columns=["territory_id", "scheme", "alias"])
+
+
+def division_resolver(source: str = "territories") -> TerritoryResolver:
+    """A resolver that knows every comuna of the official division, polygons or not."""
+    territories, aliases = division_tables()
+    return TerritoryResolver(territories, aliases, source=source)
 
 
 def build_resolver(

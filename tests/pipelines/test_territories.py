@@ -120,11 +120,13 @@ def test_geometries_are_valid_and_areas_match_geodesic_areas(conn):
     rows = conn.execute(
         """
         SELECT code, area_km2, ST_IsValid(geometry), ST_AsWKB(geometry) FROM core.territories
-        WHERE kind = 'comuna' ORDER BY code
+        WHERE kind = 'comuna' AND geometry IS NOT NULL ORDER BY code
         """
     ).fetchall()
     shapes = sample_shapes()
     assert [code for code, *_ in rows] == sorted(shapes)
+    # every comuna of the official division is a territory, polygon or not
+    assert conn.execute("SELECT count(*) FROM core.territories WHERE kind = 'comuna'").fetchone() == (346,)
     for code, area, valid, wkb in rows:
         assert valid
         assert shapely.from_wkb(bytes(wkb)).equals(shapes[code])  # stored in EPSG:4326 lon/lat as published
@@ -134,10 +136,12 @@ def test_geometries_are_valid_and_areas_match_geodesic_areas(conn):
     ).fetchone()[0]
     expected = sum(geodesic_km2(shapes[c]) for c in ANTOFAGASTA_COMUNAS)
     assert region_area == pytest.approx(expected, rel=0.002)
-    # the sample is not the whole country: Chile gets no polygon rather than a partial one
-    assert conn.execute(
-        "SELECT geometry FROM core.territories WHERE territory_id = 'country:CL'"
-    ).fetchone() == (None,)
+    # the sample is not the whole country: Chile gets no polygon rather than a partial one, and a
+    # region with some of its comunas (Pica of region 01) no union of those as its polygon
+    for partial in ("country:CL", "region:01", "province:014"):
+        assert conn.execute(
+            "SELECT geometry, area_km2 FROM core.territories WHERE territory_id = ?", [partial]
+        ).fetchone() == (None, None), partial
 
 
 def test_basins_and_overlaps(conn):
@@ -283,7 +287,11 @@ def test_crosswalk_summary_reports_slivers_and_incomplete_shares():
 def test_reference_places_alone_without_staged_boundaries():
     tables = territories.build_territories(None, None)
     kinds = tables.places["kind"].value_counts().to_dict()
-    assert kinds == {"region": 16, "country": 1, "oecd": 1, "unknown": 1}
+    # the official division exists before any polygon: 16 regions, 56 provinces, 346 comunas
+    assert kinds == {"region": 16, "province": 56, "comuna": 346, "country": 1, "oecd": 1, "unknown": 1}
+    assert tables.places.geometry.isna().all() and tables.places["area_km2"].isna().all()
+    calama = tables.places.set_index("territory_id").loc["comuna:02201"]
+    assert (calama["name"], calama["parent_id"]) == ("Calama", "province:022")
     assert tables.overlaps.empty
     oecd = tables.aliases[tables.aliases["scheme"] == "oecd"]
     assert dict(zip(oecd["alias"], oecd["territory_id"], strict=True))["CL02"] == "region:02"
@@ -342,7 +350,9 @@ def test_live_two_pages_then_an_error_answered_with_http_200(warehouse_env, http
     with db.reader() as conn:
         status = dict(conn.execute("SELECT source_id, status FROM core.source_status").fetchall())
         pages = conn.execute("SELECT DISTINCT snapshot_id FROM staging.ine_comunas ORDER BY 1").fetchall()
-        comunas = conn.execute("SELECT count(*) FROM core.territories WHERE kind = 'comuna'").fetchone()[0]
+        comunas = conn.execute(
+            "SELECT count(*) FROM core.territories WHERE kind = 'comuna' AND geometry IS NOT NULL"
+        ).fetchone()[0]
         modes = conn.execute("SELECT DISTINCT mode FROM core.snapshots").fetchall()
         site = territories.resolve_site(conn, *CALAMA)
         before = conn.execute("SELECT * FROM staging.ine_comunas ORDER BY comuna_code").fetchall()
