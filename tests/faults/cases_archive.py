@@ -181,15 +181,16 @@ def collapsed_in_source_crs() -> str:
     minx, miny, maxx, maxy = _loa_bounds()
     line = Polygon([(minx, miny), (maxx, maxy), ((minx + maxx) / 2, (miny + maxy) / 2)])
     require(line.area == 0 and not line.is_valid, "the collapsed polygon is not degenerate")
+    archive = _basin_zip(line)  # built once: the served payload is the one looked for in quarantine
     with workspace() as ws:
-        error, frame = run_basins(ws, _basin_zip(line))
+        error, frame = run_basins(ws, archive)
         if error is None:
             loa = frame[frame["basin_code"] == "021"].iloc[0]
             raise CaseFailed(
                 f"accepted: the zero-area Loa came out valid with {loa['area_km2']:.0f} km2 "
                 f"(geometry_repaired={bool(loa['geometry_repaired'])})"
             )
-        return expect_refused(ws, error, r"'021'.*invalid geometry", _basin_zip(line), SOURCE)
+        return expect_refused(ws, error, r"'021'.*invalid geometry", archive, SOURCE)
 
 
 def _members(archive: bytes) -> dict[str, bytes]:

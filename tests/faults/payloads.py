@@ -96,12 +96,27 @@ def area(code: str) -> Callable[[dict], bool]:
 # --- archives -----------------------------------------------------------------------------------
 
 
+# Every archive built here has the same member dates and order, so building it twice gives
+# the same bytes (no wall clock in a fixture).
+ZIP_DATE = (2024, 7, 1, 0, 0, 0)
+
+
 def zip_members(members: dict[str, bytes]) -> bytes:
+    """A zip of `members` (name -> bytes), in name order, with a fixed date on every member."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, members[name])
     return out.getvalue()
+
+
+def fixed_dbf_date(dbf: bytes) -> bytes:
+    """A .dbf with its header's last-update date (bytes 1-3, written by the driver as today) fixed."""
+    year, month, day = ZIP_DATE[:3]
+    return dbf[:1] + bytes([year - 1900, month, day]) + dbf[4:]
 
 
 def basin_zip(frame: gpd.GeoDataFrame, folder: Path) -> bytes:
@@ -109,7 +124,9 @@ def basin_zip(frame: gpd.GeoDataFrame, folder: Path) -> bytes:
     layer = folder / "Cuencas_BNA.shp"
     frame.to_file(layer, driver="ESRI Shapefile", engine="pyogrio")
     layer.with_suffix(".prj").write_text(dga_basins.SAMPLE_PRJ, encoding="ascii")
-    return zip_members({path.name: path.read_bytes() for path in sorted(folder.glob("Cuencas_BNA.*"))})
+    members = {path.name: path.read_bytes() for path in sorted(folder.glob("Cuencas_BNA.*"))}
+    members["Cuencas_BNA.dbf"] = fixed_dbf_date(members["Cuencas_BNA.dbf"])
+    return zip_members(members)
 
 
 def flip_member_bytes(archive: bytes, member_suffix: str) -> bytes:
