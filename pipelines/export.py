@@ -18,6 +18,7 @@ opened it just before the swap.
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -31,50 +32,19 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 from pipelines import ops
 from pipelines.paths import export_dir, output_dir
 from pipelines.resources import WarehouseResource
+from warehouse.datapackage import write_package, write_table
 from warehouse.db import table_name
 
 EXPORT_KEY = AssetKey("export")
-EXPORT_SCHEMAS = ("core", "lens")
+EXPORT_SCHEMAS = ("core", "lens", "marts")
 # Operational state that changes on every check; left out of the content hash.
 VOLATILE_TABLES = {"core.source_status", "core.raw_schemas"}
-UNORDERABLE = ("GEOMETRY", "BLOB", "STRUCT", "MAP", "UNION", "JSON")
-
-
-def sql_string(text: str) -> str:
-    """A SQL string literal, for the statements that take no parameters (COPY, CREATE VIEW)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def frictionless_type(duckdb_type: str) -> str:
-    text = duckdb_type.upper()
-    if text.endswith("]"):
-        return "array"
-    if text.startswith(("STRUCT", "MAP", "JSON")):
-        return "object"
-    family = ops.type_family(text)
-    if family == "number":
-        return "number" if text.split("(")[0] in ("FLOAT", "DOUBLE", "DECIMAL") else "integer"
-    if family == "temporal":
-        return "date" if text == "DATE" else "datetime"
-    return {"text": "string", "boolean": "boolean", "time": "time"}.get(family, "any")
-
-
-def _field(name: str, duckdb_type: str) -> dict:
-    spec = {"name": name, "type": frictionless_type(duckdb_type), "duckdbType": duckdb_type}
-    if duckdb_type.upper() == "GEOMETRY":
-        spec["description"] = "geometry as WKB (GeoParquet), EPSG:4326"
-    return spec
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+VALUE_COLUMNS = ("value", "lower", "upper", "comparison_value", "difference")
+log = logging.getLogger(__name__)
 
 
 def _export_tables(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """Core and lens tables and the marts views (table macros such as marts.locate are not relations)."""
     return conn.execute(
         "SELECT table_schema, table_name FROM information_schema.tables "
         "WHERE table_schema IN (SELECT unnest(?)) ORDER BY 1, 2",
@@ -82,48 +52,54 @@ def _export_tables(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     ).fetchall()
 
 
+def _indicator_units(conn: duckdb.DuckDBPyConnection, qualified: str, units: dict) -> dict:
+    """For tables with indicator_id: the unit of every indicator present in them."""
+    columns = {r[0] for r in conn.execute(f"DESCRIBE {qualified}").fetchall()}
+    if "indicator_id" not in columns:
+        return {}
+    distinct = f"SELECT DISTINCT indicator_id FROM {qualified} ORDER BY 1"  # noqa: S608 (quoted identifiers)
+    present = [r[0] for r in conn.execute(distinct).fetchall()]
+    return {"indicatorUnits": {i: units[i] for i in present if i in units}}
+
+
+def _value_descriptions(conn: duckdb.DuckDBPyConnection, qualified: str) -> dict[str, str]:
+    note = "in the unit of the row's indicator (see indicatorUnits, core.indicators)"
+    columns = {r[0] for r in conn.execute(f"DESCRIBE {qualified}").fetchall()}
+    return {c: note for c in VALUE_COLUMNS if c in columns and "indicator_id" in columns}
+
+
 def write_export(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict:
-    """Write every core and lens table, the datapackage and the manifest into `folder`."""
+    """Write every core, lens and marts relation, the datapackage and the manifest into `folder`."""
     units = dict(conn.execute("SELECT indicator_id, unit FROM core.indicators").fetchall())
-    resources, tables = [], {}
+    files, tables, skipped = [], {}, {}
     for schema, table in _export_tables(conn):
         qualified = table_name(schema, table)
-        columns = [(row[0], row[1]) for row in conn.execute(f"DESCRIBE {qualified}").fetchall()]
-        # Positional ORDER BY over the sortable columns: the same tables give the same files.
-        order = [
-            str(i + 1) for i, (_, kind) in enumerate(columns) if not kind.upper().startswith(UNORDERABLE)
-        ]
-        relative = f"{schema}/{table}.parquet"
-        path = folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn.execute(
-            f"COPY (SELECT * FROM {qualified}{' ORDER BY ' + ', '.join(order) if order else ''}) "  # noqa: S608 (quoted identifiers)
-            f"TO {sql_string(str(path))} (FORMAT parquet)"
-        )
-        rows = conn.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0]  # noqa: S608
-        digest = _sha256(path)
-        resource = {
-            "name": f"{schema}.{table}".lower(),
-            "path": relative,
-            "format": "parquet",
-            "mediatype": "application/vnd.apache.parquet",
-            "bytes": path.stat().st_size,
-            "hash": f"sha256:{digest}",
-            "rows": rows,
-            "schema": {"fields": [_field(name, kind) for name, kind in columns]},
+        try:
+            written = write_table(
+                conn,
+                qualified,
+                folder,
+                f"{schema}/{table}.parquet",
+                name=f"{schema}.{table}".lower(),
+                descriptions=_value_descriptions(conn, qualified),
+                sort=True,  # the same tables give the same files
+                properties=_indicator_units(conn, qualified, units),
+            )
+        except duckdb.Error as exc:
+            if schema != "marts":
+                raise
+            # A view of a family that is not built (its tables are missing): said, not exported.
+            skipped[f"{schema}.{table}"] = " ".join(str(exc).split())[:300]
+            log.warning("export: %s.%s not exported: %s", schema, table, skipped[f"{schema}.{table}"])
+            continue
+        files.append(written)
+        tables[f"{schema}.{table}"] = {
+            "path": written.path,
+            "rows": written.rows,
+            "bytes": written.bytes,
+            "sha256": written.sha256,
+            **({"json_columns": written.json_columns} if written.json_columns else {}),
         }
-        names = {name for name, _ in columns}
-        if "indicator_id" in names:
-            distinct = f"SELECT DISTINCT indicator_id FROM {qualified} ORDER BY 1"  # noqa: S608 (quoted identifiers)
-            present = [r[0] for r in conn.execute(distinct).fetchall()]
-            resource["indicatorUnits"] = {i: units[i] for i in present if i in units}
-            for spec in resource["schema"]["fields"]:
-                if spec["name"] in ("value", "lower", "upper", "comparison_value", "difference"):
-                    spec["description"] = (
-                        "in the unit of the row's indicator (see indicatorUnits, core.indicators)"
-                    )
-        resources.append(resource)
-        tables[f"{schema}.{table}"] = {"path": relative, "rows": rows, "sha256": digest}
     stable = "".join(
         f"{name} {info['sha256']}\n" for name, info in sorted(tables.items()) if name not in VOLATILE_TABLES
     )
@@ -138,12 +114,12 @@ def write_export(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict:
         """
     ).fetchall()
     package = {
-        "profile": "data-package",
         "name": "context-lens-export",
-        "title": "context-lens warehouse export: core and lens tables",
+        "title": "context-lens warehouse export: core, lens and marts tables",
         "created": generated,
         "description": "Published by context-lens after a successful refresh. Values whose source mode "
-        "is 'sample' are stand-ins written by the maintainers and must not be cited.",
+        "is 'sample' are stand-ins written by the maintainers and must not be cited. Byte counts of the "
+        "Parquet files are in manifest.json.",
         "sources": [
             {
                 "title": title,
@@ -155,7 +131,6 @@ def write_export(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict:
             }
             for sid, publisher, title, url, licence, citation, *_ in sources
         ],
-        "resources": resources,
     }
     observation_snapshots = [
         r[0] for r in conn.execute("SELECT DISTINCT snapshot_id FROM core.observations ORDER BY 1").fetchall()
@@ -177,8 +152,9 @@ def write_export(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict:
         },
         "observation_snapshot_ids": observation_snapshots,
         "tables": tables,
+        **({"not_exported": skipped} if skipped else {}),
     }
-    (folder / "datapackage.json").write_text(json.dumps(package, indent=2, default=str), encoding="utf-8")
+    write_package(folder, package, files)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     return manifest
 

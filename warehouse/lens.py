@@ -22,7 +22,6 @@ and floats rounded before hashing, so the same warehouse and date give the same 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from warehouse.datapackage import TableFile, write_package, write_table
 from warehouse.db import table_name
 from warehouse.store import replace_table
 
@@ -585,34 +585,30 @@ def _storable(frame: pd.DataFrame) -> pd.DataFrame:
 # Export: Parquet + CSV + Frictionless datapackage.json
 
 
-FRICTIONLESS_TYPES = {
-    "b": "boolean",
-    "i": "integer",
-    "u": "integer",
-    "f": "number",
-    "M": "datetime",
-    "m": "duration",
-}
-
-
-def _literal(path: Path) -> str:
-    """A file path as a SQL string literal (COPY takes no parameters; the path is ours, quotes doubled)."""
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def _field_type(series: pd.Series) -> str:
-    if isinstance(series.dtype, pd.BooleanDtype):
-        return "boolean"
-    return FRICTIONLESS_TYPES.get(series.dtype.kind, "string")
-
-
-def _write_frame(conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame, folder: Path, name: str) -> None:
+def _write_frame(
+    conn: duckdb.DuckDBPyConnection,
+    frame: pd.DataFrame,
+    folder: Path,
+    name: str,
+    described: dict,
+    common: dict,
+) -> list[TableFile]:
+    """One lens table as CSV and as Parquet, each a tabular resource of the lens package."""
     conn.register("_lens_export", _storable(frame))
+    resource = name.replace("_", "-")
     try:
-        for suffix, options in (("csv", "FORMAT csv, HEADER true"), ("parquet", "FORMAT parquet")):
-            conn.execute(
-                f"COPY (SELECT * FROM _lens_export) TO {_literal(folder / f'{name}.{suffix}')} ({options})"  # noqa: S608 (path quoted by _literal)
+        return [
+            write_table(
+                conn,
+                "_lens_export",
+                folder,
+                f"{name}.{suffix}",
+                name=resource if suffix == "csv" else f"{resource}-parquet",
+                descriptions=described,
+                properties=common,
             )
+            for suffix in ("csv", "parquet")
+        ]
     finally:
         conn.unregister("_lens_export")
 
@@ -652,51 +648,19 @@ def export_lens(
         .sort_values("indicator_id")
         .to_dict("records")
     )
-    resources = []
+    files = []
     for name in sorted(frames):
         frame, described = frames[name]
-        _write_frame(conn, frame, staging, name)
-        fields = [
-            {"name": c, "type": _field_type(frame[c])}
-            | ({"format": "any"} if _field_type(frame[c]) == "datetime" else {})
-            | ({"description": described[c]} if c in described else {})
-            for c in frame.columns
-        ]
-        resource_name = name.replace("_", "-")
         used = sorted(frame["source_id"].dropna().unique()) if "source_id" in frame.columns else []
         common = {
             "title": f"lens.{lens.prefix}_{name}" if name in lens.tables else name,
             "sources": [
                 s for s, sid in zip(package_sources, sources["source_id"], strict=True) if sid in used
             ],
+            **({"indicators": registry} if name == "indicators" else {}),
         }
-        resources.append(
-            {
-                "name": resource_name,
-                "path": f"{name}.csv",
-                "profile": "tabular-data-resource",
-                "format": "csv",
-                "mediatype": "text/csv",
-                "encoding": "utf-8",
-                "dialect": {"delimiter": ",", "header": True},
-                "schema": {"fields": fields},
-                **common,
-                **({"indicators": registry} if name == "indicators" else {}),
-            }
-        )
-        resources.append(
-            {
-                "name": f"{resource_name}-parquet",
-                "path": f"{name}.parquet",
-                "profile": "data-resource",
-                "format": "parquet",
-                "mediatype": "application/vnd.apache.parquet",
-                "schema": {"fields": fields},
-                **common,
-            }
-        )
+        files += _write_frame(conn, frame, staging, name, described, common)
     package = {
-        "profile": "tabular-data-package",
         "name": f"context-lens-{study_id}",
         "title": title,
         "description": (
@@ -718,9 +682,8 @@ def export_lens(
             }
         ],
         "sources": package_sources,
-        "resources": resources,
     }
-    (staging / "datapackage.json").write_text(json.dumps(package, indent=2, ensure_ascii=False) + "\n")
+    write_package(staging, package, files)
     old = folder.with_name(folder.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
