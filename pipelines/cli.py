@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines import formats
+from pipelines import formats, study_commands
 from pipelines.paths import export_dir
 from pipelines.studies import DEFAULT_STUDY, load_study
 from warehouse import db
@@ -356,7 +356,11 @@ def parser() -> argparse.ArgumentParser:
     build = commands.add_parser(
         "build", help="materialize every asset and write a study's lens and the export"
     )
-    build.add_argument("--study", default=DEFAULT_STUDY)
+    build.add_argument(
+        "--study",
+        default=DEFAULT_STUDY,
+        help=f"the study id: studies/<ID>.yaml (default {DEFAULT_STUDY}; see `context-lens studies list`)",
+    )
     build.add_argument(
         "--as-of", type=date.fromisoformat, default=None, help="use only snapshots retrieved by DATE"
     )
@@ -373,6 +377,7 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the rows as JSON")
     status.set_defaults(run=cmd_status)
     add_sql_parser(commands)
+    study_commands.add_parsers(commands)
     return main
 
 
@@ -384,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except CommandError as exc:
+    except (CommandError, study_commands.StudyCommandError) as exc:
         print(f"context-lens: {args.command} failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ from pipelines.families import observation_asset_keys
 from pipelines.report import output_dir, render, write_report
 from pipelines.resources import WarehouseResource
 from pipelines.studies import Site, Study, StudyConfigError, all_studies
+from pipelines.study_check import refuse_unknown_territories
 from warehouse.claims import CLAIM_COLUMNS, write_claims
 from warehouse.db import SQL_DIR, quote_ident, table_name, transaction
 from warehouse.lens import (
@@ -447,6 +448,7 @@ def build_lens(warehouse: WarehouseResource, study: Study) -> LensBuild:
     with warehouse.writer() as conn:
         with transaction(conn):
             conn.execute(LENS_VIEWS.read_text())
+            refuse_unknown_territories(conn, study)  # a peer basin '999' fails, naming the nearest
             scope = study_scope(conn, study)
             lens = build_lens_tables(conn, scope)
             claims = write_claims(conn, scope.prefix, study.claims, lens.indicators, study.end.year)

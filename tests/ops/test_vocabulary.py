@@ -72,7 +72,7 @@ def test_docs_speak_of_known_families_only():
             assert word in families, f"{path.name} names family {word!r}; the families are {sorted(families)}"
 
 
-@pytest.mark.parametrize("command", [["sql", "SELECT 1"], ["status"]])
+@pytest.mark.parametrize("command", [["sql", "SELECT 1"], ["status"], ["studies", "list"]])
 def test_cheap_commands_start_without_dagster(command, warehouse_env):
     """`sql`, `status` and `studies` must not import Dagster (a 2 s import for a 2 ms query)."""
     probe = (
