@@ -20,6 +20,7 @@ from pipelines.studies import Study
 
 SPECIAL_TERRITORIES = {"country:CL": "Chile", "oecd:OECD": "OECD member countries"}
 NEAREST = 3
+BASIN_SOURCE = "dga_bna_basins"  # sources.dga_basins.SOURCE.id (not imported: it brings geopandas)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def _check_ids(field: str, ids: list[str], places: Places) -> list[Problem]:
                 problems.append(
                     Problem(
                         field,
-                        f"{territory_id} not checked: no basins in the warehouse yet (run `context-lens build`)",
+                        f"{territory_id} not checked: the DGA basin layer is not in the warehouse yet "
+                        "(run `context-lens build`)",
                         "warning",
                     )
                 )
@@ -119,7 +121,14 @@ def errors_in(problems: list[Problem]) -> list[Problem]:
 
 
 def warehouse_places(conn) -> tuple[dict[str, str] | None, bool]:
-    """The basins of core.territories (None when there are none) and whether comunas have polygons."""
+    """The basins of core.territories and whether comunas have polygons.
+
+    Basins are None (not checkable) until the DGA basin layer has been loaded: basins
+    written some other way (a partial test warehouse) are not the list of basins that exist.
+    """
+    layer = conn.execute(
+        "SELECT count(*) FROM core.snapshots WHERE source_id = ?", [BASIN_SOURCE]
+    ).fetchone()[0]
     basins = dict(
         conn.execute(
             "SELECT territory_id, name FROM core.territories WHERE kind = 'basin' ORDER BY 1"
@@ -128,7 +137,7 @@ def warehouse_places(conn) -> tuple[dict[str, str] | None, bool]:
     shaped = conn.execute(
         "SELECT count(*) FROM core.territories WHERE kind = 'comuna' AND geometry IS NOT NULL"
     ).fetchone()[0]
-    return (basins or None), shaped > 0
+    return (basins if layer and basins else None), shaped > 0
 
 
 def site_problems(conn, study: Study) -> list[Problem]:

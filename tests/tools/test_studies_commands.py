@@ -62,7 +62,14 @@ def test_without_a_warehouse_comunas_are_still_checked_and_basins_said_unchecked
     assert cli.main(["studies", "check", str(_bad_study(tmp_path))]) == 1
     captured = capsys.readouterr()
     assert "comuna:02299 is not a comuna" in captured.err
-    assert "warning: basin:999 not checked: no basins in the warehouse yet" in captured.out
+    assert "warning: basin:999 not checked: the DGA basin layer is not in the warehouse yet" in captured.out
+
+
+def test_the_basin_source_id_is_the_dga_layer():
+    from pipelines.study_check import BASIN_SOURCE
+    from sources.dga_basins import SOURCE
+
+    assert BASIN_SOURCE == SOURCE.id
 
 
 def test_the_lens_build_refuses_a_place_that_does_not_exist(sample_build_env, tmp_path):
