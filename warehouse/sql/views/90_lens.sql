@@ -7,7 +7,14 @@
 -- say how long a series sits behind the latest value. Built on core tables only, so it
 -- exists whichever families are loaded. Documented in docs/lens.md.
 CREATE OR REPLACE VIEW marts.territory_profile AS
-WITH ranked AS (
+WITH observed AS (
+    -- A period that starts after its snapshot was retrieved is a projection (INE population
+    -- to 2035): "latest" means the latest observed period. Projections stay in core.observations.
+    SELECT o.* FROM core.observations o LEFT JOIN core.snapshots s USING (snapshot_id)
+    WHERE s.retrieved_at IS NULL OR try_cast(left(o.period, 4) AS INTEGER) IS NULL
+       OR try_cast(left(o.period, 4) AS INTEGER) <= year(s.retrieved_at)
+),
+ranked AS (
     SELECT o.*,
            row_number() OVER (
                PARTITION BY o.indicator_id, o.territory_id
@@ -16,7 +23,7 @@ WITH ranked AS (
                         o.period DESC) AS recency,
            count(*) OVER (PARTITION BY o.indicator_id, o.territory_id) AS periods_available,
            min(o.period) OVER (PARTITION BY o.indicator_id, o.territory_id) AS first_period
-    FROM core.observations o
+    FROM observed o
 )
 SELECT r.territory_id,
        t.name AS territory_name,
