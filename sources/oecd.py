@@ -12,14 +12,13 @@ so a wrong guess surfaces as an error, not as a wrong number.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pandas as pd
 
-from sources.base import FetchRequest, ParseError, SourceInfo, decode_text, parse_number
+from sources import sdmx
+from sources.base import FetchRequest, ParseError, SourceInfo
 
 SOURCE = SourceInfo(
     id="oecd_regional",
@@ -91,6 +90,11 @@ QUERIES = [
 ENDPOINTS = {query.indicator: query.url() for query in QUERIES}
 
 REQUIRED_COLUMNS = ("STRUCTURE_ID", "REF_AREA", "TIME_PERIOD", "OBS_VALUE", "MEASURE")
+# Code columns that are not dimensions of the series (structure, values, attributes read apart).
+NOT_DIMENSIONS = frozenset(
+    {"STRUCTURE", "STRUCTURE_ID", "STRUCTURE_NAME", "ACTION", "REF_AREA", "TIME_PERIOD", "OBS_VALUE"}
+    | {"OBS_STATUS", "UNIT_MULT", "DECIMALS"}
+)
 OUTPUT_COLUMNS = [
     "dataflow",
     "ref_area",
@@ -112,67 +116,36 @@ def build_requests(endpoints: dict[str, str]) -> list[FetchRequest]:
 
 
 def parse_sdmx_csv(content: bytes, source: str = SOURCE.id, snapshot: str | None = None) -> pd.DataFrame:
-    """SDMX-CSV with labels → one row per observation, value scaled by UNIT_MULT.
+    """SDMX-CSV with labels (read by `sources.sdmx`) -> one row per observation, value scaled by UNIT_MULT.
 
-    Every dimension code column is followed by its label column; the label columns of
-    TIME_PERIOD and OBS_VALUE are empty. Dimensions other than the ones we name are kept
-    in `dimensions` (sorted `CODE=value` pairs) so selection can see them.
+    Dimensions other than the ones we name are kept in `dimensions` (sorted `CODE=value`
+    pairs) so selection can see them.
     """
-    text = decode_text(content, source)
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ParseError(source, "SDMX-CSV payload is empty", snapshot) from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise ParseError(
-            source,
-            f"SDMX-CSV is missing required column(s) {', '.join(missing)}; got {header[:12]}",
-            snapshot,
-        )
-    position = {name: i for i, name in enumerate(header)}
-    codes = [
-        name for name in header if name.isupper() and name not in ("STRUCTURE", "STRUCTURE_NAME", "ACTION")
-    ]
-    skip = {"STRUCTURE_ID", "REF_AREA", "TIME_PERIOD", "OBS_VALUE", "OBS_STATUS", "UNIT_MULT", "DECIMALS"}
-    rows = []
-    for line_number, row in enumerate(reader, start=2):
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise ParseError(
-                source, f"line {line_number} has {len(row)} fields, the header has {len(header)}", snapshot
-            )
+    frame = sdmx.read_csv(content, source, snapshot, required=REQUIRED_COLUMNS)
+    values = sdmx.observation_values(frame, source, snapshot, multiplier="UNIT_MULT")
 
-        def cell(name: str, row=row) -> str:
-            return row[position[name]] if name in position else ""
+    def column(name: str) -> pd.Series:
+        return frame[name].fillna("") if name in frame else pd.Series("", index=frame.index, dtype=object)
 
-        def label(name: str, row=row) -> str:
-            index = position.get(name)
-            return row[index + 1] if index is not None and index + 1 < len(row) else ""
-
-        try:
-            value = parse_number(cell("OBS_VALUE"))
-            multiplier = int(cell("UNIT_MULT") or 0)
-        except ValueError as exc:
-            raise ParseError(source, f"line {line_number}: unreadable number ({exc})", snapshot) from exc
-        rows.append(
-            {
-                "dataflow": cell("STRUCTURE_ID"),
-                "ref_area": cell("REF_AREA"),
-                "ref_area_label": label("REF_AREA"),
-                "territorial_level": cell("TERRITORIAL_LEVEL"),
-                "measure": cell("MEASURE"),
-                "unit_measure": cell("UNIT_MEASURE"),
-                "unit_label": label("UNIT_MEASURE"),
-                "dimensions": ";".join(f"{c}={cell(c)}" for c in sorted(codes) if c not in skip),
-                "time_period": cell("TIME_PERIOD"),
-                "obs_value": None if value is None else value * 10**multiplier,
-                "obs_status": cell("OBS_STATUS") or None,
-            }
-        )
-    return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+    dimensions = [c for c in sorted(sdmx.code_columns(frame)) if c not in NOT_DIMENSIONS]
+    pairs = [name + "=" + column(name) for name in dimensions]
+    parsed = pd.DataFrame(
+        {
+            "dataflow": column("STRUCTURE_ID"),
+            "ref_area": column("REF_AREA"),
+            "ref_area_label": column("REF_AREA" + sdmx.LABEL_SUFFIX),
+            "territorial_level": column("TERRITORIAL_LEVEL"),
+            "measure": column("MEASURE"),
+            "unit_measure": column("UNIT_MEASURE"),
+            "unit_label": column("UNIT_MEASURE" + sdmx.LABEL_SUFFIX),
+            "dimensions": pd.concat(pairs, axis=1).agg(";".join, axis=1) if pairs else "",
+            "time_period": column("TIME_PERIOD"),
+            "obs_value": values,
+            "obs_status": column("OBS_STATUS").replace("", None),
+        },
+        index=frame.index,
+    )
+    return parsed[OUTPUT_COLUMNS].reset_index(drop=True)
 
 
 def select_indicator(
