@@ -126,6 +126,33 @@ def writer(path: Path | str | None = None) -> Iterator[duckdb.DuckDBPyConnection
 
 
 @contextmanager
+def scan(
+    memory_limit: str | None = None, threads: int | None = None, temp_directory: Path | str | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory connection (spatial loaded) for streaming a large file into aggregates.
+
+    Nothing of the warehouse is attached, so no lock is taken. `memory_limit` (default
+    `CONTEXT_LENS_SCAN_MEMORY`, else 1GB) bounds DuckDB's memory; beyond it, operators spill
+    to `temp_directory`. Insertion order is not preserved, which lets scans stream.
+    """
+    conn = duckdb.connect(":memory:")
+    try:
+        _load_spatial(conn)
+        conn.execute(
+            "SET memory_limit = ?", [memory_limit or os.environ.get("CONTEXT_LENS_SCAN_MEMORY", "1GB")]
+        )
+        conn.execute("SET preserve_insertion_order = false")
+        conn.execute("SET enable_progress_bar = false")
+        if threads:
+            conn.execute("SET threads = ?", [int(threads)])
+        if temp_directory is not None:
+            conn.execute("SET temp_directory = ?", [str(temp_directory)])
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
 def reader(path: Path | str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     conn = connect(path, read_only=True)
     try:
