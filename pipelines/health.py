@@ -33,6 +33,7 @@ from pipelines.ingest import (
     column_schema,
     load_indicators,
     log_acquisitions,
+    payload_file,
     record_acquisitions,
     refuse,
     validate_frame,
@@ -146,12 +147,6 @@ class HealthConfig(Config):
     standard_counts: list[float] = []
 
 
-def _payload_file(acquirer: Acquirer, item: Acquired) -> Path | bytes:
-    """The raw-store copy of a payload when there is one, so a large zip is not copied again."""
-    path = acquirer.fetcher.store.object_path(item.payload.sha256)
-    return path if path.is_file() else item.payload.content
-
-
 # --- deaths --------------------------------------------------------------------------------
 
 
@@ -181,7 +176,7 @@ def aggregate_deaths(conn, acquirer: Acquirer, official: Acquired, weekly: Acqui
     with tempfile.TemporaryDirectory(prefix="deis-") as tmp:
         frame = deis_deaths.aggregate_deaths_zip(
             conn,
-            _payload_file(acquirer, official),
+            payload_file(acquirer, official),
             groups,
             work_dir=Path(tmp),
             snapshot=official.payload.snapshot_id,
@@ -190,7 +185,7 @@ def aggregate_deaths(conn, acquirer: Acquirer, official: Acquired, weekly: Acqui
         if weekly is not None:
             extra = deis_deaths.aggregate_deaths_zip(
                 conn,
-                _payload_file(acquirer, weekly),
+                payload_file(acquirer, weekly),
                 groups,
                 work_dir=Path(tmp),
                 snapshot=weekly.payload.snapshot_id,

@@ -63,6 +63,12 @@ def overall_status(acquired: list[Acquired]) -> tuple[str, str, str | None]:
     return status, mode, "; ".join(errors) or None
 
 
+def payload_file(acquirer: Acquirer, item: Acquired) -> Path | bytes:
+    """The raw-store copy of a payload when there is one, so a large archive is not copied again."""
+    path = acquirer.fetcher.store.object_path(item.payload.sha256)
+    return path if path.is_file() else item.payload.content
+
+
 def record_acquisitions(conn, acquirer: Acquirer, source: SourceInfo, acquired: list[Acquired]) -> None:
     """Source row, snapshot rows and status of accepted payloads, inside the caller's transaction."""
     status, mode, error = overall_status(acquired)
