@@ -166,7 +166,9 @@ def census2024_tables(
         with warehouse.reader() as conn:
             resolver = load_resolver(conn, tables.SOURCE.id)
         raw, staging = parse_tables(acquired, resolver)
-        staging = validate_frame(TABLE_SCHEMA, staging, tables.SOURCE.id)
+        staging = validate_frame(
+            TABLE_SCHEMA, staging, tables.SOURCE.id, ", ".join(sorted(staging["snapshot_id"].unique()))
+        )
         check_totals(staging)
     except (ParseError, ValidationError) as exc:
         refuse(warehouse, acquirer, tables.SOURCE, acquired, exc)

@@ -186,7 +186,9 @@ def check_regions_add_up(staging: pd.DataFrame) -> None:
 
 
 def validate_staging(frame: pd.DataFrame) -> pd.DataFrame:
-    staging = validate_frame(STAGING_SCHEMA, frame, SOURCE.id)
+    staging = validate_frame(
+        STAGING_SCHEMA, frame, SOURCE.id, ", ".join(sorted(frame["snapshot_id"].unique()))
+    )
     check_values(staging)
     check_sexes(staging)
     check_regions_add_up(staging)

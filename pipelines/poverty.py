@@ -119,7 +119,7 @@ def mds_poverty_estimates(
                 snapshot=", ".join(raw["snapshot_id"].unique()),
             ).to_numpy()
         )[list(STAGING_COLUMNS)]
-        staging = validate_frame(STAGING_SCHEMA, staging, SOURCE.id)
+        staging = validate_frame(STAGING_SCHEMA, staging, SOURCE.id, ", ".join(raw["snapshot_id"].unique()))
         check_estimates(staging)
     except (ParseError, ValidationError) as exc:
         refuse(warehouse, acquirer, SOURCE, acquired, exc)

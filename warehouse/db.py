@@ -137,7 +137,7 @@ def scan(
     """
     conn = duckdb.connect(":memory:")
     try:
-        _load_spatial(conn)
+        load_spatial(conn)
         conn.execute(
             "SET memory_limit = ?", [memory_limit or os.environ.get("CONTEXT_LENS_SCAN_MEMORY", "1GB")]
         )

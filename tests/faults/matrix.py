@@ -13,7 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 GROUPS = ("fetch", "content", "archive", "crash", "concurrency", "hostile")
-_MODULES = ("cases_fetch", "cases_content", "cases_archive", "cases_processes", "cases_hostile")
+_MODULES = (
+    "cases_fetch",
+    "cases_content",
+    "cases_archive",
+    "cases_processes",
+    "cases_hostile",
+    "cases_labour",
+)
 
 
 @dataclass(frozen=True)
