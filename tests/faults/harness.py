@@ -34,7 +34,7 @@ from sources.base import SourceError
 from tests.faults.gate import Gate
 from tests.faults.payloads import scale_values
 from tests.support.http import Reply, ScriptedServer
-from warehouse.db import quote_ident
+from warehouse.db import load_spatial, quote_ident
 
 OECD = oecd.SOURCE.id
 INDICATORS = [query.indicator for query in oecd.QUERIES]
@@ -280,9 +280,13 @@ def workspace() -> Iterator[Workspace]:
 
 
 def table_dump(db: Path) -> dict[str, list[tuple]]:
-    """Every row of every table, sorted, by `schema.table` (a plain read-only connection)."""
+    """Every row of every table, sorted, by `schema.table` (a plain read-only connection).
+
+    Spatial is loaded so geometry columns (polygons of territories) can be compared as WKB.
+    """
     conn = duckdb.connect(str(db), read_only=True)
     try:
+        load_spatial(conn)
         tables = conn.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE table_type = 'BASE TABLE' ORDER BY 1, 2"
