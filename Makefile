@@ -64,6 +64,7 @@ faults: install
 bench: install
 	$(BIN)/python bench/bench_streamflow_load.py
 	$(BIN)/python bench/bench_deaths_load.py
+	$(BIN)/python bench/bench_census_microdata.py
 
 clean:
 	rm -rf output warehouse/context.duckdb warehouse/context.duckdb.wal warehouse/raw $(DAGSTER_HOME)

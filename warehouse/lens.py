@@ -57,6 +57,7 @@ MIN_TREND_POINTS = 3
 _YEAR = re.compile(r"^(\d{4})$")
 _YEAR_SPAN = re.compile(r"^(\d{4})-(\d{4})$")
 _YEAR_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_MONTHS_FROM = re.compile(r"^(\d{4})-(\d{2})/P(\d+)M$")  # ISO 8601 start/duration: '2024-07/P6M'
 
 INDICATOR_COLUMNS = {
     "section": "lens_section of the indicator (governance, state_presence, structural_constraints)",
@@ -221,7 +222,7 @@ ORDER BY src.source_id
 
 
 def period_years(period: str) -> tuple[int, int] | None:
-    """First and last year a period covers ('2022', '2016-2020', '2022-03'), or None."""
+    """First and last year a period covers ('2022', '2016-2020', '2022-03', '2024-11/P3M'), or None."""
     text = str(period)
     if m := _YEAR.match(text):
         return int(m[1]), int(m[1])
@@ -229,6 +230,9 @@ def period_years(period: str) -> tuple[int, int] | None:
         return int(m[1]), int(m[2])
     if m := _YEAR_MONTH.match(text):
         return int(m[1]), int(m[1])
+    if m := _MONTHS_FROM.match(text):
+        last_month = int(m[2]) - 1 + int(m[3]) - 1
+        return int(m[1]), int(m[1]) + last_month // 12
     return None
 
 

@@ -230,3 +230,13 @@ def test_code_outside_the_dictionary_is_refused(oef, dictionary):
     shifted.loc[shifted.index[0], "comuna"] = 13101
     with pytest.raises(ParseError, match="not in their province/region"):
         microdata.check_territory_codes(shifted, microdata.PERSONS)
+
+
+def test_census_samples_rebuild_byte_identical(tmp_path):
+    from pipelines import census2024
+    from sources.samples.census2024 import make_samples
+
+    written = make_samples.main(tmp_path)
+    assert {p.name for p in written} == {p.name for p in census2024.SAMPLES.values()}
+    for path in written:
+        assert path.read_bytes() == (census2024.SAMPLE_DIR / path.name).read_bytes(), path.name

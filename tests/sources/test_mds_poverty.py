@@ -106,3 +106,10 @@ def test_income_layout_is_read_by_its_header_words():
     frame = mds_poverty.parse_workbook(out.getvalue(), mds_poverty.estimate("income_2022"))
     assert frame.iloc[0][["comuna_code", "rate", "lower", "upper"]].tolist() == [2201, 0.061, 0.05, 0.072]
     assert pd.isna(frame.iloc[0]["estimation"])
+
+
+def test_poverty_sample_rebuilds_byte_identical(tmp_path):
+    from sources.samples.poverty import make_sample
+
+    (path,) = make_sample.main(tmp_path)
+    assert path.read_bytes() == poverty.SAMPLE.read_bytes()
