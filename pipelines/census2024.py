@@ -312,21 +312,6 @@ def census2024_microdata(
 # --- observations ---------------------------------------------------------------------------------
 
 
-def division(resolver: TerritoryResolver) -> tuple[dict[str, list[str]], pd.DataFrame, dict[str, int]]:
-    """(comunas of each province, comuna -> province/region lineage, comunas per province/region/country)."""
-    places = resolver.territories
-    parent = dict(zip(places["id"], places["parent_id"], strict=True))
-    comunas = places.loc[places["kind"] == "comuna", "id"].tolist()
-    lineage = pd.DataFrame({"territory_id": comunas})
-    lineage["province_id"] = lineage["territory_id"].map(parent)
-    lineage["region_id"] = lineage["province_id"].map(parent)
-    counts = {COUNTRY_ID: len(comunas)}
-    for column in ("province_id", "region_id"):
-        counts.update(lineage.groupby(column)["territory_id"].size().to_dict())
-    provinces = lineage.groupby("province_id")["territory_id"].apply(list).to_dict()
-    return provinces, lineage, counts
-
-
 def _write_observations(conn, source_id: str, frame: pd.DataFrame) -> int:
     frame = frame.assign(lower=float("nan"), upper=float("nan"), source_id=source_id)
     indicators = [i for i in load_indicators(FAMILY) if i["source_id"] == source_id]
@@ -349,8 +334,7 @@ def census2024_table_observations(
 ) -> MaterializeResult:
     with warehouse.writer() as conn, transaction(conn):
         cells = conn.execute("SELECT * FROM staging.census2024_tables").df()
-        provinces, _, _ = division(load_resolver(conn, tables.SOURCE.id))
-        frame = measures.table_observations(cells, provinces)
+        frame = measures.table_observations(cells)
         rows = _write_observations(conn, tables.SOURCE.id, frame)
     return MaterializeResult(metadata={"observations": rows, "suppressed": int(frame["flag"].notna().sum())})
 
@@ -370,10 +354,13 @@ def census2024_microdata_observations(
             "dwellings": conn.execute("SELECT * FROM staging.census2024_dwellings").df(),
             "persons": conn.execute("SELECT * FROM staging.census2024_persons").df(),
         }
-        _, lineage, counts = division(load_resolver(conn, microdata.SOURCE.id))
-        frame = measures.microdata_observations(found, lineage, counts)
+        frame, partial = measures.microdata_observations(found)
         rows = _write_observations(conn, microdata.SOURCE.id, frame)
-    return MaterializeResult(metadata={"observations": rows})
+    if partial:
+        context.log.warning(
+            f"census microdata: not published for levels the files cover only in part: {partial}"
+        )
+    return MaterializeResult(metadata={"observations": rows, "partial_levels_not_published": partial})
 
 
 @asset_check(

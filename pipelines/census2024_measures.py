@@ -4,8 +4,9 @@ Every indicator is declared as data (`COUNTS`, `SHARES`, `MICRO_SHARES`) and com
 country, regions, provinces and comunas at period `2024`:
 - published tables: the country and regions as INE publishes them; provinces as sums over their
   comunas (only when the table has every comuna of the province, else no value);
-- microdata cubes: every level summed from the comunas, with the coverage in the flag when a
-  level misses comunas of the division.
+- microdata cubes: every level summed from the comunas, only when the cube holds every comuna
+  the official division gives the level (`sources.division.coverage`); partial levels are
+  reported, never published as the territory's value.
 A share divides counts of declared answers only ("no declarado" / "no respuesta" leave the
 denominator). A count that INE suppressed (P2: 50 people or fewer) stays NULL with a flag, and so
 does every share or sum built on it.
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sources import division
 from sources.census2024_tables import DWELLINGS, INDIGENOUS, SEWER
 from sources.territory_resolver import COUNTRY_ID
 
@@ -72,19 +74,24 @@ HOUSEHOLD_SIZE = ("census_household_size_mean", "households", "Promedio de perso
 INTERNET = "census_households_fixed_internet_share"
 
 
-def with_provinces(cells: pd.DataFrame, province_comunas: dict[str, list[str]]) -> pd.DataFrame:
-    """Comuna counts summed to provinces, only where the table has every comuna of the province."""
+def with_provinces(cells: pd.DataFrame) -> pd.DataFrame:
+    """Comuna counts summed to provinces, only where the table has every comuna of the province
+    (the official division decides which those are)."""
     comunas = cells[(cells["level"] == "comuna") & ~cells["measure"].str.startswith(NOT_ADDITIVE)].copy()
-    comunas["province_id"] = comunas["province_code"].map(lambda c: f"province:{int(c):03d}")
+    comunas["code"] = comunas["territory_id"].str.removeprefix("comuna:")
+    comunas["province_id"] = "province:" + comunas["code"].str[:3]
     keys = ["table", "province_id", "category", "measure"]
     grouped = comunas.groupby(keys, as_index=False).agg(
         value=("value", lambda v: v.sum(min_count=0)),
         suppressed=("cell_state", lambda s: bool((s == "suppressed").any())),
-        comunas=("territory_id", "nunique"),
+        codes=("code", lambda c: frozenset(c)),
         snapshot_id=("snapshot_id", "max"),
     )
-    complete = grouped["province_id"].map(lambda p: len(province_comunas.get(p, ()))) == grouped["comunas"]
-    grouped = grouped[complete & (grouped["comunas"] > 0)]
+    complete = [
+        division.coverage(p, codes).complete
+        for p, codes in zip(grouped["province_id"], grouped["codes"], strict=True)
+    ]
+    grouped = grouped[complete]
     grouped["cell_state"] = np.where(grouped["suppressed"], "suppressed_comuna", "value")
     grouped.loc[grouped["suppressed"], "value"] = np.nan
     grouped = grouped.rename(columns={"province_id": "territory_id"}).assign(level="province")
@@ -117,9 +124,9 @@ def _flag(states: list[str]) -> str | None:
     return None
 
 
-def table_observations(cells: pd.DataFrame, province_comunas: dict[str, list[str]]) -> pd.DataFrame:
+def table_observations(cells: pd.DataFrame) -> pd.DataFrame:
     """Every declared table indicator for every territory the tables have."""
-    cells = with_provinces(cells, province_comunas)
+    cells = with_provinces(cells)
     found = _lookup(cells)
     territories = sorted(cells["territory_id"].dropna().unique())
     rows: list[dict] = []
@@ -184,26 +191,31 @@ EMPLOYED, UNEMPLOYED = 1, 2
 BRANCHES = set("ABCDEFGHIJKLMNOPQRSTU")
 
 
-def levels(cube: pd.DataFrame, lineage: pd.DataFrame, division_counts: dict[str, int]) -> pd.DataFrame:
-    """The comuna cube repeated for its province, region and the country, with `coverage` per level.
+def levels(cube: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The comuna cube repeated for its province, region and Chile: (rows, partial levels left out).
 
-    `lineage` maps comuna territory ids to province_id and region_id; `division_counts` is the
-    number of comunas of each province, region and the country in the division.
+    A level is kept only when the cube holds every comuna the official division gives it; a
+    partial sum never stands for the territory (it is reported, see `sources.division.coverage`).
     """
-    cube = cube.merge(lineage, on="territory_id", how="left")
+    code = cube["territory_id"].str.removeprefix("comuna:")
     parts = [cube.assign(level_id=cube["territory_id"])]
-    parts += [cube.assign(level_id=cube[column]) for column in ("province_id", "region_id")]
+    parts += [
+        cube.assign(level_id="province:" + code.str[:3]),
+        cube.assign(level_id="region:" + code.str[:2]),
+    ]
     parts.append(cube.assign(level_id=COUNTRY_ID))
     stacked = pd.concat(parts, ignore_index=True)
-    present = stacked.groupby("level_id")["territory_id"].nunique()
-    stacked["coverage"] = stacked["level_id"].map(
-        lambda t: (
-            None
-            if present[t] >= division_counts.get(t, 1)
-            else f"covers {present[t]} of {division_counts[t]} comunas"
-        )
-    )
-    return stacked
+    present = stacked.assign(code=stacked["territory_id"].str.removeprefix("comuna:")).groupby("level_id")[
+        "code"
+    ]
+    partial = {}
+    for level, codes in present.agg(frozenset).items():
+        if not level.startswith("comuna:"):
+            cover = division.coverage(level, codes)
+            if not cover.complete:
+                partial[level] = cover.describe()
+    kept = stacked[~stacked["level_id"].isin(partial)]
+    return kept, [f"{level} ({words})" for level, words in sorted(partial.items())]
 
 
 @dataclass(frozen=True)
@@ -247,11 +259,12 @@ MICRO_SHARES = (
 MICRO_COUNTS = (("census_mining_employed", "persons", _employed_in_mining),)
 
 
-def microdata_observations(
-    cubes: dict[str, pd.DataFrame], lineage: pd.DataFrame, division_counts: dict[str, int]
-) -> pd.DataFrame:
-    """Every microdata indicator for every comuna the cubes hold, its province, region and Chile."""
-    stacked = {name: levels(cube, lineage, division_counts) for name, cube in cubes.items()}
+def microdata_observations(cubes: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[str]]:
+    """Every microdata indicator for every comuna the cubes hold and their complete provinces,
+    regions and Chile; plus the levels left out because the cubes cover only part of them."""
+    leveled = {name: levels(cube) for name, cube in cubes.items()}
+    stacked = {name: rows for name, (rows, _) in leveled.items()}
+    partial = sorted({level for _, missing in leveled.values() for level in missing})
     out = []
     for share in MICRO_SHARES:
         frame = stacked[share.cube]
@@ -262,17 +275,11 @@ def microdata_observations(
                     "top": weight.where(share.numerator(frame), 0),
                     "base": weight.where(share.denominator(frame), 0),
                     "level_id": frame["level_id"],
-                    "coverage": frame["coverage"],
                     "snapshot_id": frame["snapshot_id"],
                 }
             )
             .groupby("level_id", as_index=False)
-            .agg(
-                top=("top", "sum"),
-                base=("base", "sum"),
-                coverage=("coverage", "first"),
-                snapshot_id=("snapshot_id", "max"),
-            )
+            .agg(top=("top", "sum"), base=("base", "sum"), snapshot_id=("snapshot_id", "max"))
         )
         grouped = grouped[grouped["base"] > 0]
         out.append(grouped.assign(indicator_id=share.indicator, value=100 * grouped["top"] / grouped["base"]))
@@ -281,10 +288,10 @@ def microdata_observations(
         grouped = (
             frame[select(frame)]
             .groupby("level_id", as_index=False)
-            .agg(value=("records", "sum"), coverage=("coverage", "first"), snapshot_id=("snapshot_id", "max"))
+            .agg(value=("records", "sum"), snapshot_id=("snapshot_id", "max"))
         )
         out.append(grouped.assign(indicator_id=indicator))
-    frame = pd.concat(out, ignore_index=True).rename(columns={"level_id": "territory_id", "coverage": "flag"})
-    frame["period"] = PERIOD
+    frame = pd.concat(out, ignore_index=True).rename(columns={"level_id": "territory_id"})
+    frame["period"], frame["flag"] = PERIOD, None
     frame["value"] = frame["value"].astype(float)
-    return frame[["indicator_id", "territory_id", "period", "value", "flag", "snapshot_id"]]
+    return frame[["indicator_id", "territory_id", "period", "value", "flag", "snapshot_id"]], partial

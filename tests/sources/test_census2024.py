@@ -125,10 +125,7 @@ def _staged(census: Path) -> pd.DataFrame:
 
 def test_indicators_from_the_real_tables(census):
     staged = _staged(census)
-    provinces = {
-        f"province:{p:03d}": [f"comuna:{c:05d}" for c in ANTOFAGASTA if c // 100 == p] for p in (21, 22, 23)
-    }
-    frame = measures.table_observations(staged, provinces).set_index(["indicator_id", "territory_id"])
+    frame = measures.table_observations(staged).set_index(["indicator_id", "territory_id"])
     _, water = _independent(census / FILES["V4"], "2")
     total, network, truck, undeclared = (water[2201][i] for i in (6, 7, 9, 11))
     assert frame.loc[("census_dwellings_no_public_water_share", "comuna:02201"), "value"] == pytest.approx(
