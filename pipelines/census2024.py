@@ -319,7 +319,8 @@ def _write_observations(conn, source_id: str, frame: pd.DataFrame) -> int:
     unknown = sorted(set(frame["indicator_id"]) - {i["indicator_id"] for i in indicators})
     if unknown:
         raise ValueError(f"indicators {unknown} of {source_id} are not in warehouse/indicators/{FAMILY}.yaml")
-    return store.replace_observations(conn, source_id, frame[store.OBSERVATION_COLUMNS])
+    lineage = ["inputs"] if "inputs" in frame else []  # every snapshot a value was computed from, by role
+    return store.replace_observations(conn, source_id, frame[[*store.OBSERVATION_COLUMNS, *lineage]])
 
 
 @asset(

@@ -137,9 +137,12 @@ def table_observations(cells: pd.DataFrame) -> pd.DataFrame:
         values, states, snapshots = zip(*inputs, strict=True)
         flag = _flag(list(states))
         value = None if flag or any(pd.isna(v) for v in values) else compute(*values)
-        rows.append(_row(indicator, territory, value, flag, max(snapshots)))
+        rows.append(_row(indicator, territory, value, flag, snapshots, roles))
+
+    roles: tuple[str, ...] = ()
 
     for territory in territories:
+        roles = ()
         for count in COUNTS:
             add(
                 count.indicator,
@@ -148,7 +151,10 @@ def table_observations(cells: pd.DataFrame) -> pd.DataFrame:
                 lambda v: v,
             )
         for share in SHARES:
-            add(share.indicator, territory, *_share_inputs(share, territory, found))
+            inputs, compute = _share_inputs(share, territory, found)
+            roles = ("numerator",) * len(share.numerator) + ("denominator",) * (1 + len(share.minus))
+            add(share.indicator, territory, inputs, compute)
+            roles = ()
         indicator, table, measure = HOUSEHOLD_SIZE
         add(indicator, territory, [found.get((table, territory, "", measure))], lambda v: v)
         answers = [found.get(("ict", territory, answer, "Internet fija")) for answer in ("Sí", "No")]
@@ -172,14 +178,19 @@ def _share_inputs(share: Share, territory: str, found: dict) -> tuple[list, Call
     return numerator + denominator + minus, compute
 
 
-def _row(indicator: str, territory: str, value, flag, snapshot: str) -> dict:
+def _row(indicator: str, territory: str, value, flag, snapshots: tuple, roles: tuple[str, ...]) -> dict:
+    """One observation; `inputs` lists every snapshot it was computed from, with its role
+    (numerator/denominator of a share, the parts of a province sum, else the value)."""
+    if not roles:
+        roles = ("parts" if territory.startswith("province:") else "value",) * len(snapshots)
     return {
         "indicator_id": indicator,
         "territory_id": territory,
         "period": PERIOD,
         "value": None if value is None else float(value),
         "flag": flag,
-        "snapshot_id": snapshot,
+        "snapshot_id": max(snapshots),
+        "inputs": sorted(set(zip(roles, snapshots, strict=True))),
     }
 
 
