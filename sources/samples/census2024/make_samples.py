@@ -238,94 +238,52 @@ RANGES |= {
 }
 
 
+DICTIONARY_HEADER = ["Entidad", "Nombre variable", "Descripción de la variable", "Valor"]
+DICTIONARY_HEADER += ["Etiqueta de categoría", "Rango", "Universo", "Conteo", ""]
+TERRITORY_VARIABLES = (
+    ("region", "Región", "1:16"),
+    ("provincia", "Provincia", "11:163"),
+    ("comuna", "Comuna", "1101:16305"),
+)
+DICTIONARY_VARIABLES = {
+    "Vivienda": ("area", "p6_fuente_agua"),
+    "Persona": ("area", "sexo", "sit_fuerza_trabajo", "cod_caenes"),
+}
+
+
+def _shown_code(variable: str, code) -> str:
+    """The code as INE's dictionary writes it: water codes 3 and 4 left empty, branch codes after a newline."""
+    if variable == "p6_fuente_agua" and code in (3, 4):
+        return ""
+    if variable == "cod_caenes" and code not in ("A", "-99"):
+        return f"\n{code}"
+    return str(code)
+
+
+def _code_rows(entity: str, variable: str, records: list[dict]) -> list[list[str]]:
+    counts = Counter(str(r[variable]) for r in records)
+    rows = []
+    for code, label in list(LABELS[variable].items()) + [("NA", "No aplica")]:
+        if variable in ("area", "sexo") and code == "NA":
+            continue
+        count = f"{counts.get(str(code), 0):,}"
+        rows.append([entity, variable, f"{variable} (SAMPLE)\xa0", _shown_code(variable, code), label])
+        rows[-1] += [RANGES[variable], "SAMPLE", count, ""]
+    return rows
+
+
 def dictionary_bytes(dwellings: list[dict], persons: list[dict]) -> bytes:
-    rows = [
-        [
-            "Entidad",
-            "Nombre variable",
-            "Descripción de la variable",
-            "Valor",
-            "Etiqueta de categoría",
-            "Rango",
-            "Universo",
-            "Conteo",
-            "",
-        ]
-    ]
-    for entity, records, variables in (
-        ("Vivienda", dwellings, ("region", "provincia", "comuna", "area", "p6_fuente_agua")),
-        (
-            "Persona",
-            persons,
-            ("region", "provincia", "comuna", "area", "sexo", "sit_fuerza_trabajo", "cod_caenes"),
-        ),
-    ):
+    rows = [DICTIONARY_HEADER]
+    for entity, records in (("Vivienda", dwellings), ("Persona", persons)):
         total = f"{len(records):,}"
-        rows += [
-            [
-                entity,
-                "region",
-                "Región",
-                "1:16",
-                "Ver diccionario códigos territoriales",
-                "1:16",
-                "Todos los registros",
-                total,
-                "",
-            ]
-        ]
-        rows += [
-            [
-                entity,
-                "provincia",
-                "Provincia",
-                "11:163",
-                "Ver diccionario códigos territoriales",
-                "11:163",
-                "Todos los registros",
-                total,
-                "",
-            ]
-        ]
-        rows += [
-            [
-                entity,
-                "comuna",
-                "Comuna",
-                "1101:16305",
-                "Ver diccionario códigos territoriales",
-                "1101:16305",
-                "Todos los registros",
-                total,
-                "",
-            ]
-        ]
-        for variable in variables[3:]:
-            counts = Counter(str(r[variable]) for r in records)
-            for code, label in list(LABELS[variable].items()) + [("NA", "No aplica")]:
-                if variable in ("area", "sexo") and code == "NA":
-                    continue
-                shown = (
-                    ""
-                    if variable == "p6_fuente_agua" and code in (3, 4)
-                    else (f"\n{code}" if variable == "cod_caenes" and code not in ("A", "-99") else str(code))
-                )
-                rows.append(
-                    [
-                        entity,
-                        variable,
-                        f"{variable} (SAMPLE)\xa0",
-                        shown,
-                        label,
-                        RANGES[variable],
-                        "SAMPLE",
-                        f"{counts.get(str(code), 0):,}",
-                        "",
-                    ]
-                )
+        for variable, description, code_range in TERRITORY_VARIABLES:
+            rows.append([entity, variable, description, code_range, "Ver diccionario códigos territoriales"])
+            rows[-1] += [code_range, "Todos los registros", total, ""]
+        for variable in DICTIONARY_VARIABLES[entity]:
+            rows += _code_rows(entity, variable, records)
     buffer = io.StringIO(newline="")
     csv.writer(buffer, lineterminator="\r\n").writerows(rows)
-    return buffer.getvalue().encode("utf-8")  # fmt: skip
+    return buffer.getvalue().encode("utf-8")
 
 
 def main(target: Path = HERE) -> list[Path]:
