@@ -8,14 +8,12 @@ gets a sensor and checks without editing this file.
   (`sources.upstream`: conditional GET / HEAD, the OECD content constraint, the DEIS newest
   weekly file name) and asks for a run of just that family's assets only when something
   changed. A second sensor rebuilds the lenses and the export after such a run succeeds.
-- Rules (`ops.yaml`): freshness against each source's cadence, schema drift and volume of
-  raw tables against the previous accepted snapshot, each with severity `error` (blocks
-  publication) or `warn`. Drift and volume are enforced in `pipelines.ingest.publish` by
-  `check_raw_tables`, before anything is written, so a blocked refresh keeps serving the
-  previous good tables; freshness blocks the export (`pipelines.export`).
-
-Nothing in this module is imported from `pipelines.families` at import time, because
-`pipelines.ingest` (which every family imports) imports the rules from here.
+- Rules (`ops.yaml`, read by `pipelines.rules`): freshness against each source's cadence,
+  schema drift and volume of raw tables, and the value gates of declared tables, each with
+  severity `error` (blocks publication) or `warn`. Drift, volume and values are enforced in
+  the shared write path (`pipelines.ingest.write_tables`) before anything is written, so a
+  blocked refresh keeps serving the previous good tables; freshness blocks the export
+  (`pipelines.export`). The rules' names are re-exported here for older callers.
 """
 
 import hashlib
@@ -24,12 +22,11 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
 
 import duckdb
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -51,21 +48,31 @@ from dagster import (
 )
 
 from pipelines.resources import SourcesResource, WarehouseResource
-from pipelines.rules import (  # the rules and freshness live apart so `status` needs no Dagster
+from pipelines.rules import (  # noqa: F401 (the rules and freshness live apart so `status` needs no Dagster)
     CHECKS,
     CONFIG_PATH,
     DEFAULT_RULES,
     RULE_FIELDS,
+    Drift,
     Freshness,
     OpsConfig,
     OpsConfigError,
+    RecordedSchema,
     Rule,
+    _has_raw_schemas,
+    accepted_schemas,
     blocking_staleness,
+    check_raw_tables,
+    compare_columns,
+    frame_columns,
     freshness_report,
+    judge_raw_table,
     load_config,
+    type_family,
+    volume_change,
 )
 from sources import upstream
-from sources.base import SourceInfo, ValidationError
+from sources.base import SourceInfo
 from sources.endpoints import EndpointError, endpoints
 from sources.rawstore import RawStore
 from warehouse import db
@@ -73,225 +80,6 @@ from warehouse import db
 log = logging.getLogger(__name__)
 
 REFRESH_TAG = "context_lens/refresh_family"
-
-# --- raw table schemas: record, compare, gate ------------------------------------------------
-
-RAW_SCHEMAS_DDL = """
-CREATE TABLE IF NOT EXISTS core.raw_schemas (
-    source_id     VARCHAR NOT NULL,
-    table_name    VARCHAR NOT NULL,     -- 'raw.<table>'
-    snapshot_id   VARCHAR NOT NULL,     -- the publication's newest payload (= source_status.last_snapshot_id)
-    snapshot_ids  VARCHAR[] NOT NULL,   -- every payload the table was built from
-    mode          VARCHAR NOT NULL,     -- live | curated | sample
-    columns       VARCHAR NOT NULL,     -- JSON [[name, DuckDB type, has values], ...] in table order
-    row_count     BIGINT NOT NULL,
-    recorded_at   TIMESTAMP NOT NULL,
-    PRIMARY KEY (table_name, snapshot_id)
-)
-"""
-
-_NUMBER_TYPES = {
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-}
-
-
-def type_family(duckdb_type: str) -> str:
-    """Types that a refresh may legitimately move between count as one family.
-
-    pandas turns an integer column with one missing value into floats, and a timestamp
-    may gain a time zone; neither is drift. Text becoming a number, or the reverse, is.
-    """
-    text = duckdb_type.upper()
-    if text.endswith("]") or text.startswith(("STRUCT", "MAP", "UNION")):
-        return text
-    base = text.split("(")[0].strip()
-    if base in _NUMBER_TYPES:
-        return "number"
-    if base.startswith("TIMESTAMP") or base == "DATE":
-        return "temporal"
-    if base in ("VARCHAR", "CHAR", "TEXT", "STRING"):
-        return "text"
-    return base.lower()
-
-
-def frame_columns(conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> list[list]:
-    """[[name, DuckDB type, has values], ...] as `store.replace_table` would create them."""
-    conn.register("_raw_schema_probe", frame)
-    try:
-        described = conn.execute("DESCRIBE SELECT * FROM _raw_schema_probe").fetchall()
-    finally:
-        conn.unregister("_raw_schema_probe")
-    return [[name, kind, bool(frame[name].notna().any())] for name, kind, *_ in described]
-
-
-@dataclass(frozen=True)
-class Drift:
-    missing: list[str]
-    new: list[str]
-    retyped: list[tuple[str, str, str]]
-
-    def __bool__(self) -> bool:
-        return bool(self.missing or self.new or self.retyped)
-
-    def __str__(self) -> str:
-        parts = []
-        if self.missing:
-            parts.append(f"missing column(s) {', '.join(self.missing)}")
-        if self.new:
-            parts.append(f"new column(s) {', '.join(self.new)}")
-        if self.retyped:
-            parts.append("retyped " + ", ".join(f"{n} {old} -> {new}" for n, old, new in self.retyped))
-        return "; ".join(parts)
-
-
-def compare_columns(previous: list[list], current: list[list]) -> Drift:
-    """Columns gone, added, or moved to another type family (all-null columns have no type)."""
-    before = {name: (kind, has) for name, kind, has in previous}
-    after = {name: (kind, has) for name, kind, has in current}
-    retyped = [
-        (name, before[name][0], kind)
-        for name, (kind, has) in after.items()
-        if name in before and has and before[name][1] and type_family(kind) != type_family(before[name][0])
-    ]
-    return Drift(
-        missing=[n for n in before if n not in after],
-        new=[n for n in after if n not in before],
-        retyped=retyped,
-    )
-
-
-def volume_change(previous_rows: int, rows: int) -> float | None:
-    """Relative change of a row count; None when there is nothing to compare against."""
-    if previous_rows <= 0:
-        return None
-    return (rows - previous_rows) / previous_rows
-
-
-@dataclass(frozen=True)
-class RecordedSchema:
-    source_id: str
-    table_name: str
-    snapshot_id: str
-    snapshot_ids: list[str]
-    mode: str
-    columns: list[list]
-    row_count: int
-    recorded_at: datetime
-
-
-def _recorded(row) -> RecordedSchema:
-    values = dict(zip([f.name for f in fields(RecordedSchema)], row, strict=True))
-    values["columns"] = json.loads(values["columns"])
-    values["snapshot_ids"] = list(values["snapshot_ids"])
-    return RecordedSchema(**values)
-
-
-def _has_raw_schemas(conn: duckdb.DuckDBPyConnection) -> bool:
-    return bool(
-        conn.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = 'core' AND table_name = 'raw_schemas'"
-        ).fetchone()[0]
-    )
-
-
-def accepted_schemas(
-    conn: duckdb.DuckDBPyConnection, table: str, sample: bool, limit: int = 1
-) -> list[RecordedSchema]:
-    """The newest accepted schemas of a raw table among real (or among SAMPLE) publications."""
-    if not _has_raw_schemas(conn):
-        return []
-    rows = conn.execute(
-        """
-        SELECT source_id, table_name, snapshot_id, snapshot_ids, mode, columns, row_count, recorded_at
-        FROM core.raw_schemas WHERE table_name = ? AND (mode = 'sample') = ?
-        ORDER BY recorded_at DESC, snapshot_id DESC LIMIT ?
-        """,
-        [table, sample, limit],
-    ).fetchall()
-    return [_recorded(row) for row in rows]
-
-
-def judge_raw_table(
-    config: OpsConfig, source_id: str, previous: RecordedSchema, columns: list[list], rows: int
-) -> list[tuple[Rule, str]]:
-    """(rule, finding) for every drift or volume rule the new table breaks against `previous`."""
-    findings = []
-    drift = compare_columns(previous.columns, columns)
-    if drift:
-        findings.append(
-            (
-                config.rule(source_id, "drift"),
-                f"schema drift in {previous.table_name} against snapshot {previous.snapshot_id}: {drift}",
-            )
-        )
-    rule = config.rule(source_id, "volume")
-    change = volume_change(previous.row_count, rows)
-    if change is not None and abs(change) > rule.tolerance:
-        findings.append(
-            (
-                rule,
-                f"row count of {previous.table_name} moved from {previous.row_count} to {rows} "
-                f"({change:+.0%}) against snapshot {previous.snapshot_id}, beyond the tolerance of "
-                f"{rule.tolerance:.0%}",
-            )
-        )
-    return findings
-
-
-def check_raw_tables(
-    conn: duckdb.DuckDBPyConnection,
-    source_id: str,
-    mode: str,
-    snapshot_ids: Sequence[str],
-    tables: dict[tuple[str, str], pd.DataFrame],
-    config: OpsConfig | None = None,
-) -> list[str]:
-    """Judge a publication's raw tables against the last accepted ones, then record them.
-
-    Runs inside the publishing transaction. Raises `ValidationError` when a blocking rule
-    fails (the caller refuses the payloads; the transaction rolls back, so the previous good
-    tables stay). Returns the non-blocking findings. SAMPLE publications, and publications
-    of the very payloads accepted last time (a code change, not an upstream one), are
-    recorded but never judged.
-    """
-    conn.execute(RAW_SCHEMAS_DDL)
-    config = config or load_config()
-    blocking, warnings, judged = [], [], []
-    for (schema, table), frame in tables.items():
-        if schema != "raw":
-            continue
-        name = f"raw.{table}"
-        columns = frame_columns(conn, frame)
-        judged.append((name, columns, len(frame)))
-        previous = accepted_schemas(conn, name, sample=mode == "sample")
-        if not previous or mode == "sample" or set(previous[0].snapshot_ids) == set(snapshot_ids):
-            continue
-        for rule, finding in judge_raw_table(config, source_id, previous[0], columns, len(frame)):
-            (blocking if rule.blocks else warnings).append(finding)
-    if blocking:
-        raise ValidationError(source_id, "; ".join(blocking))
-    for name, columns, rows in judged:
-        conn.execute(
-            "INSERT OR REPLACE INTO core.raw_schemas VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-            [source_id, name, snapshot_ids[-1], list(snapshot_ids), mode, json.dumps(columns), rows],
-        )
-    for warning in warnings:
-        log.warning("%s: %s (severity warn: published anyway)", source_id, warning)
-    return warnings
-
 
 # --- families and their sources --------------------------------------------------------------
 
@@ -528,7 +316,7 @@ def _refused(freshness: Freshness | None, marker: str) -> bool:
 
 
 def source_check_results(conn: duckdb.DuckDBPyConnection, source_id: str, config: OpsConfig, asset_key):
-    """The freshness, drift and volume check results of one source, as the warehouse shows them."""
+    """The freshness, drift, volume and value-gate check results of one source, as the warehouse shows them."""
     report = {f.source_id: f for f in freshness_report(conn, config)}
     fresh = report.get(source_id)
     rule = config.rule(source_id, "freshness")
@@ -569,6 +357,16 @@ def source_check_results(conn: duckdb.DuckDBPyConnection, source_id: str, config
             severity=config.rule(source_id, check).dagster_severity if refused else AssetCheckSeverity.WARN,
             metadata={"findings": reasons, "raw_tables": sorted(history)},
         )
+    refused = _refused(fresh, "value gate failed")
+    yield AssetCheckResult(
+        asset_key=asset_key,
+        check_name=f"values_{source_id}",
+        passed=not refused,
+        severity=AssetCheckSeverity.ERROR
+        if refused and config.value_rule(source_id).blocks
+        else AssetCheckSeverity.WARN,
+        metadata={"findings": [f"refresh refused: {fresh.error}"] if refused else []},
+    )
 
 
 def source_quality_checks(export_key: AssetKey, source_ids: Sequence[str]):

@@ -7,7 +7,7 @@ import duckdb
 from dagster import ConfigurableResource
 
 from sources.acquire import Acquirer
-from sources.fetch import HttpFetcher
+from sources.fetch import FetchLimits, HttpFetcher
 from sources.rawstore import RawStore
 from warehouse import db
 
@@ -29,23 +29,40 @@ class WarehouseResource(ConfigurableResource):
 
 
 class SourcesResource(ConfigurableResource):
-    """How payloads are obtained: the raw store, offline mode, and the HTTP client's limits."""
+    """How payloads are obtained: the raw store, offline mode, and the HTTP client's limits.
+
+    The limits are the defaults of every source (seconds; see `sources.fetch.FetchLimits`);
+    ops.yaml's `fetch:` sections override them per source.
+    """
 
     raw_dir: str | None = None
     offline: bool = False
     max_attempts: int = 4
     backoff_seconds: float = 2.0
     connect_timeout: float = 10.0
-    read_timeout: float = 120.0
+    read_timeout: float = 60.0
+    request_deadline: float = 1800.0
+    source_budget: float = 3600.0
+    max_retry_after: float = 60.0
 
     def acquirer(self, rate_limits: dict[str, int] | None = None) -> Acquirer:
+        from pipelines.rules import load_config  # pipelines.rules imports nothing of the resources
+
         store = RawStore(self.raw_dir or db.raw_dir())
-        fetcher = HttpFetcher(
-            store,
+        config = load_config()
+        limits = FetchLimits(
             max_attempts=self.max_attempts,
             backoff_seconds=self.backoff_seconds,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
+            request_deadline=self.request_deadline,
+            source_budget=self.source_budget,
+            max_retry_after=self.max_retry_after,
+        ).merged(config.defaults.get("fetch"))
+        fetcher = HttpFetcher(
+            store,
+            limits=limits,
+            source_limits={sid: block.get("fetch", {}) for sid, block in config.sources.items()},
             rate_limits=rate_limits,
         )
         return Acquirer(fetcher, offline=self.offline or _env_flag("CONTEXT_LENS_OFFLINE"))

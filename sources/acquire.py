@@ -49,13 +49,17 @@ class Acquirer:
 
     def acquire(self, source: SourceInfo, request: FetchRequest, sample: Path | None) -> Acquired:
         error: str | None = "offline run: live fetch skipped"
+        problem = error
         if not self.offline:
             try:
                 payload = self.fetcher.fetch(source, request)
                 return Acquired(payload, "unchanged" if payload.not_modified else "live")
             except FetchError as exc:
-                error = str(exc)
-        previous = self.fetcher.previous_live(source, request)
+                error, problem = str(exc), exc.problem
+        try:
+            previous = self.fetcher.previous_live(source, request)
+        except FetchError as exc:  # the earlier live payload is damaged in the raw store: never served
+            raise FetchError(source.id, f"{problem}; {exc.problem}", exc.snapshot) from exc
         if previous is not None:
             log.warning("%s: %s; serving earlier live snapshot %s", source.id, error, previous.snapshot_id)
             return Acquired(previous, "stale", error)
@@ -97,6 +101,8 @@ class Acquirer:
             previous = walk(_PreviousLiveFetcher(self.fetcher))
         except _NoPreviousLive:
             previous = None
+        except FetchError as exc:  # an earlier live payload of the walk is damaged: never served
+            raise FetchError(source.id, f"{error}; {exc.problem}", exc.snapshot) from exc
         if previous:
             log.warning(
                 "%s: %s; serving the earlier live walk (%d payloads)", source.id, error, len(previous)
@@ -121,9 +127,16 @@ class Acquirer:
             )
 
     def accept(self, acquired: Acquired) -> None:
-        """The payload parsed and validated: it becomes the request's last good snapshot."""
+        """The payload parsed and validated: it becomes the request's last good snapshot.
+
+        An unchanged payload is its request's latest already, perhaps with fresher validators
+        (identical bytes under a new ETag): that pointer is kept.
+        """
         store = self.fetcher.store
-        store.promote(store.sidecar(acquired.payload.source, acquired.payload.snapshot_id))
+        sidecar = store.sidecar(acquired.payload.source, acquired.payload.snapshot_id)
+        current = store.latest(sidecar.source, sidecar.request_key)
+        if current is None or current.snapshot_id != sidecar.snapshot_id:
+            store.promote(sidecar)
 
     def reject(self, acquired: Acquired, reason: str) -> None:
         """The payload failed to parse or validate: keep a copy aside for diagnosis."""
@@ -176,7 +189,9 @@ class Acquirer:
         content = path.read_bytes()
         store = self.fetcher.store
         sidecar = store.latest(source.id, key)
-        if sidecar is None or sidecar.sha256 != hashlib.sha256(content).hexdigest():
+        if sidecar is not None and sidecar.sha256 == hashlib.sha256(content).hexdigest():
+            store.write_object(content)  # heals a damaged or missing copy of the same file
+        else:
             sidecar = store.put(
                 source=source.id,
                 name=name,

@@ -1,29 +1,44 @@
 """The one fetch layer every source goes through.
 
-It gives each request: timeouts; retries with exponential backoff on connection errors,
-429 and 5xx, honouring `Retry-After`; an honest User-Agent; a size cap; conditional
-requests (ETag / Last-Modified) against the raw store; refusal of HTML error pages, empty
-bodies and truncated bodies; and a content-addressed copy of every accepted payload with
-its provenance. Rejected payloads are quarantined, never stored as snapshots.
+It gives each request: a total deadline per attempt (connect, headers and body: a server
+that trickles bytes is cut off, see `FetchLimits`); retries with exponential backoff on
+connection errors, 429 and 5xx, honouring `Retry-After` up to a cap; a time budget per
+source, after which its requests fail at once so the source falls back (stale, or sample)
+and says why; an honest User-Agent; a size cap; conditional requests (ETag /
+Last-Modified) against the raw store; refusal of HTML error pages, empty bodies and
+truncated bodies; and a content-addressed copy of every accepted payload with its
+provenance. Bytes identical to the request's last accepted payload are `unchanged`
+whatever the validators say: no new snapshot. A stored payload that fails its hash check
+is never reused: the request is made unconditionally and the object downloaded again.
+Rejected payloads are quarantined, never stored as snapshots.
 TLS verification is always on: there is deliberately no switch to turn it off.
+
+The retry loop is written out rather than delegated to urllib3's `Retry` or tenacity:
+each give-up keeps the failed body in quarantine, waits are charged to the source's
+budget, and the sleep is injectable so tests never wait.
 """
 
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
 import os
 import re
+import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 import requests
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from sources.base import FetchError, FetchRequest, Payload, SourceInfo
 from sources.endpoints import EndpointError, check_url, file_url_path
-from sources.rawstore import SECRET_PARAMS, RawStore, Sidecar, request_key, utc_now
+from sources.rawstore import SECRET_PARAMS, DamagedObject, RawStore, Sidecar, request_key, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +50,34 @@ PROGRESS_EVERY_BYTES = 50 * 1024**2  # a progress line in the run log per 50 MB 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _HTML_START = re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body|<\?xml[^>]*>\s*<html)", re.I)
 _SECRET_IN_TEXT = re.compile(r"\b" + SECRET_PARAMS.pattern.strip("^$") + r"=[^&\s'\"#)]+", re.I)
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """Every time and size limit of the fetch layer, in seconds and bytes.
+
+    `read_timeout` bounds one silence on the socket; `request_deadline` bounds one attempt
+    from connect to the last byte; a transfer slower than `min_rate` bytes/s over
+    `stall_window` seconds is abandoned as stalled; `source_budget` bounds every attempt and
+    wait of every request of one source in one run. A `Retry-After` above `max_retry_after`
+    is not waited for: the source falls back at once.
+    """
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    request_deadline: float = 1800.0
+    source_budget: float = 3600.0
+    max_attempts: int = 4
+    backoff_seconds: float = 2.0
+    max_retry_after: float = 60.0
+    min_rate: float = 1024.0
+    stall_window: float = 60.0
+    max_bytes: int = 2 * 1024**3
+
+    def merged(self, overrides: dict | None) -> FetchLimits:
+        """These limits with a source's overrides (ops.yaml `fetch:`) applied."""
+        known = {f.name for f in fields(self)}
+        return replace(self, **{k: v for k, v in (overrides or {}).items() if k in known})
 
 
 def redact_url(url: str) -> str:
@@ -79,8 +122,12 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-class _TruncatedBody(FetchError):
-    """A body shorter than its Content-Length: retried like a broken connection."""
+class _Retryable(Exception):
+    """One attempt failed in a way another attempt may not: what happened, what the server sent."""
+
+    def __init__(self, problem: str, body: bytes | None = None, wait: float | None = None, asked: str = ""):
+        super().__init__(problem)
+        self.problem, self.body, self.wait, self.asked = problem, body, wait, asked
 
 
 class HttpFetcher:
@@ -90,29 +137,32 @@ class HttpFetcher:
         self,
         store: RawStore,
         *,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 120.0,
-        max_attempts: int = 4,
-        backoff_seconds: float = 2.0,
-        max_retry_after: float = 300.0,
-        max_bytes: int = 2 * 1024**3,
+        limits: FetchLimits | None = None,
+        source_limits: dict[str, dict] | None = None,
         rate_limits: dict[str, int] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        **overrides,
     ):
         self.store = store
-        self.timeout = (connect_timeout, read_timeout)
-        self.max_attempts = max_attempts
-        self.backoff_seconds = backoff_seconds
-        self.max_retry_after = max_retry_after
-        self.max_bytes = max_bytes
+        self.limits = (limits or FetchLimits()).merged(overrides)
+        unknown = set(overrides) - {f.name for f in fields(FetchLimits)}
+        if unknown:
+            raise TypeError(f"unknown fetch limits {sorted(unknown)}")
+        self.source_limits = source_limits or {}
         self.rate_limits = rate_limits or {}
         self.sleep = sleep
+        self.clock = clock
         self.requests_made = 0
+        self._budget_ends: dict[str, float] = {}
         self._session = requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
         self._session.max_redirects = 5
 
     # -- public -------------------------------------------------------------------------
+
+    def limits_for(self, source_id: str) -> FetchLimits:
+        return self.limits.merged(self.source_limits.get(source_id))
 
     def fetch(self, source: SourceInfo, request: FetchRequest) -> Payload:
         try:
@@ -121,16 +171,16 @@ class HttpFetcher:
             raise FetchError(source.id, str(exc)) from exc
         key = request_key(request.method, url, request.params, request.data)
         previous = self.store.latest(source.id, key)
+        cached = self._cached(source, previous)
         if urlparse(url).scheme == "file":
             content, status, headers = self._read_file(source, url), 200, {}
         else:
-            content, status, headers = self._download(source, request, url, previous)
-            if status == 304 and previous is not None:
-                log.info(
-                    "%s %s: not modified, reusing snapshot %s", source.id, request.name, previous.snapshot_id
-                )
-                return payload_from_sidecar(previous, self.store.read(previous.sha256), not_modified=True)
+            content, status, headers = self._download(source, request, url, cached)
+            if status == 304:
+                return self._not_modified(source, request, url, cached)
         self._check_body(source, request, redact_url(url), content, headers)
+        if previous is not None and previous.mode == "live" and previous.sha256 == _sha256(content):
+            return self._identical(source, request, previous, content, headers)
         sidecar = self.store.put(
             source=source.id,
             name=request.name,
@@ -148,14 +198,65 @@ class HttpFetcher:
         return payload_from_sidecar(sidecar, content)
 
     def previous_live(self, source: SourceInfo, request: FetchRequest) -> Payload | None:
-        """The newest stored live payload of this request, if any (for stale fallback)."""
+        """The newest stored live payload of this request, if any (for stale fallback).
+
+        A payload whose stored bytes fail their hash check is never served: FetchError.
+        """
         key = request_key(request.method, request.url, request.params, request.data)
         sidecar = self.store.latest(source.id, key)
         if sidecar is None or sidecar.mode != "live":
             return None
-        return payload_from_sidecar(sidecar, self.store.read(sidecar.sha256))
+        problem = self.store.check_object(sidecar)
+        if problem is None:
+            try:
+                return payload_from_sidecar(sidecar, self.store.read(sidecar.sha256))
+            except DamagedObject:
+                problem = self.store.check_object(sidecar)
+        raise FetchError(
+            source.id,
+            f"the earlier live snapshot of {request.name} cannot be served: {problem}; "
+            "incident recorded, the next successful fetch downloads it again",
+            sidecar.snapshot_id,
+        )
 
-    # -- internals ----------------------------------------------------------------------
+    # -- conditional requests and the raw store -------------------------------------------
+
+    def _cached(self, source: SourceInfo, previous: Sidecar | None) -> Sidecar | None:
+        """The request's last accepted payload for a conditional request, unless its bytes are gone or damaged."""
+        if previous is None:
+            return None
+        problem = self.store.check_object(previous)
+        if problem is None:
+            return previous
+        log.warning("%s: %s; fetching unconditionally to replace it", source.id, problem)
+        return None
+
+    def _not_modified(self, source: SourceInfo, request: FetchRequest, url: str, previous: Sidecar | None):
+        if previous is None or previous.mode != "live":
+            raise FetchError(
+                source.id,
+                f"HTTP 304 Not Modified from {redact_url(url)} for a request with no cached payload "
+                "(no validators were sent): nothing to reuse",
+            )
+        log.info("%s %s: not modified, reusing snapshot %s", source.id, request.name, previous.snapshot_id)
+        return payload_from_sidecar(previous, self.store.read(previous.sha256), not_modified=True)
+
+    def _identical(
+        self, source: SourceInfo, request: FetchRequest, previous: Sidecar, content: bytes, headers: dict
+    ) -> Payload:
+        """Same bytes as the last accepted payload: unchanged, whatever ETag or Last-Modified say."""
+        self.store.write_object(content)
+        current = self.store.refresh_validators(previous, headers.get("ETag"), headers.get("Last-Modified"))
+        log.info(
+            "%s %s: content identical to snapshot %s (sha256 %s): unchanged",
+            source.id,
+            request.name,
+            previous.snapshot_id,
+            previous.sha256[:12],
+        )
+        return payload_from_sidecar(current, content, not_modified=True)
+
+    # -- transport ------------------------------------------------------------------------
 
     @staticmethod
     def _full_url(url: str, request: FetchRequest) -> str:
@@ -167,8 +268,9 @@ class HttpFetcher:
     def _read_file(self, source: SourceInfo, url: str) -> bytes:
         try:
             path = file_url_path(url)
-            if path.stat().st_size > self.max_bytes:
-                raise FetchError(source.id, f"{url} is larger than the size cap of {self.max_bytes} bytes")
+            cap = self.limits_for(source.id).max_bytes
+            if path.stat().st_size > cap:
+                raise FetchError(source.id, f"{url} is larger than the size cap of {cap} bytes")
             return path.read_bytes()
         except (OSError, EndpointError) as exc:
             raise FetchError(source.id, f"cannot read {redact_url(url)}: {redact_text(str(exc))}") from exc
@@ -207,6 +309,12 @@ class HttpFetcher:
         temp.write_text(kept)
         os.replace(temp, log_path)
 
+    def _budget_end(self, source: SourceInfo) -> float:
+        """When the source's time budget for this run ends (it starts with its first request)."""
+        if source.id not in self._budget_ends:
+            self._budget_ends[source.id] = self.clock() + self.limits_for(source.id).source_budget
+        return self._budget_ends[source.id]
+
     def _download(
         self, source: SourceInfo, request: FetchRequest, url: str, previous: Sidecar | None
     ) -> tuple[bytes, int, dict[str, str]]:
@@ -216,110 +324,176 @@ class HttpFetcher:
                 headers["If-None-Match"] = previous.etag
             if previous.last_modified:
                 headers["If-Modified-Since"] = previous.last_modified
-        shown = redact_url(url)
-        last_problem = "no attempt made"
-        last_body: bytes | None = None  # the body of the last retryable error, kept if we give up
-        for attempt in range(1, self.max_attempts + 1):
+        limits, shown = self.limits_for(source.id), redact_url(url)
+        budget_end = self._budget_end(source)
+        failure: _Retryable | None = None
+        for attempt in range(1, limits.max_attempts + 1):
+            remaining = budget_end - self.clock()
+            if remaining <= 0:
+                failure = _Retryable(
+                    f"time budget of {limits.source_budget:g} s for {source.id} used up"
+                    + (f" (last problem: {failure.problem})" if failure else f" before requesting {shown}"),
+                    failure.body if failure else None,
+                )
+                break
             self._respect_rate_limit(source, urlparse(url).netloc)
-            wait = self.backoff_seconds * 2 ** (attempt - 1)
             try:
-                self.requests_made += 1
-                with self._session.request(
-                    request.method,
-                    url,
-                    params=request.params,
-                    data=request.data,
-                    headers=headers,
-                    timeout=self.timeout,
-                    stream=True,
-                    verify=True,
-                ) as response:
-                    if response.status_code in RETRY_STATUSES:
-                        last_body = response.raw.read(4096, decode_content=True) or b""
-                        after = _retry_after_seconds(response.headers.get("Retry-After"))
-                        last_problem = f"HTTP {response.status_code} from {shown}"
-                        if after is not None:
-                            wait = min(after, self.max_retry_after)
-                            last_problem += f" (Retry-After {response.headers.get('Retry-After')})"
-                    elif response.status_code == 304:
-                        return b"", 304, dict(response.headers)
-                    elif response.status_code >= 400:
-                        body = response.raw.read(4096, decode_content=True) or b""
-                        self.store.quarantine(
-                            source=source.id,
-                            name=request.name,
-                            content=body,
-                            request_url=shown,
-                            reason=f"HTTP {response.status_code}",
-                        )
-                        raise FetchError(source.id, f"HTTP {response.status_code} from {shown}")
-                    else:
-                        return (
-                            self._read_body(source, request, response, shown),
-                            response.status_code,
-                            dict(response.headers),
-                        )
-            except requests.TooManyRedirects as exc:
-                raise FetchError(source.id, f"redirect loop or too many redirects at {shown}") from exc
-            except _TruncatedBody as exc:
-                last_body, last_problem = None, exc.problem
-            except requests.exceptions.ChunkedEncodingError as exc:
-                last_body = None
-                last_problem = f"connection reset or body cut mid-transfer at {shown}: {_describe(exc)}"
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                last_body = None
-                last_problem = f"{type(exc).__name__} at {shown}: {_describe(exc)}"
-                if _is_name_resolution_failure(exc):
-                    raise FetchError(
-                        source.id, f"host not reachable (name resolution failed) for {shown}"
-                    ) from exc
-            if attempt < self.max_attempts:
-                log.warning("%s: %s; retrying in %.1fs (attempt %d)", source.id, last_problem, wait, attempt)
-                self.sleep(wait)
-        if last_body is not None:
+                return self._attempt(source, request, url, headers, min(remaining, limits.request_deadline))
+            except _Retryable as exc:
+                failure = exc
+            wait = failure.wait if failure.wait is not None else limits.backoff_seconds * 2 ** (attempt - 1)
+            if failure.wait is not None and failure.wait > limits.max_retry_after:
+                failure.problem += (
+                    f": not retried, the wait asked for is beyond the cap of {limits.max_retry_after:g} s"
+                )
+                break
+            if attempt == limits.max_attempts:
+                break
+            if self.clock() + wait >= budget_end:
+                failure.problem += (
+                    f"; time budget of {limits.source_budget:g} s for {source.id} used up (not retried)"
+                )
+                break
+            log.warning("%s: %s; retrying in %.1fs (attempt %d)", source.id, failure.problem, wait, attempt)
+            self.sleep(wait)
+        assert failure is not None
+        if failure.body is not None:
             self.store.quarantine(
-                source=source.id, name=request.name, content=last_body, request_url=shown, reason=last_problem
+                source=source.id,
+                name=request.name,
+                content=failure.body,
+                request_url=shown,
+                reason=failure.problem,
             )
-        raise FetchError(source.id, f"gave up after {self.max_attempts} attempts: {last_problem}")
+        raise FetchError(source.id, f"gave up after {attempt} attempt(s): {failure.problem}")
+
+    def _attempt(
+        self, source: SourceInfo, request: FetchRequest, url: str, headers: dict, seconds: float
+    ) -> tuple[bytes, int, dict[str, str]]:
+        """One request, every phase within `seconds`; _Retryable for what another attempt may fix."""
+        limits, shown = self.limits_for(source.id), redact_url(url)
+        deadline = self.clock() + seconds
+        self.requests_made += 1
+        try:
+            with self._session.request(
+                request.method,
+                url,
+                params=request.params,
+                data=request.data,
+                headers=headers,
+                timeout=(min(limits.connect_timeout, seconds), max(0.01, min(limits.read_timeout, seconds))),
+                stream=True,
+                verify=True,
+            ) as response:
+                if response.status_code in RETRY_STATUSES:
+                    body = self._read_body(source, request, response, shown, deadline, cap=4096)
+                    problem = f"HTTP {response.status_code} from {shown}"
+                    asked = response.headers.get("Retry-After")
+                    wait = _retry_after_seconds(asked)
+                    if asked:
+                        problem += f" (Retry-After {asked})"
+                    raise _Retryable(problem, body, wait, asked or "")
+                if response.status_code == 304:
+                    return b"", 304, dict(response.headers)
+                if response.status_code >= 400:
+                    body = self._read_body(source, request, response, shown, deadline, cap=4096)
+                    self.store.quarantine(
+                        source=source.id,
+                        name=request.name,
+                        content=body,
+                        request_url=shown,
+                        reason=f"HTTP {response.status_code}",
+                    )
+                    raise FetchError(source.id, f"HTTP {response.status_code} from {shown}")
+                content = self._read_body(source, request, response, shown, deadline)
+                return content, response.status_code, dict(response.headers)
+        except requests.TooManyRedirects as exc:
+            raise FetchError(source.id, f"redirect loop or too many redirects at {shown}") from exc
+        except requests.exceptions.ChunkedEncodingError as exc:
+            raise _Retryable(
+                f"connection reset or body cut mid-transfer at {shown}: {_describe(exc)}"
+            ) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            if _is_name_resolution_failure(exc):
+                raise FetchError(
+                    source.id, f"host not reachable (name resolution failed) for {shown}"
+                ) from exc
+            raise _Retryable(f"{type(exc).__name__} at {shown}: {_describe(exc)}") from exc
 
     def _read_body(
-        self, source: SourceInfo, request: FetchRequest, response: requests.Response, shown: str
+        self,
+        source: SourceInfo,
+        request: FetchRequest,
+        response: requests.Response,
+        shown: str,
+        deadline: float,
+        cap: int | None = None,
     ) -> bytes:
-        chunks, size = [], 0
+        """The body, read as it arrives, within the attempt's deadline and above the minimum rate.
+
+        With `cap`, an error page: at most `cap` bytes are kept and the rest ignored. Otherwise
+        a body past the size cap is refused. What arrived before a broken transfer is quarantined.
+        """
+        limits = self.limits_for(source.id)
+        raw = response.raw
         if not response.headers.get("Content-Encoding"):
             # Count against Content-Length below instead of letting urllib3 raise and drop the bytes.
-            response.raw.enforce_content_length = False
-        declared_total = response.headers.get("Content-Length", "?")
+            raw.enforce_content_length = False
+        sock = _socket_of(response)
+        chunks, size = [], 0
+        declared = response.headers.get("Content-Length")
         next_report = PROGRESS_EVERY_BYTES
+        window_start, window_bytes = self.clock(), 0
         try:
-            for chunk in response.iter_content(chunk_size=1 << 16):
-                size += len(chunk)
-                if size >= next_report:
+            while cap is None or size < cap:
+                now = self.clock()
+                if now >= deadline:
+                    raise _Retryable(
+                        f"deadline passed after {size} bytes from {shown}: request took too long"
+                    )
+                if now - window_start >= limits.stall_window:
+                    if window_bytes < limits.min_rate * (now - window_start):
+                        raise _Retryable(
+                            f"transfer stalled: {window_bytes} bytes in {now - window_start:.0f} s from {shown} "
+                            f"(below {limits.min_rate:g} bytes/s) after {size} bytes"
+                        )
+                    window_start, window_bytes = now, 0
+                if sock is not None:
+                    sock.settimeout(max(0.01, min(limits.read_timeout, deadline - now, limits.stall_window)))
+                chunk = raw.read1(1 << 16, decode_content=True)
+                if not chunk:
+                    break
+                size, window_bytes = size + len(chunk), window_bytes + len(chunk)
+                chunks.append(chunk)
+                if cap is None and size > limits.max_bytes:
+                    raise FetchError(
+                        source.id, f"{shown} is larger than the size cap of {limits.max_bytes} bytes"
+                    )
+                if cap is None and size >= next_report:
                     log.info(
                         "%s %s: %d MB of %s bytes received",
                         source.id,
                         request.name,
                         size >> 20,
-                        declared_total,
+                        declared or "?",
                     )
                     next_report += PROGRESS_EVERY_BYTES
-                if size > self.max_bytes:
-                    raise FetchError(
-                        source.id, f"{shown} is larger than the size cap of {self.max_bytes} bytes"
-                    )
-                chunks.append(chunk)
-        except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as exc:
-            # Keep what did arrive: where a transfer breaks says a lot (a proxy's cap, a reset).
-            self.store.quarantine(
-                source=source.id,
-                name=request.name,
-                content=b"".join(chunks),
-                request_url=shown,
-                reason=f"transfer broken after {size} bytes: {_describe(exc)}",
+        except (ReadTimeoutError, TimeoutError) as exc:
+            self._keep_partial(source, request, chunks, shown, f"read timed out after {size} bytes")
+            raise _Retryable(f"read timed out after {size} bytes from {shown}") from exc
+        except (ProtocolError, Urllib3Error, requests.exceptions.RequestException, ConnectionError) as exc:
+            self._keep_partial(
+                source, request, chunks, shown, f"transfer broken after {size} bytes: {_describe(exc)}"
             )
+            raise _Retryable(
+                f"connection reset or body cut mid-transfer at {shown}: {_describe(exc)}"
+            ) from exc
+        except _Retryable as exc:
+            self._keep_partial(source, request, chunks, shown, exc.problem)
             raise
         content = b"".join(chunks)
-        declared = response.headers.get("Content-Length")
+        if cap is not None:
+            return content[:cap]
         encoded = response.headers.get("Content-Encoding")
         if declared and declared.isdigit() and not encoded and int(declared) != len(content):
             self.store.quarantine(
@@ -329,10 +503,16 @@ class HttpFetcher:
                 request_url=shown,
                 reason="truncated body",
             )
-            raise _TruncatedBody(
-                source.id, f"truncated body from {shown}: {len(content)} of {declared} bytes"
-            )
+            raise _Retryable(f"truncated body from {shown}: {len(content)} of {declared} bytes")
         return content
+
+    def _keep_partial(
+        self, source: SourceInfo, request: FetchRequest, chunks: list[bytes], shown: str, why: str
+    ):
+        """Keep what did arrive: where a transfer breaks says a lot (a proxy's cap, a reset)."""
+        self.store.quarantine(
+            source=source.id, name=request.name, content=b"".join(chunks), request_url=shown, reason=why
+        )
 
     def _check_body(
         self, source: SourceInfo, request: FetchRequest, shown: str, content: bytes, headers: dict[str, str]
@@ -370,6 +550,17 @@ def payload_from_sidecar(sidecar: Sidecar, content: bytes, not_modified: bool = 
     )
 
 
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket a streamed response reads from, so each read can get the time still left."""
+    connection = getattr(response.raw, "_connection", None) or getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
 def _is_name_resolution_failure(exc: Exception) -> bool:
     """DNS failures do not heal in seconds: retrying them only delays the offline fallback."""
     text = repr(exc)
@@ -392,4 +583,12 @@ def _short(exc: Exception | str) -> str:
     return text if len(text) < 200 else text[:200] + "…"
 
 
-__all__ = ["HttpFetcher", "USER_AGENT", "redact_url", "redact_text", "looks_like_html", "utc_now"]
+__all__ = [
+    "FetchLimits",
+    "HttpFetcher",
+    "USER_AGENT",
+    "redact_url",
+    "redact_text",
+    "looks_like_html",
+    "utc_now",
+]

@@ -5,9 +5,14 @@ Layout under the store root:
 - `snapshots/<source>/<snapshot_id>.json`: one provenance sidecar per fetched payload;
 - `latest/<source>/<request key>.json`: the newest *accepted* sidecar of a request (see
   `promote`), for conditional requests and for deciding whether an earlier live snapshot exists;
-- `quarantine/<source>/<stamp>-<sha12>.{bin,json}`: rejected payloads kept for diagnosis.
+- `quarantine/<source>/<stamp>-<sha12>.{bin,json}`: rejected payloads kept for diagnosis;
+- `incidents/<source>.jsonl`: one line per damaged or missing object found (see `check_object`).
 Every write goes to a temporary file first and is renamed into place, so a crash never
 leaves half a payload or half a sidecar.
+
+The store heals: an object that fails its hash check, or is missing, is never served. It
+is moved to quarantine, the incident is recorded, and the next fetch downloads it again
+(`put` rewrites any object whose bytes do not match their name).
 """
 
 from __future__ import annotations
@@ -18,12 +23,16 @@ import os
 import re
 import signal
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sources.base import Mode
+
+
+class DamagedObject(OSError):
+    """A raw-store object whose bytes no longer match their hash."""
 
 
 def utc_now() -> str:
@@ -101,6 +110,7 @@ def _safe_segment(text: str) -> str:
 class RawStore:
     def __init__(self, root: Path | str):
         self.root = Path(root)
+        self._damage_found: dict[str, str] = {}  # sha256 -> problem, as first found by this process
 
     def object_path(self, sha256: str) -> Path:
         return self.root / "objects" / sha256[:2] / sha256
@@ -108,8 +118,79 @@ class RawStore:
     def read(self, sha256: str) -> bytes:
         data = self.object_path(sha256).read_bytes()
         if hashlib.sha256(data).hexdigest() != sha256:
-            raise OSError(f"raw store object {sha256} does not match its hash: the store is corrupt")
+            raise DamagedObject(f"raw store object {sha256} does not match its hash: the store is corrupt")
         return data
+
+    def object_ok(self, sha256: str) -> bool:
+        """Whether the object exists and its bytes hash to its name (read in 1 MB blocks)."""
+        path = self.object_path(sha256)
+        if not path.is_file():
+            return False
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest() == sha256
+
+    def check_object(self, sidecar: Sidecar) -> str | None:
+        """None when the sidecar's object is intact; else the problem, with the incident recorded.
+
+        A damaged object is moved to quarantine (kept for diagnosis, never served again), so the
+        next `put` of the same content writes it afresh.
+        """
+        path = self.object_path(sidecar.sha256)
+        if self.object_ok(sidecar.sha256):
+            self._damage_found.pop(sidecar.sha256, None)
+            return None
+        if sidecar.sha256 in self._damage_found:  # found (and quarantined) earlier in this run
+            return (
+                f"raw store object of snapshot {sidecar.snapshot_id} is {self._damage_found[sidecar.sha256]}"
+            )
+        problem = "missing" if not path.is_file() else "damaged (its bytes do not match its sha256)"
+        self._damage_found[sidecar.sha256] = problem
+        if path.is_file():
+            damaged = path.read_bytes()
+            self.quarantine(
+                source=sidecar.source,
+                name=sidecar.name,
+                content=damaged,
+                request_url=sidecar.request_url,
+                reason=f"raw store object {sidecar.sha256} of snapshot {sidecar.snapshot_id} failed its hash check",
+            )
+            path.unlink(missing_ok=True)
+        self.record_incident(sidecar, problem)
+        return f"raw store object of snapshot {sidecar.snapshot_id} is {problem}"
+
+    def record_incident(self, sidecar: Sidecar, problem: str) -> None:
+        line = json.dumps(
+            {
+                "at": utc_now(),
+                "source": sidecar.source,
+                "snapshot_id": sidecar.snapshot_id,
+                "sha256": sidecar.sha256,
+                "problem": problem,
+                "action": "not served; quarantined if present; downloaded again on the next fetch",
+            },
+            sort_keys=True,
+        )
+        path = self.root / "incidents" / f"{_safe_segment(sidecar.source)}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def incidents(self, source: str | None = None) -> list[dict]:
+        folder = self.root / "incidents"
+        paths = [folder / f"{_safe_segment(source)}.jsonl"] if source else sorted(folder.glob("*.jsonl"))
+        return [json.loads(line) for path in paths if path.exists() for line in path.read_text().splitlines()]
+
+    def write_object(self, content: bytes) -> str:
+        """Store the bytes under their hash unless an intact copy is there already; return the hash."""
+        sha = hashlib.sha256(content).hexdigest()
+        if not self.object_ok(sha):
+            _atomic_write(self.object_path(sha), content)
+        return sha
 
     def put(
         self,
@@ -125,10 +206,7 @@ class RawStore:
         **extra: Any,
     ) -> Sidecar:
         """Store a payload (once per content) and a new sidecar; update the request's latest."""
-        sha = hashlib.sha256(content).hexdigest()
-        target = self.object_path(sha)
-        if not target.exists():
-            _atomic_write(target, content)
+        sha = self.write_object(content)
         crashpoint("rawstore.put:after_object")
         retrieved_at = retrieved_at or utc_now()
         stamp = re.sub(r"[^0-9]", "", retrieved_at)[:14]
@@ -159,6 +237,19 @@ class RawStore:
         _atomic_write(
             self.root / "latest" / _safe_segment(sidecar.source) / f"{sidecar.request_key}.json", body
         )
+
+    def refresh_validators(self, sidecar: Sidecar, etag: str | None, last_modified: str | None) -> Sidecar:
+        """The request's latest pointer with the validators of an identical new answer.
+
+        The content (and so the snapshot) is unchanged; only what the next conditional
+        request sends changes. The snapshot's own sidecar keeps the validators it was fetched with.
+        """
+        fresh = replace(
+            sidecar, etag=etag or sidecar.etag, last_modified=last_modified or sidecar.last_modified
+        )
+        if fresh != sidecar:
+            self.promote(fresh)
+        return fresh
 
     def latest(self, source: str, key: str) -> Sidecar | None:
         path = self.root / "latest" / _safe_segment(source) / f"{key}.json"

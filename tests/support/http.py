@@ -19,6 +19,7 @@ class Reply:
     declared_length: int | None = None
     close_mid_body: bool = False
     delay: float = 0.0
+    trickle: float = 0.0  # seconds between single bytes of the body (a server that drips)
 
 
 Handler = Callable[[BaseHTTPRequestHandler], Reply]
@@ -59,6 +60,17 @@ class ScriptedServer:
                 declared = reply.declared_length if reply.declared_length is not None else len(reply.body)
                 self.send_header("Content-Length", str(declared))
                 self.end_headers()
+                if reply.trickle:
+                    import time
+
+                    for byte in reply.body:
+                        try:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                        except OSError:  # the client gave up: what the test wants to see
+                            return
+                        time.sleep(reply.trickle)
+                    return
                 if reply.close_mid_body:
                     self.wfile.write(reply.body[: len(reply.body) // 2])
                     self.wfile.flush()
