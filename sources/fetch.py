@@ -25,7 +25,6 @@ import hashlib
 import logging
 import os
 import re
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -33,12 +32,11 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 import requests
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from sources.base import FetchError, FetchRequest, Payload, SourceInfo
 from sources.endpoints import EndpointError, check_url, file_url_path
 from sources.rawstore import SECRET_PARAMS, DamagedObject, RawStore, Sidecar, request_key, utc_now
+from sources.transfer import Pace, TooLarge, TransferFailed, describe, read_body
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +44,6 @@ USER_AGENT = (
     "context-lens/0.1 (territorial context data pipeline; research use; "
     "+https://github.com/context-lens/context-lens)"
 )
-PROGRESS_EVERY_BYTES = 50 * 1024**2  # a progress line in the run log per 50 MB of a long download
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _HTML_START = re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body|<\?xml[^>]*>\s*<html)", re.I)
 _SECRET_IN_TEXT = re.compile(r"\b" + SECRET_PARAMS.pattern.strip("^$") + r"=[^&\s'\"#)]+", re.I)
@@ -429,89 +426,34 @@ class HttpFetcher:
         deadline: float,
         cap: int | None = None,
     ) -> bytes:
-        """The body, read as it arrives, within the attempt's deadline and above the minimum rate.
-
-        With `cap`, an error page: at most `cap` bytes are kept and the rest ignored. Otherwise
-        a body past the size cap is refused. What arrived before a broken transfer is quarantined.
-        """
+        """The body within the attempt's deadline (`sources.transfer`); what arrived of a broken one is kept."""
         limits = self.limits_for(source.id)
-        raw = response.raw
-        if not response.headers.get("Content-Encoding"):
-            # Count against Content-Length below instead of letting urllib3 raise and drop the bytes.
-            raw.enforce_content_length = False
-        sock = _socket_of(response)
-        chunks, size = [], 0
+        pace = Pace(deadline, limits.read_timeout, limits.min_rate, limits.stall_window, self.clock)
         declared = response.headers.get("Content-Length")
-        next_report = PROGRESS_EVERY_BYTES
-        window_start, window_bytes = self.clock(), 0
+
+        def progress(size: int) -> None:
+            log.info(
+                "%s %s: %d MB of %s bytes received", source.id, request.name, size >> 20, declared or "?"
+            )
+
         try:
-            while cap is None or size < cap:
-                now = self.clock()
-                if now >= deadline:
-                    raise _Retryable(
-                        f"deadline passed after {size} bytes from {shown}: request took too long"
-                    )
-                if now - window_start >= limits.stall_window:
-                    if window_bytes < limits.min_rate * (now - window_start):
-                        raise _Retryable(
-                            f"transfer stalled: {window_bytes} bytes in {now - window_start:.0f} s from {shown} "
-                            f"(below {limits.min_rate:g} bytes/s) after {size} bytes"
-                        )
-                    window_start, window_bytes = now, 0
-                if sock is not None:
-                    sock.settimeout(max(0.01, min(limits.read_timeout, deadline - now, limits.stall_window)))
-                chunk = raw.read1(1 << 16, decode_content=True)
-                if not chunk:
-                    break
-                size, window_bytes = size + len(chunk), window_bytes + len(chunk)
-                chunks.append(chunk)
-                if cap is None and size > limits.max_bytes:
-                    raise FetchError(
-                        source.id, f"{shown} is larger than the size cap of {limits.max_bytes} bytes"
-                    )
-                if cap is None and size >= next_report:
-                    log.info(
-                        "%s %s: %d MB of %s bytes received",
-                        source.id,
-                        request.name,
-                        size >> 20,
-                        declared or "?",
-                    )
-                    next_report += PROGRESS_EVERY_BYTES
-        except (ReadTimeoutError, TimeoutError) as exc:
-            self._keep_partial(source, request, chunks, shown, f"read timed out after {size} bytes")
-            raise _Retryable(f"read timed out after {size} bytes from {shown}") from exc
-        except (ProtocolError, Urllib3Error, requests.exceptions.RequestException, ConnectionError) as exc:
-            self._keep_partial(
-                source, request, chunks, shown, f"transfer broken after {size} bytes: {_describe(exc)}"
-            )
-            raise _Retryable(
-                f"connection reset or body cut mid-transfer at {shown}: {_describe(exc)}"
-            ) from exc
-        except _Retryable as exc:
-            self._keep_partial(source, request, chunks, shown, exc.problem)
-            raise
-        content = b"".join(chunks)
-        if cap is not None:
-            return content[:cap]
+            content = read_body(response, pace, max_bytes=limits.max_bytes, cap=cap, progress=progress)
+        except TooLarge as exc:
+            raise FetchError(source.id, f"{shown} is {exc}") from exc
+        except TransferFailed as exc:
+            self._quarantine(source, request, exc.partial, shown, f"{exc.problem} (what arrived is kept)")
+            raise _Retryable(f"{exc.problem} from {shown}") from exc
         encoded = response.headers.get("Content-Encoding")
-        if declared and declared.isdigit() and not encoded and int(declared) != len(content):
-            self.store.quarantine(
-                source=source.id,
-                name=request.name,
-                content=content,
-                request_url=shown,
-                reason="truncated body",
-            )
+        if cap is None and declared and declared.isdigit() and not encoded and int(declared) != len(content):
+            self._quarantine(source, request, content, shown, "truncated body")
             raise _Retryable(f"truncated body from {shown}: {len(content)} of {declared} bytes")
         return content
 
-    def _keep_partial(
-        self, source: SourceInfo, request: FetchRequest, chunks: list[bytes], shown: str, why: str
-    ):
-        """Keep what did arrive: where a transfer breaks says a lot (a proxy's cap, a reset)."""
+    def _quarantine(
+        self, source: SourceInfo, request: FetchRequest, content: bytes, shown: str, why: str
+    ) -> None:
         self.store.quarantine(
-            source=source.id, name=request.name, content=b"".join(chunks), request_url=shown, reason=why
+            source=source.id, name=request.name, content=content, request_url=shown, reason=why
         )
 
     def _check_body(
@@ -554,13 +496,6 @@ def _sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def _socket_of(response: requests.Response) -> socket.socket | None:
-    """The socket a streamed response reads from, so each read can get the time still left."""
-    connection = getattr(response.raw, "_connection", None) or getattr(response.raw, "connection", None)
-    sock = getattr(connection, "sock", None)
-    return sock if isinstance(sock, socket.socket) else None
-
-
 def _is_name_resolution_failure(exc: Exception) -> bool:
     """DNS failures do not heal in seconds: retrying them only delays the offline fallback."""
     text = repr(exc)
@@ -568,19 +503,7 @@ def _is_name_resolution_failure(exc: Exception) -> bool:
 
 
 def _describe(exc: Exception) -> str:
-    """The root cause of a requests error, credentials redacted, short enough for a status row.
-
-    requests wraps urllib3 errors whose text repeats the URL, query string included, before
-    the reason ('[Errno 111] Connection refused'); the reason is what a reader needs.
-    """
-    inner = exc.args[0] if exc.args else None
-    reason = getattr(inner, "reason", None) or inner or exc
-    return _short(redact_text(str(reason)))
-
-
-def _short(exc: Exception | str) -> str:
-    text = str(exc)
-    return text if len(text) < 200 else text[:200] + "…"
+    return redact_text(describe(exc))
 
 
 __all__ = [
