@@ -36,9 +36,19 @@ from dagster import (
     sensor,
 )
 
+from pipelines import gates
 from pipelines import health as health_assets
 from pipelines import oecd as oecd_assets
-from pipelines.ingest import column_schema, load_indicators, log_acquisitions, publish, refuse, validate_frame
+from pipelines.ingest import (
+    column_schema,
+    derived_writer,
+    load_indicators,
+    log_acquisitions,
+    publish,
+    refuse,
+    validate_frame,
+    write_tables,
+)
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.studies import all_studies
 from pipelines.territories import territories
@@ -48,7 +58,7 @@ from sources.base import FetchError, FetchRequest, ParseError, SourceInfo, Valid
 from sources.division import comunas_by_region
 from sources.endpoints import EndpointError, endpoints, file_url_path
 from warehouse import store
-from warehouse.db import SQL_DIR, table_name, transaction
+from warehouse.db import SQL_DIR, table_name
 
 FAMILY = "finance"
 SAMPLE_DIR = SAMPLES_DIR / "finance"
@@ -250,6 +260,50 @@ PAGOS_SCHEMA = pa.DataFrameSchema(
     unique=["region_code", "year", "partida", "capitulo", "area"],
     strict=False,
     coerce=False,
+)
+
+# What the value gates judge (pipelines.gates): every table's amounts and rates against the last
+# accepted ones, per measure, fund, partida or indicator.
+gates.declare(
+    "staging.sinim_finance",
+    gates.TableGates(keys=("comuna_code", "year", "variable_code"), values=("value",), group="variable_code"),
+)
+gates.declare(
+    "staging.royalty_allocations",
+    gates.TableGates(keys=("fund", "year", "territory_code"), values=("amount",), group="fund"),
+)
+gates.declare(
+    "staging.royalty_stated_totals",
+    gates.TableGates(keys=("fund", "year", "currency"), values=("stated_total",), group="fund"),
+)
+gates.declare(
+    "staging.mindicador_series",
+    gates.TableGates(keys=("indicator", "date"), values=("value",), group="indicator"),
+)
+gates.declare(
+    "staging.presupuesto_abierto_pagos",
+    gates.TableGates(
+        keys=("region_code", "year", "partida", "capitulo", "area"),
+        aggregates=(
+            gates.Aggregate(
+                "payments per region, year and partida",
+                by={"region": "region_code", "year": "year", "partida": "partida"},
+                value="amount_clp",
+            ),
+        ),
+    ),
+)
+gates.declare(
+    "core.finance_amounts",
+    gates.TableGates(
+        keys=("source_id", "measure", "detail", "territory_id", "year"),
+        values=("amount_clp",),
+        group="measure",
+    ),
+)
+gates.declare(
+    "core.finance_annual_rates",
+    gates.TableGates(keys=("indicator", "year"), values=("rate",), group="indicator"),
 )
 
 AMOUNT_COLUMNS = {
@@ -878,11 +932,13 @@ def build_core(conn) -> dict:
     modes = dict(conn.execute("SELECT snapshot_id, mode FROM core.snapshots").fetchall())
     frames, notes = finance_observations_frames(amounts, sinim_rows, population_series(conn), modes)
 
-    store.replace_table(conn, "core", "finance_amounts", amounts)
-    store.replace_table(conn, "core", "finance_annual_rates", rates)
+    write_tables(
+        conn, FAMILY, {("core", "finance_amounts"): amounts, ("core", "finance_annual_rates"): rates}
+    )
     store.record_indicators(conn, load_indicators(FAMILY))
     counts = {
-        source_id: store.replace_observations(conn, source_id, frame) for source_id, frame in frames.items()
+        source_id: write_tables(conn, source_id, {("core", "observations"): frame})["core.observations"]
+        for source_id, frame in frames.items()
     }
     conn.execute(VIEWS_SQL.read_text())
     return {
@@ -1112,7 +1168,7 @@ POPULATION_ASSETS = [health_assets.health_population, oecd_assets.oecd_observati
     metadata={"dagster/column_schema": column_schema(AMOUNT_COLUMNS)},
 )
 def finance_observations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    with warehouse.writer() as conn, transaction(conn):
+    with derived_writer(warehouse, FAMILY) as conn:
         metadata = build_core(conn)
     for indicator, note in metadata["derived_indicators"].value.items():
         context.log.info(f"{indicator}: {note}")

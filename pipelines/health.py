@@ -28,15 +28,18 @@ from dagster import (
     define_asset_job,
 )
 
+from pipelines import gates
 from pipelines.ingest import (
     acquire_all,
     column_schema,
+    derived_writer,
     load_indicators,
     log_acquisitions,
     payload_file,
-    record_acquisitions,
+    publish,
     refuse,
     validate_frame,
+    write_tables,
 )
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import load_resolver, territories
@@ -46,7 +49,7 @@ from sources.base import FetchError, FetchRequest, ParseError, ValidationError
 from sources.endpoints import endpoints
 from sources.icd_groups import load_cause_groups
 from warehouse import store
-from warehouse.db import SQL_DIR, transaction
+from warehouse.db import SQL_DIR
 
 FAMILY = "health"
 SAMPLE_DIR = SAMPLES_DIR / "health"
@@ -109,6 +112,62 @@ RATE_COLUMNS = {
     "population_snapshot_id": "VARCHAR: population snapshot",
 }
 
+# core.deaths holds counts too small to judge cell by cell: its totals are judged instead, per year
+# and region of residence, per year and cause group, and the share of unknown residence per year.
+_ALL_CAUSES = "cause_group = 'all_causes'"
+gates.declare(
+    "core.deaths",
+    gates.TableGates(
+        keys=("year", "comuna_code", "sex", "age_group", "cause_group"),
+        aggregates=(
+            gates.Aggregate(
+                "deaths per year and region of residence",
+                by={"year": "year", "region": "left(comuna_code, 2)"},
+                value="deaths",
+                where=_ALL_CAUSES,
+                group="series",
+            ),
+            gates.Aggregate(
+                "deaths per year and cause group",
+                by={"year": "year", "cause_group": "cause_group"},
+                value="deaths",
+                group="series",
+            ),
+            gates.Aggregate(
+                "share of deaths with unknown residence per year",
+                by={"year": "year"},
+                value="deaths",
+                where=_ALL_CAUSES,
+                share_of=f"comuna_code = '{deis_deaths.UNKNOWN_COMUNA}'",
+                group="series",
+            ),
+        ),
+    ),
+)
+gates.declare(
+    "core.population",
+    gates.TableGates(
+        keys=("comuna_code", "sex", "age", "year"),
+        aggregates=(
+            gates.Aggregate(
+                "population per year and region",
+                by={"year": "year", "region": "region_code"},
+                value="population",
+            ),
+        ),
+    ),
+)
+gates.declare("staging.population_parsed_totals", gates.TableGates(keys=("year",), values=("parsed_total",)))
+gates.declare(
+    "core.mortality_rates",
+    gates.TableGates(
+        keys=("territory_id", "period", "cause_group", "sex"),
+        values=("asr", "crude_rate"),
+        group="cause_group",
+        snapshot_columns=("snapshot_id", "population_snapshot_id"),
+    ),
+)
+
 DEATHS_SCHEMA = pa.DataFrameSchema(
     {
         "year": pa.Column(int, pa.Check.in_range(1990, 2100)),
@@ -150,12 +209,17 @@ class HealthConfig(Config):
 # --- deaths --------------------------------------------------------------------------------
 
 
-def acquire_deaths(sources: SourcesResource) -> tuple[Acquirer, Acquired, Acquired | None, str | None]:
+def acquire_deaths(
+    sources: SourcesResource, warehouse: WarehouseResource
+) -> tuple[Acquirer, Acquired, Acquired | None, str | None]:
     """(acquirer, official zip, newest weekly zip or None, why not). The weekly file is optional:
     it has no sample, and without it the official series simply ends at its last year."""
     urls = endpoints(deis_deaths.SOURCE.id, deis_deaths.ENDPOINTS)
     acquirer, (official,) = acquire_all(
-        sources, deis_deaths.SOURCE, [(deis_deaths.official_request(urls), DEATHS_SAMPLE)]
+        sources,
+        deis_deaths.SOURCE,
+        [(deis_deaths.official_request(urls), DEATHS_SAMPLE)],
+        warehouse=warehouse,
     )
     anchor = FetchRequest(name="deaths-weekly", url=urls["open_data_page"], expect="zip")
     try:
@@ -202,7 +266,9 @@ def aggregate_deaths(conn, acquirer: Acquirer, official: Acquired, weekly: Acqui
     pool="duckdb_writer",
     deps=[territories],
     description="DEIS deaths streamed in DuckDB to deaths by year x comuna of residence x sex x age group x "
-    "cause group (core.deaths); unknown residence kept as comuna 99999.",
+    "cause group (core.deaths); unknown residence kept as comuna 99999, a comuna that is not a code refused; "
+    "totals per year and region, per cause group and the unknown-residence share gated against the last "
+    "accepted snapshot.",
     metadata={
         "dagster/column_schema": column_schema(DEATHS_COLUMNS),
         "source": deis_deaths.SOURCE.landing_url,
@@ -211,27 +277,25 @@ def aggregate_deaths(conn, acquirer: Acquirer, official: Acquired, weekly: Acqui
 def health_deaths(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
 ) -> MaterializeResult:
-    acquirer, official, weekly, weekly_error = acquire_deaths(sources)
+    acquirer, official, weekly, weekly_error = acquire_deaths(sources, warehouse)
     acquired = [official] + ([weekly] if weekly else [])
     metadata = log_acquisitions(context, acquired)
     if weekly is None:
         context.log.warning(f"no weekly DEIS file, the official series only: {weekly_error}")
     try:
-        with warehouse.writer() as conn:
+        with warehouse.writer() as conn:  # the zips are scanned by DuckDB; nothing is written here
             frame = aggregate_deaths(conn, acquirer, official, weekly)
             validate_frame(DEATHS_SCHEMA, frame, deis_deaths.SOURCE.id, official.payload.snapshot_id)
             # Every comuna of residence must be a known territory (99999 is the explicit unknown).
             load_resolver(conn, deis_deaths.SOURCE.id).resolve(
                 frame["comuna_code"].unique(), "comuna", snapshot=official.payload.snapshot_id
             )
-            with transaction(conn):
-                rows = store.replace_table(conn, "core", "deaths", frame)
-                record_acquisitions(conn, acquirer, deis_deaths.SOURCE, acquired)
     except (ParseError, ValidationError) as exc:
         refuse(warehouse, acquirer, deis_deaths.SOURCE, acquired, exc)
         raise
-    for item in acquired:
-        acquirer.accept(item)
+    rows = publish(warehouse, acquirer, deis_deaths.SOURCE, acquired, {("core", "deaths"): frame})[
+        "core.deaths"
+    ]
     total = frame[frame["cause_group"] == "all_causes"]
     return MaterializeResult(
         metadata={
@@ -250,11 +314,11 @@ def health_deaths(
 
 POPULATION_OBSERVATIONS_SQL = """
 WITH levels AS (
-    SELECT 'comuna:' || comuna_code AS territory_id, year, sum(population) AS value FROM core.population GROUP BY ALL
+    SELECT 'comuna:' || comuna_code AS territory_id, year, sum(population) AS value FROM _population GROUP BY ALL
     UNION ALL
-    SELECT 'region:' || region_code, year, sum(population) FROM core.population GROUP BY ALL
+    SELECT 'region:' || region_code, year, sum(population) FROM _population GROUP BY ALL
     UNION ALL
-    SELECT 'country:CL', year, sum(population) FROM core.population GROUP BY ALL
+    SELECT 'country:CL', year, sum(population) FROM _population GROUP BY ALL
 )
 SELECT 'population' AS indicator_id, territory_id, CAST(year AS VARCHAR) AS period, CAST(value AS DOUBLE) AS value,
        NULL::DOUBLE AS lower, NULL::DOUBLE AS upper, NULL::VARCHAR AS flag, ? AS source_id, ? AS snapshot_id
@@ -278,7 +342,10 @@ def health_population(
 ) -> MaterializeResult:
     urls = endpoints(ine_population.SOURCE.id, ine_population.ENDPOINTS)
     acquirer, acquired = acquire_all(
-        sources, ine_population.SOURCE, [(ine_population.comunas_request(urls), POPULATION_SAMPLE)]
+        sources,
+        ine_population.SOURCE,
+        [(ine_population.comunas_request(urls), POPULATION_SAMPLE)],
+        warehouse=warehouse,
     )
     metadata = log_acquisitions(context, acquired)
     payload = acquired[0].payload
@@ -300,19 +367,26 @@ def health_population(
         .rename(columns={"population": "parsed_total"})
     )
     totals["snapshot_id"] = payload.snapshot_id
-    with warehouse.writer() as conn, transaction(conn):
-        record_acquisitions(conn, acquirer, ine_population.SOURCE, acquired)
-        rows = store.replace_table(conn, "core", "population", frame[list(POPULATION_COLUMNS)])
-        store.replace_table(conn, "staging", "population_parsed_totals", totals)
-        observations = conn.execute(
-            POPULATION_OBSERVATIONS_SQL, [ine_population.SOURCE.id, payload.snapshot_id]
-        ).df()
+    population = frame[list(POPULATION_COLUMNS)]
+    with warehouse.writer() as conn:
+        conn.register("_population", population)
+        try:
+            observations = conn.execute(
+                POPULATION_OBSERVATIONS_SQL, [ine_population.SOURCE.id, payload.snapshot_id]
+            ).df()
+        finally:
+            conn.unregister("_population")
+    tables = {
+        ("core", "population"): population,
+        ("staging", "population_parsed_totals"): totals,
+        ("core", "observations"): observations,
+    }
+    counts = publish(warehouse, acquirer, ine_population.SOURCE, acquired, tables)
+    rows, written = counts["core.population"], counts["core.observations"]
+    with warehouse.writer() as conn:
         store.record_indicators(
             conn, [i for i in load_indicators(FAMILY) if i["source_id"] == ine_population.SOURCE.id]
         )
-        written = store.replace_observations(conn, ine_population.SOURCE.id, observations)
-    for item in acquired:
-        acquirer.accept(item)
     return MaterializeResult(
         metadata={
             **metadata,
@@ -432,7 +506,7 @@ def rate_observations(table: pd.DataFrame, snapshot_id: str) -> pd.DataFrame:
 def health_rates(
     context: AssetExecutionContext, warehouse: WarehouseResource, config: HealthConfig
 ) -> MaterializeResult:
-    with warehouse.writer() as conn:
+    with derived_writer(warehouse, deis_deaths.SOURCE) as conn:
         deaths = conn.execute("SELECT * FROM core.deaths").df()
         population = conn.execute(POPULATION_BY_GROUP_SQL).df()
         pop_snapshot, pop_mode = conn.execute(
@@ -448,13 +522,17 @@ def health_rates(
         table["snapshot_id"], table["population_snapshot_id"] = deaths_snapshot, pop_snapshot
         table = table[list(RATE_COLUMNS)]
         observations = rate_observations(table, deaths_snapshot)
-        with transaction(conn):
-            store.replace_table(conn, "core", "mortality_rates", table)
-            conn.execute(VIEWS_SQL.read_text())
-            store.record_indicators(
-                conn, [i for i in load_indicators(FAMILY) if i["source_id"] == deis_deaths.SOURCE.id]
-            )
-            written = store.replace_observations(conn, deis_deaths.SOURCE.id, observations)
+        counts = write_tables(
+            conn,
+            deis_deaths.SOURCE.id,
+            {("core", "mortality_rates"): table, ("core", "observations"): observations},
+            snapshot_ids=sorted({*deaths["snapshot_id"].unique(), pop_snapshot}),
+        )
+        conn.execute(VIEWS_SQL.read_text())
+        store.record_indicators(
+            conn, [i for i in load_indicators(FAMILY) if i["source_id"] == deis_deaths.SOURCE.id]
+        )
+        written = counts["core.observations"]
     return MaterializeResult(
         metadata={
             "core.mortality_rates": len(table),

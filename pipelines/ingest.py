@@ -1,27 +1,37 @@
 """The mechanics every source family shares: acquire payloads, then publish or refuse.
 
-`publish` writes a family's raw and staging tables, its source row, snapshot rows and
-status in one transaction, and only then marks the payloads as the last good ones. A
-parse or validation failure goes through `refuse`: the payloads are quarantined, the
-status records the error, and no data table is touched. Before writing, `publish` also
-judges the raw tables against the last accepted ones (schema drift, volume; see
-`pipelines.ops`) and refuses the payloads when a blocking rule fails.
+`write_tables` is the one way a source's data reaches the warehouse. Inside the caller's
+transaction it judges every incoming table before anything is written: raw tables against
+the last accepted ones (schema drift, volume; `pipelines.rules`), declared tables by their
+values (`pipelines.gates`), and refuses the whole publication when a blocking rule fails.
+`publish` wraps it for payloads: tables, source row, snapshot rows and status in one
+transaction, and only then are the payloads marked as the last good ones. `derived_writer`
+wraps it for tables computed from accepted data. A parse, validation or gate failure goes
+through `refuse`: the payloads are quarantined, the status records the error, and no data
+table is touched. A failure to write at all (a lock held elsewhere, a full disk, a failed
+commit) is recorded as `failed` too, in the warehouse if it can be, else beside it
+(`warehouse.journal`).
 """
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pandera.pandas as pa
 import yaml
 from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableSchema
 
-from pipelines import ops
+from pipelines import gates, rules
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources.acquire import Acquired, Acquirer
-from sources.base import FetchRequest, SourceError, SourceInfo, ValidationError
-from warehouse import store
+from sources.base import FetchError, FetchRequest, ParseError, SourceError, SourceInfo, ValidationError
+from warehouse import journal, store
 from warehouse.db import transaction
+
+log = logging.getLogger(__name__)
 
 INDICATORS_DIR = Path(__file__).resolve().parents[1] / "warehouse" / "indicators"
 
@@ -43,14 +53,26 @@ def validate_frame(
         raise ValidationError(source_id, f"schema failed: {cases.to_dict('records')}", snapshot) from exc
 
 
+class PublishError(SourceError):
+    """The warehouse could not be written (lock, disk, commit); nothing of the publication is kept."""
+
+    stage = "publish"
+
+
 def acquire_all(
     sources: SourcesResource,
     source: SourceInfo,
     requests: Iterable[tuple[FetchRequest, Path | None]],
     rate_limits: dict[str, int] | None = None,
+    warehouse: WarehouseResource | None = None,
 ) -> tuple[Acquirer, list[Acquired]]:
+    """Acquire every request; a fetch with no fallback at all is recorded as `failed`, then raised."""
     acquirer = sources.acquirer(rate_limits)
-    return acquirer, [acquirer.acquire(source, request, sample) for request, sample in requests]
+    try:
+        return acquirer, [acquirer.acquire(source, request, sample) for request, sample in requests]
+    except FetchError as exc:
+        record_failure(warehouse or WarehouseResource(), source, exc)
+        raise
 
 
 def overall_status(acquired: list[Acquired]) -> tuple[str, str, str | None]:
@@ -79,28 +101,139 @@ def record_acquisitions(conn, acquirer: Acquirer, source: SourceInfo, acquired: 
     store.record_status(conn, source.id, status, mode, acquired[-1].payload.snapshot_id, error)
 
 
+def write_tables(
+    conn: duckdb.DuckDBPyConnection,
+    source_id: str,
+    tables: dict[tuple[str, str], pd.DataFrame | str],
+    *,
+    mode: str | None = None,
+    snapshot_ids: Sequence[str] | None = None,
+    config: rules.OpsConfig | None = None,
+) -> dict[str, int]:
+    """Judge, then write, a source's tables inside the caller's transaction: {table: rows}.
+
+    Content is a frame, or SQL we wrote (for tables built in DuckDB). `core.observations`
+    replaces the source's rows only. Without `snapshot_ids` and `mode`, they are read from
+    the rows' snapshot columns. Raises GateRefusal (a ValidationError) before any write.
+    """
+    config = config or rules.load_config()
+    staged: list[gates.Staged] = []
+    try:
+        for (schema, table), content in tables.items():
+            staged.append(gates.stage(conn, source_id, f"{schema}.{table}", content, snapshot_ids, mode))
+        raw = {
+            (s.table.split(".")[0], s.table.split(".")[1]): s.content
+            for s in staged
+            if s.table.startswith("raw.")
+        }
+        if raw:
+            first = next(s for s in staged if s.table.startswith("raw."))
+            rules.check_raw_tables(conn, source_id, first.mode, list(first.snapshot_ids), raw, config)
+        gates.judge(conn, source_id, staged, config)
+        return {item.table: gates.write(conn, item) for item in staged}
+    finally:
+        for item in staged:
+            gates.release(conn, item)
+
+
 def publish(
     warehouse: WarehouseResource,
     acquirer: Acquirer,
     source: SourceInfo,
     acquired: list[Acquired],
-    tables: dict[tuple[str, str], pd.DataFrame],
+    tables: dict[tuple[str, str], pd.DataFrame | str],
 ) -> dict[str, int]:
+    """Publish one source's tables from its payloads (see `publishing`): {table: rows}."""
     _, mode, _ = overall_status(acquired)
-    counts = {}
+    with publishing(warehouse, acquirer, {source: acquired}) as conn:
+        return write_tables(
+            conn, source.id, tables, mode=mode, snapshot_ids=[a.payload.snapshot_id for a in acquired]
+        )
+
+
+@contextmanager
+def publishing(
+    warehouse: WarehouseResource, acquirer: Acquirer, acquired: dict[SourceInfo, list[Acquired]]
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction that publishes payloads of one or more sources; write through `write_tables`.
+
+    The sources' rows, snapshot rows and statuses are recorded first (observations cite the
+    snapshots). A parse, validation or gate failure refuses every payload (quarantined, status
+    failed, tables as they were); a failure to write is recorded as failed. Only after the
+    commit are the payloads marked as their requests' last good ones.
+    """
     try:
         with warehouse.writer() as conn, transaction(conn):
-            # Drift and volume rules (ops.yaml) against the last accepted raw tables, before any write.
-            ops.check_raw_tables(conn, source.id, mode, [a.payload.snapshot_id for a in acquired], tables)
-            for (schema, table), frame in tables.items():
-                counts[f"{schema}.{table}"] = store.replace_table(conn, schema, table, frame)
-            record_acquisitions(conn, acquirer, source, acquired)
-    except ValidationError as exc:
-        refuse(warehouse, acquirer, source, acquired, exc)
+            for source, items in acquired.items():
+                record_acquisitions(conn, acquirer, source, items)
+            yield conn
+    except (ParseError, ValidationError) as exc:
+        for source, items in acquired.items():
+            refuse(warehouse, acquirer, source, items, exc)
         raise
-    for item in acquired:
-        acquirer.accept(item)
-    return counts
+    except (duckdb.Error, OSError) as exc:
+        for source, items in acquired.items():
+            snapshot = items[-1].payload.snapshot_id if items else None
+            error = PublishError(source.id, f"could not write the warehouse: {_cause(exc)}", snapshot)
+            record_failure(warehouse, source, error)
+        raise error from exc
+    for source, items in acquired.items():
+        journal.clear(source.id, warehouse.db_path)
+        for item in items:
+            acquirer.accept(item)
+
+
+@contextmanager
+def derived_writer(
+    warehouse: WarehouseResource, source: SourceInfo | str
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A writer connection in one transaction, for tables computed from accepted data.
+
+    Write through `write_tables` inside it. A gate refusal or a failure to write rolls
+    everything back and records the source as failed (its stored mode kept), then raises.
+    """
+    source_id = source if isinstance(source, str) else source.id
+    try:
+        with warehouse.writer() as conn, transaction(conn):
+            yield conn
+    except ValidationError as exc:
+        record_failure(warehouse, source, exc)
+        raise
+    except (duckdb.Error, OSError) as exc:
+        error = PublishError(source_id, f"could not write the warehouse: {_cause(exc)}")
+        record_failure(warehouse, source, error)
+        raise error from exc
+
+
+def _cause(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
+def record_failure(warehouse: WarehouseResource, source: SourceInfo | str, error: Exception) -> None:
+    """Record `failed` with the reason; beside the warehouse when the warehouse cannot take it.
+
+    A source id that names no source (a family-level step) is not recorded.
+    """
+    source_id = source if isinstance(source, str) else source.id
+    try:
+        with warehouse.writer() as conn, transaction(conn):
+            if isinstance(source, SourceInfo):
+                store.record_source(conn, source)
+            known = conn.execute(
+                "SELECT mode FROM core.sources LEFT JOIN core.source_status USING (source_id) "
+                "WHERE source_id = ?",
+                [source_id],
+            ).fetchone()
+            if known is None:
+                return
+            store.record_status(conn, source_id, "failed", known[0], None, str(error))
+    except (duckdb.Error, OSError) as exc:
+        log.warning(
+            "%s: the failure could not be recorded in the warehouse (%s); noted beside it", source_id, exc
+        )
+        journal.note_failure(source_id, str(error), warehouse.db_path)
+        return
+    journal.clear(source_id, warehouse.db_path)
 
 
 def refuse(
@@ -113,12 +246,7 @@ def refuse(
     """Quarantine the payloads and record the failure; the served tables stay as they were."""
     for item in acquired:
         acquirer.reject(item, str(error))
-    with warehouse.writer() as conn, transaction(conn):
-        store.record_source(conn, source)
-        previous = conn.execute(
-            "SELECT mode FROM core.source_status WHERE source_id = ?", [source.id]
-        ).fetchone()
-        store.record_status(conn, source.id, "failed", previous[0] if previous else None, None, str(error))
+    record_failure(warehouse, source, error)
 
 
 def column_schema(frame_columns: dict[str, str]) -> MetadataValue:

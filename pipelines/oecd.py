@@ -19,14 +19,17 @@ from dagster import (
     define_asset_job,
 )
 
+from pipelines import gates
 from pipelines.ingest import (
     acquire_all,
     column_schema,
+    derived_writer,
     load_indicators,
     log_acquisitions,
     publish,
     refuse,
     validate_frame,
+    write_tables,
 )
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import territories
@@ -35,7 +38,6 @@ from sources.acquire import SAMPLES_DIR
 from sources.base import ParseError, SourceError, ValidationError
 from sources.endpoints import endpoints
 from warehouse import store
-from warehouse.db import transaction
 
 FAMILY = "oecd"
 SAMPLE_DIR = SAMPLES_DIR / "oecd"
@@ -61,6 +63,12 @@ STAGING_SCHEMA = pa.DataFrameSchema(
     unique=["indicator", "ref_area", "time_period"],
     strict=False,
     coerce=False,
+)
+
+# Each indicator's values against its last accepted values, before anything is written.
+gates.declare(
+    "staging.oecd_regional",
+    gates.TableGates(keys=("indicator", "ref_area", "time_period"), values=("obs_value",), group="indicator"),
 )
 
 STAGING_COLUMNS = {
@@ -134,7 +142,7 @@ def oecd_regional(
     urls = endpoints(oecd.SOURCE.id, oecd.ENDPOINTS)
     requests = [(r, SAMPLE_DIR / f"{r.name}_SAMPLE.csv") for r in oecd.build_requests(urls)]
     acquirer, acquired = acquire_all(
-        sources, oecd.SOURCE, requests, rate_limits={"sdmx.oecd.org": oecd.RATE_LIMIT_PER_HOUR}
+        sources, oecd.SOURCE, requests, {"sdmx.oecd.org": oecd.RATE_LIMIT_PER_HOUR}, warehouse
     )
     metadata = log_acquisitions(context, acquired)
     known_areas = known_oecd_areas(warehouse)
@@ -161,7 +169,7 @@ def oecd_regional(
     description="OECD indicators as core.observations, mapped to territories through OECD area aliases.",
 )
 def oecd_observations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    with warehouse.writer() as conn, transaction(conn):
+    with derived_writer(warehouse, oecd.SOURCE) as conn:
         unknown = conn.execute(
             """
             SELECT DISTINCT s.ref_area FROM staging.oecd_regional s
@@ -187,7 +195,7 @@ def oecd_observations(context: AssetExecutionContext, warehouse: WarehouseResour
             [oecd.SOURCE.id],
         ).df()
         store.record_indicators(conn, load_indicators(FAMILY))
-        rows = store.replace_observations(conn, oecd.SOURCE.id, frame)
+        rows = write_tables(conn, oecd.SOURCE.id, {("core", "observations"): frame})["core.observations"]
     return MaterializeResult(metadata={"observations": rows})
 
 

@@ -65,7 +65,8 @@ class ValueRule:
 
     A new value is compared with the last accepted value of the same key: a ratio of
     `magnitude` or more (or its inverse) is an order-of-magnitude change (a unit slip); a
-    change of sign is refused when `sign`; a relative change beyond `tolerance` is a jump.
+    change of sign is refused when `sign`; a ratio beyond 1 + `tolerance` either way (0.5:
+    below x0.67 or above x1.5) is a jump.
     A publication that removes or blanks more than `max_removed_share` of a group's current
     keys is refused. Shares (aggregate gates) move by at most `share_tolerance` points.
     `None` turns a test off.
@@ -77,6 +78,7 @@ class ValueRule:
     sign: bool = True
     max_removed_share: float = 0.2
     share_tolerance: float | None = 0.05
+    unjudged_flags: tuple[str, ...] = ()  # flags of values resting on few events: judged for removal only
 
     @property
     def blocks(self) -> bool:
@@ -128,6 +130,8 @@ class OpsConfig:
             merged |= {k: v for k, v in layer.items() if k != "groups"}
         for layer in layers:
             merged |= layer.get("groups", {}).get(str(group), {}) if group is not None else {}
+        if "unjudged_flags" in merged:
+            merged["unjudged_flags"] = tuple(merged["unjudged_flags"])
         return ValueRule(**merged)
 
 
@@ -141,6 +145,10 @@ def _checked_settings(path: Path, where: str, settings, allowed: set[str]) -> di
         raise OpsConfigError(f"{path.name}: '{where}.severity' must be 'error' or 'warn'")
     for name, value in settings.items():
         if name in ("severity", "groups"):
+            continue
+        if name == "unjudged_flags":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise OpsConfigError(f"{path.name}: '{where}.unjudged_flags' must be a list of flag names")
             continue
         if name == "sign":
             if not isinstance(value, bool):
@@ -166,7 +174,7 @@ def _checked_rules(path: Path, where: str, block) -> dict:
                 raise OpsConfigError(
                     f"{path.name}: '{where}.values.groups' must be a mapping of group -> settings"
                 )
-            allowed = RULE_FIELDS["values"] - {"groups", "severity"}
+            allowed = RULE_FIELDS["values"] - {"groups", "severity", "unjudged_flags"}
             rules[check]["groups"] = {
                 str(group): _checked_settings(path, f"{where}.values.groups.{group}", settings, allowed)
                 for group, settings in groups.items()

@@ -35,8 +35,17 @@ from dagster import (
     define_asset_job,
 )
 
-from pipelines import territories
-from pipelines.ingest import column_schema, load_indicators, log_acquisitions, publish, refuse, validate_frame
+from pipelines import gates, territories
+from pipelines.ingest import (
+    column_schema,
+    derived_writer,
+    load_indicators,
+    log_acquisitions,
+    publish,
+    refuse,
+    validate_frame,
+    write_tables,
+)
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import minvu_campamentos as mc
 from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
@@ -58,7 +67,7 @@ from sources.settlements import (
     settlement_totals,
 )
 from warehouse import store
-from warehouse.db import SQL_DIR, transaction
+from warehouse.db import SQL_DIR
 
 FAMILY = "settlements"
 SOURCE = mc.SOURCE
@@ -338,6 +347,28 @@ CORE_COLUMNS = {
 }
 
 
+# core.settlements keeps its DDL (40_settlements.sql): refilled, not replaced. Single settlements are
+# edited upstream all the time; the counts of settlements and households per catastro year and region
+# are judged against the last accepted catastro instead.
+_PER_REGION = {"year": "catastro_year", "region": "left(comuna_code, 2)"}
+SETTLEMENT_TOTALS = (
+    gates.Aggregate("settlements per catastro year and region", by=_PER_REGION, value="1"),
+    gates.Aggregate(
+        "households per catastro year and region", by=_PER_REGION, value="coalesce(households, 0)"
+    ),
+)
+gates.declare(
+    "core.settlements", gates.TableGates(keys=("settlement_id",), aggregates=SETTLEMENT_TOTALS, refill=True)
+)
+gates.declare("staging.settlements", gates.TableGates(keys=("settlement_id",), aggregates=SETTLEMENT_TOTALS))
+LOCATED_SQL = """
+SELECT settlement_id, catastro_year, name, comuna_code, households, hectares, hectares_geodesic,
+       catastro_origin, source_flag, located_comuna_code, located_basin_code, cut_mismatch, quality_flags,
+       ST_GeomFromWKB(geometry_wkb) AS geometry, snapshot_id
+FROM _located ORDER BY catastro_year DESC, settlement_id
+"""
+
+
 @asset(
     group_name=FAMILY,
     pool="duckdb_writer",
@@ -348,7 +379,7 @@ CORE_COLUMNS = {
     metadata={"dagster/column_schema": column_schema(CORE_COLUMNS)},
 )
 def settlements(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    with warehouse.writer() as conn, transaction(conn):
+    with derived_writer(warehouse, SOURCE) as conn:
         staging = conn.execute("SELECT * FROM staging.settlements ORDER BY catastro_year, settlement_id").df()
         comunas = territory_polygons(conn, "comuna")
         basins = coarsest_level(territory_polygons(conn, "basin"))
@@ -356,17 +387,7 @@ def settlements(context: AssetExecutionContext, warehouse: WarehouseResource) ->
         conn.execute(VIEWS_SQL.read_text())
         conn.register("_located", located)
         try:
-            conn.execute("DELETE FROM core.settlements")
-            conn.execute(
-                """
-                INSERT INTO core.settlements
-                SELECT settlement_id, catastro_year, name, comuna_code, households, hectares,
-                       hectares_geodesic, catastro_origin, source_flag, located_comuna_code,
-                       located_basin_code, cut_mismatch, quality_flags, ST_GeomFromWKB(geometry_wkb),
-                       snapshot_id
-                FROM _located ORDER BY catastro_year DESC, settlement_id
-                """
-            )
+            write_tables(conn, SOURCE.id, {("core", "settlements"): LOCATED_SQL})
         finally:
             conn.unregister("_located")
     mismatches = int(located["cut_mismatch"].fillna(False).sum())
@@ -547,7 +568,7 @@ def observation_rows(
 def settlement_observations(
     context: AssetExecutionContext, warehouse: WarehouseResource
 ) -> MaterializeResult:
-    with warehouse.writer() as conn, transaction(conn):
+    with derived_writer(warehouse, SOURCE) as conn:
         frame = conn.execute(
             """
             SELECT settlement_id, catastro_year, comuna_code, left(comuna_code, 2) AS region_code,
@@ -581,7 +602,7 @@ def settlement_observations(
         observations["upper"] = np.nan
         observations["source_id"] = SOURCE.id
         store.record_indicators(conn, load_indicators(FAMILY))
-        written = store.replace_observations(conn, SOURCE.id, observations)
+        written = write_tables(conn, SOURCE.id, {("core", "observations"): observations})["core.observations"]
     metadata = {"observations": written, "catastro_years": MetadataValue.json(years)}
     if population.empty:
         metadata["households_per_1000"] = (

@@ -33,16 +33,19 @@ from dagster import (
     define_asset_job,
 )
 
+from pipelines import gates
 from pipelines import territories as territory_family
 from pipelines.ingest import (
     acquire_all,
     column_schema,
+    derived_writer,
     load_indicators,
     log_acquisitions,
     publish,
-    record_acquisitions,
+    publishing,
     refuse,
     validate_frame,
+    write_tables,
 )
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import camels_cl, cr2_streamflow, hydrology
@@ -51,7 +54,7 @@ from sources.base import Fetcher, FetchError, FetchRequest, ParseError, Payload,
 from sources.endpoints import endpoints
 from sources.fetch import payload_from_sidecar
 from warehouse import store
-from warehouse.db import SQL_DIR, transaction
+from warehouse.db import SQL_DIR
 
 FAMILY = "water"
 SAMPLE_DIR = SAMPLES_DIR / "streamflow"
@@ -66,6 +69,25 @@ STAGING_DAILY = {
     camels_cl.SOURCE.id: "streamflow_daily_camels_cl",
     cr2_streamflow.SOURCE.id: "streamflow_daily_cr2",
 }
+
+# What the value gates judge in this family's tables (pipelines.gates): a gauge's daily flows,
+# its location and catchment, its statistics and annual means, against the last accepted ones.
+for _source_id, _table in STAGING_DAILY.items():
+    gates.declare(f"staging.{_table}", gates.TableGates(keys=("gauge_code", "date"), values=("flow_m3s",)))
+gates.declare(
+    "core.daily_flows",
+    gates.TableGates(keys=("gauge_code", "date", "source_id"), values=("flow_m3s",), group="source_id"),
+)
+gates.declare(
+    "staging.streamflow_gauge_catalogue",
+    gates.TableGates(keys=("gauge_code",), values=("lat", "lon", "area_km2")),
+)
+gates.declare("core.gauges", gates.TableGates(keys=("gauge_code",), values=("lat", "lon", "area_km2")))
+gates.declare(
+    "core.gauge_indicators",
+    gates.TableGates(keys=("gauge_code",), values=("reference_mean_m3s", "recent_mean_m3s")),
+)
+gates.declare("core.gauge_annual_means", gates.TableGates(keys=("gauge_code", "year"), values=("mean_m3s",)))
 
 # Documented choice of the gauge that stands for a basin (docs/water.md). Basins not listed
 # get the gauge inside them with the most complete years in the two periods.
@@ -264,26 +286,41 @@ def gauge_catalogue(camels: Payload, cr2: Payload, cr2_daily: Path, workdir: Pat
     return out.astype({"gauge_code": str, "name": "string", "catalogue_source": str}).reset_index(drop=True)
 
 
-def load_daily(conn, files: dict[str, tuple[Path, Payload]]) -> dict[str, int]:
-    """Stream each wide file into its staging table, then union them into core.daily_flows."""
-    counts = {}
+INCOMING = "ops"  # scratch tables of a publication live here, inside its transaction
+
+
+def load_daily(conn, files: dict[str, tuple[Path, Payload]]) -> dict[tuple[str, str], str]:
+    """Stream each wide file into a scratch table and union them: {table: SQL of its new rows}.
+
+    Nothing is published here: the caller passes the SQL to `write_tables`, which judges and
+    writes the staging tables and core.daily_flows, then drops the scratch (`drop_scratch`).
+    """
     loaders = {
         camels_cl.SOURCE.id: camels_cl.load_camels_daily,
         cr2_streamflow.SOURCE.id: cr2_streamflow.load_cr2_daily,
     }
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {INCOMING}")
     conn.execute(
-        "CREATE OR REPLACE TABLE core.daily_flows (gauge_code VARCHAR NOT NULL, date DATE NOT NULL, "
-        "flow_m3s DOUBLE NOT NULL, source_id VARCHAR NOT NULL, snapshot_id VARCHAR NOT NULL)"
+        f"CREATE OR REPLACE TABLE {INCOMING}.incoming_daily_flows (gauge_code VARCHAR NOT NULL, "
+        "date DATE NOT NULL, flow_m3s DOUBLE NOT NULL, source_id VARCHAR NOT NULL, snapshot_id VARCHAR NOT NULL)"
     )
+    loaded = {}
     for source_id, (path, payload) in files.items():
-        table = ("staging", STAGING_DAILY[source_id])
-        counts[f"staging.{table[1]}"] = loaders[source_id](conn, path, table, snapshot=payload.snapshot_id)
+        scratch = f"incoming_{STAGING_DAILY[source_id]}"
+        loaders[source_id](conn, path, (INCOMING, scratch), snapshot=payload.snapshot_id)
         conn.execute(
-            f"INSERT INTO core.daily_flows SELECT gauge_code, date, flow_m3s, ?, ? FROM staging.{table[1]}",  # noqa: S608 (constant table)
+            f"INSERT INTO {INCOMING}.incoming_daily_flows SELECT gauge_code, date, flow_m3s, ?, ? "  # noqa: S608
+            f"FROM {INCOMING}.{scratch}",
             [source_id, payload.snapshot_id],
         )
-    counts["core.daily_flows"] = conn.execute("SELECT count(*) FROM core.daily_flows").fetchone()[0]
-    return counts
+        loaded[("staging", STAGING_DAILY[source_id])] = f"SELECT * FROM {INCOMING}.{scratch}"  # noqa: S608
+    loaded[("core", "daily_flows")] = f"SELECT * FROM {INCOMING}.incoming_daily_flows"  # noqa: S608
+    return loaded
+
+
+def drop_scratch(conn) -> None:
+    for table in ("incoming_daily_flows", *(f"incoming_{t}" for t in STAGING_DAILY.values())):
+        conn.execute(f"DROP TABLE IF EXISTS {INCOMING}.{table}")
 
 
 @asset(
@@ -314,20 +351,20 @@ def streamflow_daily(
                 ),
             }
             catalogue = gauge_catalogue(camels, cr2, files[cr2_streamflow.SOURCE.id][0], workdir)
-            with warehouse.writer() as conn, transaction(conn):
-                counts = load_daily(conn, files)  # a ParseError rolls the whole load back
-                counts["staging.streamflow_gauge_catalogue"] = store.replace_table(
-                    conn, "staging", "streamflow_gauge_catalogue", catalogue
-                )
-                for source in (camels_cl.SOURCE, cr2_streamflow.SOURCE):
-                    record_acquisitions(conn, acquirer, source, acquired[source.id])
         except (ParseError, ValidationError) as exc:
             for source in (camels_cl.SOURCE, cr2_streamflow.SOURCE):
                 refuse(warehouse, acquirer, source, acquired[source.id], exc)
             raise
-    for items in acquired.values():
-        for item in items:
-            acquirer.accept(item)
+        by_source = {source: acquired[source.id] for source in (camels_cl.SOURCE, cr2_streamflow.SOURCE)}
+        with publishing(warehouse, acquirer, by_source) as conn:  # a ParseError rolls the whole load back
+            loaded, counts = load_daily(conn, files), {}
+            for source, items in by_source.items():
+                table = ("staging", STAGING_DAILY[source.id])
+                counts |= write_tables(conn, source.id, {table: loaded.pop(table)}, **_inputs(items))
+            everything = [item for items in by_source.values() for item in items]
+            tables = {**loaded, ("staging", "streamflow_gauge_catalogue"): catalogue}
+            counts |= write_tables(conn, FAMILY, tables, **_inputs(everything))
+            drop_scratch(conn)
     return MaterializeResult(metadata={**{f"status_{k}": v for k, v in metadata.items()}, **counts})
 
 
@@ -368,11 +405,11 @@ ORDER BY c.gauge_code
     metadata={"dagster/column_schema": column_schema(GAUGE_COLUMNS)},
 )
 def water_gauges(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    with warehouse.writer() as conn, transaction(conn):
+    with derived_writer(warehouse, FAMILY) as conn:
         basins = conn.execute(
             "SELECT count(*) FROM core.territories WHERE kind = 'basin' AND geometry IS NOT NULL"
         ).fetchone()[0]
-        conn.execute(f"CREATE OR REPLACE TABLE core.gauges AS {GAUGES_SQL}")  # noqa: S608 (constant SQL)
+        write_tables(conn, FAMILY, {("core", "gauges"): GAUGES_SQL}, snapshot_ids=_flow_snapshots(conn))
         located, total, placed = conn.execute(
             "SELECT count(lat), count(*), count(basin_id) FROM core.gauges"
         ).fetchone()
@@ -388,6 +425,19 @@ def water_gauges(context: AssetExecutionContext, warehouse: WarehouseResource) -
             "basin_polygons": basins,
         }
     )
+
+
+def _flow_snapshots(conn) -> list[str]:
+    """The payloads every gauge table is computed from (the catalogue comes from the same ones)."""
+    rows = conn.execute("SELECT DISTINCT snapshot_id FROM core.daily_flows").fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def _inputs(items: list[Acquired]) -> dict:
+    """write_tables' `mode` and `snapshot_ids` of tables built from these payloads."""
+    modes = {item.payload.mode for item in items}
+    mode = "sample" if "sample" in modes else ("curated" if "curated" in modes else "live")
+    return {"mode": mode, "snapshot_ids": [item.payload.snapshot_id for item in items]}
 
 
 # --- indicators ----------------------------------------------------------------------------
@@ -536,7 +586,7 @@ def water_indicators(
         f"reference {config.reference_start}-{config.reference_end}, recent {config.recent_start}-"
         f"{config.recent_end}, year complete at >= {config.min_coverage:.0%} of days"
     )
-    with warehouse.writer() as conn, transaction(conn):
+    with derived_writer(warehouse, FAMILY) as conn:
         gauges = conn.execute("SELECT gauge_code, basin_id, area_km2 FROM core.gauges ORDER BY 1").df()
         snapshots = dict(
             conn.execute("SELECT DISTINCT source_id, snapshot_id FROM core.daily_flows").fetchall()
@@ -557,16 +607,20 @@ def water_indicators(
         annual = pd.DataFrame(
             annual_rows, columns=["gauge_code", "year", "mean_m3s", "days_with_data", "coverage", "complete"]
         )
-        store.replace_table(conn, "core", "gauge_indicators", indicators)
-        store.replace_table(conn, "core", "gauge_annual_means", annual)
+        inputs = _flow_snapshots(conn)
+        write_tables(
+            conn,
+            FAMILY,
+            {("core", "gauge_indicators"): indicators, ("core", "gauge_annual_means"): annual},
+            snapshot_ids=inputs,
+        )
         conn.execute(VIEWS_SQL.read_text())
         observations = basin_observations(indicators, annual, config)
         store.record_indicators(conn, load_indicators(FAMILY))
         written = 0
         for source_id in SOURCE_PRIORITY:
-            written += store.replace_observations(
-                conn, source_id, observations[observations["source_id"] == source_id]
-            )
+            mine = observations[observations["source_id"] == source_id]
+            written += write_tables(conn, source_id, {("core", "observations"): mine})["core.observations"]
     return MaterializeResult(
         metadata={
             "gauges": len(indicators),
@@ -688,6 +742,11 @@ MACROBASIN_SCHEMA = pa.DataFrameSchema(
     strict=True,
 )
 
+gates.declare(
+    f"staging.{MACROBASIN_TABLE}",
+    gates.TableGates(keys=("gauge_code", "year", "experiment"), values=("qobs_m3s", "area_km2")),
+)
+
 # The basin polygon containing each gauge's catalogued location (smallest wins, as in GAUGES_SQL).
 MACROBASIN_PLACEMENT_SQL = """
 SELECT g.gauge_code, b.territory_id AS basin_id
@@ -767,11 +826,12 @@ def macrobasin_annual_flows(
         {("raw", MACROBASIN_TABLE): frame, ("staging", MACROBASIN_TABLE): frame},
     )
     codes = sorted(set(frame["gauge_code"]))
-    with warehouse.writer() as conn, transaction(conn):
+    with derived_writer(warehouse, MACROBASIN_SOURCE) as conn:
         placed = dict(conn.execute(MACROBASIN_PLACEMENT_SQL, [codes]).fetchall())
         observations = macrobasin_observations(frame, placed)
         store.record_indicators(conn, load_indicators(FAMILY))
-        written = store.replace_observations(conn, MACROBASIN_SOURCE.id, observations)
+        tables = {("core", "observations"): observations}
+        written = write_tables(conn, MACROBASIN_SOURCE.id, tables)["core.observations"]
     unplaced = [code for code in codes if code not in placed]
     if unplaced:
         context.log.warning(

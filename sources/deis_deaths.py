@@ -10,7 +10,9 @@ Traps handled (SOURCES.md section 2, PROVENANCE.md 4a):
 - two layouts: old and weekly files have no header (27 columns, `ANO_DEF, ...`), newer
   ones a header `AÑO;FECHA_DEF;SEXO_NOMBRE;...;COD_COMUNA;...`; anything else is refused;
 - comuna codes lost their leading zero (`2201`) -> 5 digits; `99999` (comuna ignorada) and
-  empty codes are kept as `99999` so unknown residence is counted, never dropped;
+  empty codes are kept as `99999` so unknown residence is counted, never dropped; a code
+  that is not a number (a name: swapped `COD_COMUNA`/`COMUNA` headers) is a ParseError
+  naming it, never recoded to unknown;
 - age is EDAD_CANT in the unit EDAD_TIPO (1 years, 2 months, 3 days, 4 hours; 0 or empty
   unknown) -> completed years, months/days/hours -> 0;
 - ICD-9 before 1997, ICD-10 from 1997; for injury deaths the external cause is in DIAG2
@@ -253,11 +255,16 @@ def _read_csv_sql(n_columns: int, has_header: bool, delimiter: str, encoding: st
     )
 
 
+INVALID_CODE = "invalid:"  # prefix of a comuna cell that is not a code, refused after the scan
+
+
 def _sql_comuna(column: str) -> str:
+    """5-digit code; blank is DEIS's unknown residence (99999); anything else is kept to be refused."""
     code = f"trim({column})"
     return (
-        f"(CASE WHEN regexp_full_match(coalesce({code}, ''), '[0-9]{{1,5}}') "
-        f"THEN lpad({code}, 5, '0') ELSE '{UNKNOWN_COMUNA}' END)"
+        f"(CASE WHEN coalesce({code}, '') = '' THEN '{UNKNOWN_COMUNA}' "
+        f"WHEN regexp_full_match({code}, '[0-9]{{1,5}}') THEN lpad({code}, 5, '0') "
+        f"ELSE '{INVALID_CODE}' || left({code}, 40) END)"
     )
 
 
@@ -345,9 +352,26 @@ def _aggregate(
     if frame["year"].isna().any():
         bad = int(frame.loc[frame["year"].isna() & (frame["cause_group"] == groups.total.id), "deaths"].sum())
         raise ParseError(SOURCE.id, f"{bad} deaths have neither a year nor a parseable date", snapshot)
+    _refuse_invalid_codes(frame, groups, snapshot)
     frame["year"] = frame["year"].astype("int64")
     frame["deaths"] = frame["deaths"].astype("int64")
     return frame[DEATHS_COLUMNS]
+
+
+def _refuse_invalid_codes(frame: pd.DataFrame, groups: CauseGroups, snapshot: str | None) -> None:
+    """A comuna of residence that is not a code is an error, counted and named, never 'unknown'."""
+    totals = frame[frame["cause_group"] == groups.total.id]
+    bad = totals[totals["comuna_code"].str.startswith(INVALID_CODE)]
+    if bad.empty:
+        return
+    by_value = bad.groupby("comuna_code")["deaths"].sum().sort_values(ascending=False)
+    examples = ", ".join(f"{code[len(INVALID_CODE) :]!r} ({n})" for code, n in by_value.head(5).items())
+    raise ParseError(
+        SOURCE.id,
+        f"{int(by_value.sum())} of {int(totals['deaths'].sum())} deaths have a comuna of residence that is not "
+        f"a comuna code, e.g. {examples}: the comuna code column holds something else (swapped headers?)",
+        snapshot,
+    )
 
 
 def aggregate_deaths_csv(

@@ -40,7 +40,7 @@ OECD = oecd.SOURCE.id
 INDICATORS = [query.indicator for query in oecd.QUERIES]
 ETAG = '"v1"'
 # Tables that record each attempt rather than hold data: a stale or refused run rewrites them by design.
-BOOKKEEPING = frozenset({"core.source_status", "core.raw_schemas"})
+BOOKKEEPING = frozenset({"core.source_status", "core.raw_schemas", "ops.publications"})
 SLEEPS: list[float] = []  # waits the fetcher asked for during the current case
 
 
