@@ -271,8 +271,9 @@ def write(conn: duckdb.DuckDBPyConnection, staged: Staged) -> int:
         sql.replace_from(
             conn, staged.table, staged.temp_name, refill=bool(staged.gates and staged.gates.refill)
         )
-    if staged.partition:
-        rows, digest = sql.fingerprint(conn, _fingerprinted(conn, staged, old), staged.params)
+    # What the table holds now (types as its DDL made them), as `unpublished` will check it.
+    relation = _fingerprinted(conn, staged, old) if staged.partition else old
+    rows, digest = sql.fingerprint(conn, relation, staged.params)
     sql.record(
         conn,
         sql.Publication(
@@ -286,3 +287,25 @@ def _fingerprinted(conn: duckdb.DuckDBPyConnection, staged: Staged, relation: st
     """A partition is fingerprinted over its table's columns, as `warehouse.gates.unpublished` checks it."""
     columns = ", ".join(quote_ident(c) for c in sql.partitioned_columns(conn, staged.table))
     return f"SELECT {columns} FROM ({relation}) r"  # noqa: S608 (quoted names)
+
+
+# Tables that record attempts or bookkeeping, or study outputs, rather than a source's data: they are
+# written beside the gated tables, never instead of them (`warehouse.gates.unpublished` skips them).
+UNGATED = {
+    "core.sources": "citation rows, recorded with every attempt",
+    "core.snapshots": "provenance of accepted payloads",
+    "core.source_status": "the outcome of the newest attempt",
+    "core.indicators": "the indicator registry (warehouse/indicators/*.yaml)",
+    "core.raw_schemas": "the drift record of accepted raw tables",
+    "core.observation_history": "every value ever published, appended with core.observations",
+    "core.observation_inputs": "the lineage of core.observations, written with it",
+    "core.lineages": "the lineage of core.observations, written with it",
+    "ops.*": "the bookkeeping of publications",
+    "lens.*": "study outputs computed from the warehouse, not a source's data",
+}
+
+
+def unpublished(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Tables holding source data that the gated path did not write as they are now."""
+    partitioned = {table: g.partition for table, g in _DECLARATIONS.items() if g.partition}
+    return sql.unpublished(conn, list(UNGATED), partitioned)

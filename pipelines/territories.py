@@ -36,7 +36,16 @@ from dagster import (
 )
 from shapely.geometry.base import BaseGeometry
 
-from pipelines.ingest import column_schema, log_acquisitions, publish, refuse, validate_frame
+from pipelines import gates
+from pipelines.ingest import (
+    column_schema,
+    derived_writer,
+    log_acquisitions,
+    publish,
+    refuse,
+    validate_frame,
+    write_tables,
+)
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import arcgis, dga_basins, ine_territories
 from sources.acquire import SAMPLES_DIR, Acquired
@@ -52,7 +61,7 @@ from sources.territory_resolver import (
     TerritoryResolver,
     load_regions,
 )
-from warehouse.db import SQL_DIR, table_name, transaction
+from warehouse.db import SQL_DIR, table_name
 
 FAMILY = "territories"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -492,46 +501,85 @@ def staged(conn: duckdb.DuckDBPyConnection, table: str) -> gpd.GeoDataFrame | No
     return from_staging(conn.execute(f"SELECT * FROM {table_name('staging', table)}").df())  # noqa: S608
 
 
+# What the value gates judge (pipelines.gates): how many places of each kind, their areas, the
+# aliases of each scheme and the comuna x basin shares, against the last accepted ones. The
+# tables keep their DDL (schema.sql, 10_territories.sql): refilled, not replaced.
+gates.declare(
+    "core.territories",
+    gates.TableGates(
+        keys=("territory_id",),
+        values=("area_km2",),
+        group="kind",
+        refill=True,
+        aggregates=(gates.Aggregate("places per kind", by={"kind": "kind"}, value="1", group="kind"),),
+    ),
+)
+gates.declare(
+    "core.territory_aliases",
+    gates.TableGates(
+        keys=("scheme", "alias"),
+        refill=True,
+        aggregates=(
+            gates.Aggregate("aliases per scheme", by={"scheme": "scheme"}, value="1", group="scheme"),
+        ),
+    ),
+)
+gates.declare(
+    "core.territory_overlap_areas",
+    gates.TableGates(
+        keys=("comuna_id", "basin_id"), values=("share_of_comuna", "share_of_basin"), refill=True
+    ),
+)
+TERRITORIES_SQL = """
+SELECT territory_id, kind, code, name, parent_id, area_km2, ST_GeomFromWKB(geometry_wkb::BLOB) AS geometry,
+       snapshot_id
+FROM _territories
+"""
+
+
 def write_territories(conn: duckdb.DuckDBPyConnection, tables: TerritoryTables) -> None:
     """Replace this family's places, aliases and overlaps (inside the caller's transaction).
 
     Places of other kinds (added by other families) stay; aliases of this family's schemes are
-    rewritten, and aliases left pointing at no territory are removed.
+    rewritten, and aliases left pointing at no territory are removed. Everything goes through
+    the gated write path as whole tables: the kept rows and the new ones.
     """
     conn.execute(VIEWS_SQL.read_text())  # declares core.territory_overlap_areas and the views over it
     places = pd.DataFrame(tables.places.drop(columns="geometry"))
     places["geometry_wkb"] = [None if g is None else shapely.to_wkb(g) for g in tables.places.geometry]
-    conn.execute(
-        "DELETE FROM core.territories WHERE kind IN (SELECT unnest(?)) OR territory_id IN (SELECT unnest(?))",
+    kept = conn.execute(
+        "SELECT territory_id, kind, code, name, parent_id, area_km2, ST_AsWKB(geometry) AS geometry_wkb, "
+        "snapshot_id FROM core.territories "
+        "WHERE kind NOT IN (SELECT unnest(?)) AND territory_id NOT IN (SELECT unnest(?))",
         [list(OWNED_KINDS), places["territory_id"].tolist()],
+    ).df()
+    places = pd.concat([kept, places[kept.columns]], ignore_index=True) if len(kept) else places
+    schemes = sorted({*tables.aliases["scheme"], *LEGACY_ALIAS_SCHEMES})
+    other_aliases = conn.execute(
+        "SELECT territory_id, scheme, alias FROM core.territory_aliases WHERE scheme NOT IN (SELECT unnest(?)) "
+        "AND territory_id IN (SELECT unnest(?))",
+        [schemes, places["territory_id"].tolist()],
+    ).df()
+    aliases = pd.concat(
+        [other_aliases, tables.aliases[["territory_id", "scheme", "alias"]]], ignore_index=True
     )
+    overlaps = tables.overlaps[
+        ["comuna_id", "basin_id", "basin_kind", "overlap_km2", "share_of_comuna", "share_of_basin"]
+    ]
     conn.register("_territories", places)
-    conn.register("_aliases", tables.aliases)
-    conn.register("_overlaps", tables.overlaps)
     try:
-        conn.execute(
-            """
-            INSERT INTO core.territories (territory_id, kind, code, name, parent_id, area_km2, geometry, snapshot_id)
-            SELECT territory_id, kind, code, name, parent_id, area_km2,
-                   ST_GeomFromWKB(geometry_wkb::BLOB), snapshot_id
-            FROM _territories
-            """
-        )
-        schemes = sorted({*tables.aliases["scheme"], *LEGACY_ALIAS_SCHEMES})
-        conn.execute(
-            "DELETE FROM core.territory_aliases WHERE scheme IN (SELECT unnest(?)) "
-            "OR territory_id NOT IN (SELECT territory_id FROM core.territories)",
-            [schemes],
-        )
-        conn.execute("INSERT INTO core.territory_aliases SELECT territory_id, scheme, alias FROM _aliases")
-        conn.execute("DELETE FROM core.territory_overlap_areas")
-        conn.execute(
-            "INSERT INTO core.territory_overlap_areas SELECT comuna_id, basin_id, basin_kind, overlap_km2, "
-            "share_of_comuna, share_of_basin FROM _overlaps"
+        write_tables(
+            conn,
+            FAMILY,
+            {
+                ("core", "territories"): TERRITORIES_SQL,
+                ("core", "territory_aliases"): aliases,
+                ("core", "territory_overlap_areas"): overlaps,
+            },
+            snapshot_ids=sorted(places["snapshot_id"].dropna().unique()),
         )
     finally:
-        for name in ("_territories", "_aliases", "_overlaps"):
-            conn.unregister(name)
+        conn.unregister("_territories")
 
 
 # --- for other families --------------------------------------------------------------------------
@@ -804,7 +852,7 @@ def bna_basin_boundaries(
     metadata={"dagster/column_schema": column_schema(TERRITORY_COLUMNS)},
 )
 def territories(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    with warehouse.writer() as conn, transaction(conn):
+    with derived_writer(warehouse, FAMILY) as conn:
         comunas, basins = staged(conn, "ine_comunas"), staged(conn, "bna_basins")
         if comunas is None:
             context.log.warning("no staged comuna polygons: writing the reference places only")

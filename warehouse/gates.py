@@ -373,7 +373,8 @@ def unpublished(
 
     `exempt` lists tables (or `schema.*`) that record attempts rather than hold a source's
     data; `partitioned` maps a table to its partition column (core.observations: source_id),
-    whose partitions are checked one by one.
+    whose partitions are checked one by one. An empty table never published (declared by
+    DDL, nothing written yet) is fine.
     """
     ensure(conn)
     tables = conn.execute(
@@ -392,26 +393,23 @@ def unpublished(
             continue
         column = partitioned.get(qualified)
         if column is None:
-            digest = fingerprint(conn, relation_sql(qualified))[1]
-            if recorded.get((qualified, "")) != digest:
-                found.append(
-                    f"{qualified} ({'never published' if (qualified, '') not in recorded else 'changed'})"
-                )
-            continue
-        present = conn.execute(
-            f"SELECT DISTINCT CAST({quote_ident(column)} AS VARCHAR) FROM ({relation_sql(qualified)})"  # noqa: S608
-        ).fetchall()
-        parts = {p for (p,) in present} | {p for t, p in recorded if t == qualified}
-        for part in sorted(parts):
+            checks = [(qualified, "", relation_sql(qualified), {})]
+        else:
+            present = conn.execute(
+                f"SELECT DISTINCT CAST({quote_ident(column)} AS VARCHAR) FROM ({relation_sql(qualified)})"  # noqa: S608
+            ).fetchall()
+            parts = {p for (p,) in present} | {p for t, p in recorded if t == qualified}
             columns = ", ".join(quote_ident(c) for c in partitioned_columns(conn, qualified))
             relation = f"SELECT {columns} FROM ({relation_sql(qualified, column)}) r"  # noqa: S608
-            digest = fingerprint(conn, relation, {"partition": part})
-            if recorded.get((qualified, part)) != digest[1] and not (
-                digest[0] == 0 and (qualified, part) not in recorded
-            ):
-                found.append(
-                    f"{qualified} rows of {part} ({'never published' if (qualified, part) not in recorded else 'changed'})"
-                )
+            checks = [(qualified, part, relation, {"partition": part}) for part in sorted(parts)]
+        for table, part, relation, params in checks:
+            rows, digest = fingerprint(conn, relation, params)
+            shown = f"{table} rows of {part}" if part else table
+            if (table, part) not in recorded:
+                if rows:
+                    found.append(f"{shown} (never published)")
+            elif recorded[(table, part)] != digest:
+                found.append(f"{shown} (changed)")
     return found
 
 
