@@ -30,12 +30,14 @@ from pipelines import census2024_measures as measures
 from pipelines.ingest import (
     acquire_all,
     column_schema,
+    derived_writer,
     load_indicators,
     log_acquisitions,
     payload_file,
     publish,
     refuse,
     validate_frame,
+    write_tables,
 )
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import load_resolver, territories
@@ -46,7 +48,6 @@ from sources.base import ParseError, ValidationError
 from sources.endpoints import endpoints
 from sources.territory_resolver import COUNTRY_ID, TerritoryResolver
 from warehouse import db, store
-from warehouse.db import transaction
 
 FAMILY = "census2024"
 SAMPLE_DIR = SAMPLES_DIR / "census2024"
@@ -320,7 +321,8 @@ def _write_observations(conn, source_id: str, frame: pd.DataFrame) -> int:
     if unknown:
         raise ValueError(f"indicators {unknown} of {source_id} are not in warehouse/indicators/{FAMILY}.yaml")
     lineage = ["inputs"] if "inputs" in frame else []  # every snapshot a value was computed from, by role
-    return store.replace_observations(conn, source_id, frame[[*store.OBSERVATION_COLUMNS, *lineage]])
+    tables = {("core", "observations"): frame[[*store.OBSERVATION_COLUMNS, *lineage]]}
+    return write_tables(conn, source_id, tables)["core.observations"]
 
 
 @asset(
@@ -333,7 +335,7 @@ def _write_observations(conn, source_id: str, frame: pd.DataFrame) -> int:
 def census2024_table_observations(
     context: AssetExecutionContext, warehouse: WarehouseResource
 ) -> MaterializeResult:
-    with warehouse.writer() as conn, transaction(conn):
+    with derived_writer(warehouse, tables.SOURCE) as conn:
         cells = conn.execute("SELECT * FROM staging.census2024_tables").df()
         frame = measures.table_observations(cells)
         rows = _write_observations(conn, tables.SOURCE.id, frame)
@@ -350,7 +352,7 @@ def census2024_table_observations(
 def census2024_microdata_observations(
     context: AssetExecutionContext, warehouse: WarehouseResource
 ) -> MaterializeResult:
-    with warehouse.writer() as conn, transaction(conn):
+    with derived_writer(warehouse, microdata.SOURCE) as conn:
         found = {
             "dwellings": conn.execute("SELECT * FROM staging.census2024_dwellings").df(),
             "persons": conn.execute("SELECT * FROM staging.census2024_persons").df(),

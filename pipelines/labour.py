@@ -27,11 +27,13 @@ from dagster import (
 from pipelines.ingest import (
     acquire_all,
     column_schema,
+    derived_writer,
     load_indicators,
     log_acquisitions,
     publish,
     refuse,
     validate_frame,
+    write_tables,
 )
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import load_resolver, territories
@@ -41,7 +43,6 @@ from sources.base import ParseError, ValidationError
 from sources.endpoints import endpoints
 from sources.territory_resolver import COUNTRY_ID
 from warehouse import store
-from warehouse.db import transaction
 
 FAMILY = "labour"
 SAMPLE_DIR = SAMPLES_DIR / "labour"
@@ -310,11 +311,11 @@ def ene_observations(staging: pd.DataFrame) -> pd.DataFrame:
     description="ENE indicators as core.observations: rolling quarters, calendar semesters and years.",
 )
 def ine_ene_observations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    with warehouse.writer() as conn, transaction(conn):
+    with derived_writer(warehouse, SOURCE) as conn:
         staging = conn.execute("SELECT * FROM staging.ine_ene").df()
         frame = ene_observations(staging)
         store.record_indicators(conn, load_indicators(FAMILY))
-        rows = store.replace_observations(conn, SOURCE.id, frame)
+        rows = write_tables(conn, SOURCE.id, {("core", "observations"): frame})["core.observations"]
     return MaterializeResult(
         metadata={"observations": rows, "indicators": int(frame["indicator_id"].nunique())}
     )

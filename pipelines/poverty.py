@@ -11,7 +11,16 @@ import pandas as pd
 import pandera.pandas as pa
 from dagster import AssetExecutionContext, MaterializeResult, ScheduleDefinition, asset, define_asset_job
 
-from pipelines.ingest import column_schema, load_indicators, log_acquisitions, publish, refuse, validate_frame
+from pipelines.ingest import (
+    column_schema,
+    derived_writer,
+    load_indicators,
+    log_acquisitions,
+    publish,
+    refuse,
+    validate_frame,
+    write_tables,
+)
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import load_resolver, territories
 from sources import mds_poverty
@@ -19,7 +28,6 @@ from sources.acquire import SAMPLES_DIR
 from sources.base import FetchError, ParseError, ValidationError
 from sources.endpoints import endpoints
 from warehouse import store
-from warehouse.db import transaction
 
 FAMILY = "poverty"
 SOURCE = mds_poverty.SOURCE
@@ -163,11 +171,11 @@ def poverty_observations(staging: pd.DataFrame) -> pd.DataFrame:
 def mds_poverty_observations(
     context: AssetExecutionContext, warehouse: WarehouseResource
 ) -> MaterializeResult:
-    with warehouse.writer() as conn, transaction(conn):
+    with derived_writer(warehouse, SOURCE) as conn:
         staging = conn.execute("SELECT * FROM staging.mds_poverty_sae").df()
         frame = poverty_observations(staging)
         store.record_indicators(conn, load_indicators(FAMILY))
-        rows = store.replace_observations(conn, SOURCE.id, frame)
+        rows = write_tables(conn, SOURCE.id, {("core", "observations"): frame})["core.observations"]
     return MaterializeResult(metadata={"observations": rows})
 
 
