@@ -54,13 +54,26 @@ def _selection(study_id: str | None) -> AssetSelection:
 
 
 def _failure_reason(result) -> str:
-    """The first failed step and the innermost error message, on one line."""
+    """The first failed step and its error on one line: the error that names the source and the
+    snapshot (a SourceError), with the innermost cause when that one says something else."""
     for event in result.get_step_failure_events():
-        error = event.event_specific_data.error
-        while error is not None and error.cause is not None:
+        chain, error = [], event.event_specific_data.error
+        while error is not None:
+            chain.append(error)
             error = error.cause
-        message = (error.message if error else "unknown error").strip().splitlines()
-        return f"step {event.step_key}: {message[0] if message else 'unknown error'}"
+        if not chain:
+            return f"step {event.step_key}: unknown error"
+
+        def line(error) -> str:
+            text = error.message.strip().splitlines()
+            return text[0] if text else error.cls_name or "unknown error"
+
+        own = [e for e in chain if not (e.cls_name or "").startswith("Dagster")] or chain
+        named = next((e for e in own if "failed for source" in e.message), own[0])
+        message, cause = line(named), line(chain[-1])
+        if chain[-1] is not named and cause not in message:
+            message = f"{message} (cause: {cause})"
+        return f"step {event.step_key}: {message}"
     return "the run did not succeed (no step failure recorded; see the run log above)"
 
 
@@ -68,21 +81,27 @@ def _materialize(selection: AssetSelection) -> None:
     """Run the selection with the code location's own assets, checks and resources."""
     from dagster import materialize
 
+    from pipelines import recovery
     from pipelines.definitions import defs
 
-    result = materialize(
-        [*defs.assets, *defs.asset_checks],
-        selection=selection,
-        instance=_instance(),
-        resources=defs.resources,
-        raise_on_error=False,
-        # The run log at INFO: step starts and ends, fallbacks, warnings; DEBUG events stay in the instance.
-        run_config={
-            "loggers": {
-                "console": {"config": {"log_level": os.environ.get("CONTEXT_LENS_LOG_LEVEL", "INFO")}}
-            }
-        },
-    )
+    instance = _instance()
+    recovery.recover(instance)  # a run that died must not hold the writer pool against this one
+    tags = recovery.run_tags()
+    with recovery.reporting_waits(instance, {recovery.INVOCATION_TAG: tags[recovery.INVOCATION_TAG]}):
+        result = materialize(
+            [*defs.assets, *defs.asset_checks],
+            selection=selection,
+            instance=instance,
+            resources=defs.resources,
+            raise_on_error=False,
+            tags=tags,
+            # The run log at INFO: step starts and ends, fallbacks, warnings; DEBUG events stay in the instance.
+            run_config={
+                "loggers": {
+                    "console": {"config": {"log_level": os.environ.get("CONTEXT_LENS_LOG_LEVEL", "INFO")}}
+                }
+            },
+        )
     if not result.success:
         raise CommandError(f"{_failure_reason(result)}; previous good tables and export are still served")
 
@@ -169,6 +188,15 @@ def _status_rows() -> list[dict]:
                     "freshness": fresh.describe(),
                     "reason": fresh.error or "",
                 }
+    from warehouse import journal
+
+    for source_id, note in journal.pending().items():  # failures the warehouse could not record
+        blank = {"source": source_id, "family": family_of.get(source_id, "-"), "mode": "-"}
+        row = rows.setdefault(source_id, {**blank, "snapshot": "-", "freshness": "-"})
+        row["status"] = "failed"
+        row["reason"] = (
+            f"{note['error']} (at {note['at'][:19]}Z; recorded beside the warehouse, which could not be written)"
+        )
     return [rows[k] for k in sorted(rows)]
 
 

@@ -6,7 +6,7 @@ publication (pipelines/export.py) are added for whatever families exist.
 
 from dagster import Definitions, define_asset_job, in_process_executor
 
-from pipelines import export, lens, ops, retired_lenses
+from pipelines import export, lens, ops, recovery, retired_lenses
 from pipelines.families import family_modules
 from pipelines.resources import SourcesResource, WarehouseResource
 
@@ -30,7 +30,11 @@ defs = Definitions(
     asset_checks=[*(c for family in FAMILIES for c in getattr(family, "CHECKS", [])), *operations.checks],
     jobs=[build_all, *(j for family in FAMILIES for j in getattr(family, "JOBS", [])), *operations.jobs],
     schedules=[s for family in FAMILIES for s in getattr(family, "SCHEDULES", [])],
-    sensors=[*(s for family in FAMILIES for s in getattr(family, "SENSORS", [])), *operations.sensors],
+    sensors=[
+        *(s for family in FAMILIES for s in getattr(family, "SENSORS", [])),
+        *operations.sensors,
+        *recovery.SENSORS,
+    ],
     resources={"warehouse": WarehouseResource(), "sources": SourcesResource()},
     executor=in_process_executor,
 )

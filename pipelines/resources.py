@@ -4,7 +4,8 @@ import os
 from contextlib import AbstractContextManager
 
 import duckdb
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
 
 from sources.acquire import Acquirer
 from sources.fetch import FetchLimits, HttpFetcher
@@ -20,12 +21,23 @@ class WarehouseResource(ConfigurableResource):
     """The embedded DuckDB warehouse; the path defaults to `CONTEXT_LENS_DB` or warehouse/context.duckdb."""
 
     db_path: str | None = None
+    # Seconds one run may wait for the warehouse lock over all its steps (default CONTEXT_LENS_LOCK_WAIT).
+    lock_wait_seconds: float | None = None
+    _lock_budget: db.LockBudget | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._lock_budget = db.LockBudget(self.lock_wait_seconds)  # once per run (in-process executor)
+
+    def lock_budget(self) -> db.LockBudget:
+        if self._lock_budget is None:
+            self._lock_budget = db.LockBudget(self.lock_wait_seconds)
+        return self._lock_budget
 
     def writer(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
-        return db.writer(self.db_path)
+        return db.writer(self.db_path, self.lock_budget())
 
     def reader(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
-        return db.reader(self.db_path)
+        return db.reader(self.db_path, self.lock_budget())
 
 
 class SourcesResource(ConfigurableResource):

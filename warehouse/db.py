@@ -8,6 +8,7 @@ the previous committed state.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -23,8 +24,9 @@ from sources.rawstore import crashpoint
 WAREHOUSE_DIR = Path(__file__).resolve().parent
 DEFAULT_DB = WAREHOUSE_DIR / "context.duckdb"
 SQL_DIR = WAREHOUSE_DIR / "sql"
-LOCK_WAIT_SECONDS = float(os.environ.get("CONTEXT_LENS_LOCK_WAIT", "300"))
+LOCK_WAIT_SECONDS = 300.0  # default of CONTEXT_LENS_LOCK_WAIT
 
+log = logging.getLogger(__name__)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -62,10 +64,46 @@ def load_spatial(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"LOAD '{spatial_extension_path()}'")
 
 
+def lock_wait_seconds() -> float:
+    """How long to wait for another process's lock: `CONTEXT_LENS_LOCK_WAIT` (seconds), default 300."""
+    return float(os.environ.get("CONTEXT_LENS_LOCK_WAIT", LOCK_WAIT_SECONDS))
+
+
+class LockTimeout(duckdb.IOException):
+    """The warehouse stayed locked by another process for longer than this run may wait."""
+
+
+class LockBudget:
+    """The time one run may spend waiting for the warehouse lock, over all of its steps.
+
+    Without it every writer step of a run would wait out the whole timeout in turn while
+    a reader holds the file; with it the run's first wait spends the budget and the later
+    steps fail at once, saying why.
+    """
+
+    def __init__(self, seconds: float | None = None):
+        self.seconds = lock_wait_seconds() if seconds is None else float(seconds)
+        self.spent = 0.0
+
+    def remaining(self) -> float:
+        return max(0.0, self.seconds - self.spent)
+
+
+def _holder(exc: Exception) -> str:
+    """Who holds the lock, as DuckDB says it ('... is held in /usr/bin/python3 (PID 123)')."""
+    found = re.search(r"held in (.+?\(PID \d+\))", str(exc))
+    return f"held by {found.group(1)}" if found else "held by another process"
+
+
 def connect(
-    path: Path | str | None = None, *, read_only: bool = False, spatial: bool = True
+    path: Path | str | None = None,
+    *,
+    read_only: bool = False,
+    spatial: bool = True,
+    budget: LockBudget | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse, waiting (up to CONTEXT_LENS_LOCK_WAIT seconds) for another writer.
+    """Open the warehouse, waiting (up to CONTEXT_LENS_LOCK_WAIT seconds, or what is left of the
+    run's `budget`) for another process that holds its lock, and saying so while it waits.
 
     `spatial=False` (read-only use only) leaves loading the extension to the caller, who
     loads it when a statement needs it (`warehouse.query`).
@@ -74,17 +112,40 @@ def connect(
     if read_only and not target.exists():
         raise FileNotFoundError(f"no warehouse at {target}: run `make run` (or `context-lens build`) first")
     target.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    allowed = budget.remaining() if budget is not None else lock_wait_seconds()
+    started = time.monotonic()
     delay = 0.05
     while True:
         try:
             conn = duckdb.connect(str(target), read_only=read_only)
             break
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+            if "lock" not in str(exc).lower():
                 raise
-            time.sleep(delay)
+            waited = time.monotonic() - started
+            if waited >= allowed:
+                if budget is not None:
+                    budget.spent += waited
+                spent = (
+                    f"; this run has waited {budget.spent:.0f}s of its {budget.seconds:.0f}s"
+                    if budget
+                    else ""
+                )
+                raise LockTimeout(
+                    f"the warehouse {target} is locked ({_holder(exc)}): gave up after {waited:.0f}s{spent} "
+                    "(CONTEXT_LENS_LOCK_WAIT)"
+                ) from exc
+            if delay == 0.05:
+                log.warning(
+                    "waiting for the warehouse lock on %s (%s), for up to %.0fs",
+                    target,
+                    _holder(exc),
+                    allowed,
+                )
+            time.sleep(min(delay, max(0.0, allowed - waited)))
             delay = min(delay * 2, 1.0)
+    if budget is not None:
+        budget.spent += time.monotonic() - started
     if spatial or not read_only:
         load_spatial(conn)
     if not read_only:
@@ -116,9 +177,11 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
 
 
 @contextmanager
-def writer(path: Path | str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def writer(
+    path: Path | str | None = None, budget: LockBudget | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A write connection for one unit of work, closed afterwards so others can take the lock."""
-    conn = connect(path)
+    conn = connect(path, budget=budget)
     try:
         yield conn
     finally:
@@ -153,8 +216,10 @@ def scan(
 
 
 @contextmanager
-def reader(path: Path | str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    conn = connect(path, read_only=True)
+def reader(
+    path: Path | str | None = None, budget: LockBudget | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    conn = connect(path, read_only=True, budget=budget)
     try:
         yield conn
     finally:

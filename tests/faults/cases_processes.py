@@ -291,6 +291,65 @@ def crash_mid_observations() -> str:
     return _crash_case(POINTS["K4"], check)
 
 
+REBUILD_BOUND_SECONDS = 120
+DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
+
+
+def _pool_holders(home: Path) -> list[str]:
+    from dagster import DagsterInstance
+
+    with environment(DAGSTER_HOME=str(home)), DagsterInstance.get() as instance:
+        info = instance.event_log_storage.get_concurrency_info("duckdb_writer")
+        return [f"{slot.run_id[:8]}:{slot.step_key}" for slot in info.claimed_slots]
+
+
+def _run_statuses(home: Path) -> list[str]:
+    from dagster import DagsterInstance
+
+    with environment(DAGSTER_HOME=str(home)), DagsterInstance.get() as instance:
+        return [run.status.value for run in instance.get_runs()]
+
+
+@case(
+    "K5",
+    "crash",
+    "SIGKILL of a run holding the duckdb_writer pool slot (persistent Dagster instance), then a rebuild",
+    f"the dead run is marked failed and its slot freed at start-up; the rebuild completes within "
+    f"{REBUILD_BOUND_SECONDS}s and serves the new payloads; warehouse wholly old after the kill",
+)
+def crash_holding_the_pool() -> str:
+    root = copy_baseline("faults-pool-")
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(DAGSTER_YAML, home / "dagster.yaml")
+    try:
+        serve_new()
+        with environment(DAGSTER_HOME=str(home)):
+            killed = Child(root, "materialize", crash_at=POINTS["K2"])
+        code = killed.wait()
+        require(code == -signal.SIGKILL, f"the first run was not killed (exit {code}): {killed.log_tail()}")
+        held = _pool_holders(home)
+        require(held, "the killed run left no pool slot claimed: the case does not reproduce the hang")
+        observed = _unchanged(root, "the killed run committed nothing")
+        with environment(DAGSTER_HOME=str(home)):
+            rebuild = Child(root, "materialize")
+        code = rebuild.wait()
+        outcome = json.loads(rebuild.result() or "{}")
+        require(code == 0 and outcome.get("success"), f"the rebuild failed ({code}): {rebuild.log_tail()}")
+        require(outcome["s"] < REBUILD_BOUND_SECONDS, f"the rebuild took {outcome['s']:.0f}s")
+        require(outcome["recovered"], "the rebuild did not report the dead run it recovered")
+        require(shas_of(root, "core.observations") == NEW(), "the rebuild did not serve the new payloads")
+        statuses = sorted(_run_statuses(home))
+        require(statuses == ["FAILURE", "SUCCESS"], f"runs in the instance: {statuses}")
+        require(not _pool_holders(home), f"slots still claimed after the rebuild: {_pool_holders(home)}")
+        return (
+            f"killed holding slot {held[0]}; {observed}; rebuild: {outcome['recovered'][0]}; it completed in "
+            f"{outcome['s']:.1f}s (bound {REBUILD_BOUND_SECONDS}s); runs {statuses}; {integrity(root)}"
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 # --- concurrency -----------------------------------------------------------------------------------
 
 

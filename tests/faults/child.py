@@ -5,7 +5,8 @@ once) and call one of these; `python -m tests.faults.child materialize|read <out
 runs the same in a fresh interpreter, to reproduce a case by hand.
 
 `materialize` runs the OECD assets with `dagster.materialize`, as a scheduled run would,
-against the warehouse and endpoints named in the environment. With `CONTEXT_LENS_CRASH_AT`
+against the warehouse and endpoints named in the environment; with `DAGSTER_HOME` set it
+uses that persistent instance (its pools apply) and recovers dead runs first, as the CLI does. With `CONTEXT_LENS_CRASH_AT`
 set, the process kills itself with SIGKILL at that point: the points inside the shared
 mechanics are hooks (`sources.rawstore.crashpoint`); the point
 `replace_observations:after_delete` is installed here, by wrapping the connection that
@@ -44,10 +45,23 @@ class _CrashAfterDelete:
         return getattr(self._conn, name)
 
 
+def _instance():
+    """With DAGSTER_HOME, the persistent instance, recovered first as the CLI does; else ephemeral."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return None, []
+    from dagster import DagsterInstance
+
+    from pipelines import recovery
+
+    instance = DagsterInstance.get()
+    return instance, [item.describe() for item in recovery.recover(instance)]
+
+
 def materialize(out: str) -> int:
     from dagster import materialize as run
 
     from pipelines import oecd as oecd_assets
+    from pipelines import recovery
     from pipelines.resources import SourcesResource, WarehouseResource
     from warehouse import store
 
@@ -56,8 +70,12 @@ def materialize(out: str) -> int:
         store.replace_observations = lambda conn, source_id, frame: original(
             _CrashAfterDelete(conn), source_id, frame
         )
+    started = time.monotonic()
+    instance, recovered = _instance()
     result = run(
         oecd_assets.ASSETS,
+        instance=instance,
+        tags=recovery.run_tags() if instance else None,
         resources={
             "warehouse": WarehouseResource(),
             "sources": SourcesResource(max_attempts=2, backoff_seconds=0.05),
@@ -69,7 +87,9 @@ def materialize(out: str) -> int:
         for event in result.all_events
         if event.is_step_failure and event.event_specific_data.error
     ]
-    Path(out).write_text(json.dumps({"success": result.success, "errors": errors}))
+    outcome = {"success": result.success, "errors": errors, "recovered": recovered}
+    outcome["s"] = time.monotonic() - started
+    Path(out).write_text(json.dumps(outcome))
     return 0 if result.success else 1
 
 
