@@ -13,7 +13,7 @@ from pipelines.resources import SourcesResource, WarehouseResource
 FAMILY_MODULES = family_modules()
 FAMILIES = [*FAMILY_MODULES, lens]
 
-retired_lenses_asset = retired_lenses.retired_lenses_asset(lens.ASSETS)
+retired_lenses_asset = retired_lenses.retired_lenses_asset(lens.usable(lens.ASSETS))
 export_asset = export.export_asset(
     [*(a for family in FAMILY_MODULES for a in getattr(family, "ASSETS", [])), retired_lenses_asset]
 )

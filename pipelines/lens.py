@@ -9,6 +9,7 @@ a family is missing: the report says what is missing instead.
 import importlib
 import json
 import os
+import re
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -19,7 +20,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from pipelines.families import observation_asset_keys
 from pipelines.report import output_dir, render, write_report
 from pipelines.resources import WarehouseResource
-from pipelines.studies import Site, Study, StudyConfigError, all_studies
+from pipelines.studies import Site, Study, StudyConfigError, study_files
 from pipelines.study_check import refuse_unknown_territories
 from warehouse.claims import CLAIM_COLUMNS, write_claims
 from warehouse.db import SQL_DIR, quote_ident, table_name, transaction
@@ -508,6 +509,30 @@ def lens_asset(study: Study, deps: list):
     return _lens
 
 
+UNUSABLE_PREFIX = "lens_unusable_"
+
+
+def usable(assets: list) -> list:
+    """The lens assets of usable study files: what the export waits for (a broken file must not stop it)."""
+    return [a for a in assets if not a.key.path[-1].startswith(UNUSABLE_PREFIX)]
+
+
+def broken_lens_asset(stem: str, error: StudyConfigError, deps: list):
+    """The lens asset of a study file that cannot be used: it fails alone, saying why."""
+    name = re.sub(r"[^a-z0-9_]", "_", stem.lower())[:60] or "unnamed"
+
+    @asset(
+        name=f"{UNUSABLE_PREFIX}{name}",
+        group_name="lens",
+        deps=deps,
+        description=f"Context lens for the study file {stem}.yaml, which cannot be used: {error}",
+    )
+    def _broken() -> MaterializeResult:
+        raise error
+
+    return _broken
+
+
 _ASSETS: list | None = None
 
 
@@ -522,7 +547,12 @@ def _assets() -> list:
     if _ASSETS is None:
         deps = observation_asset_keys()
         if _ASSETS is None:
-            _ASSETS = [lens_asset(study, deps) for study in all_studies()]
+            _ASSETS = [
+                broken_lens_asset(path.stem, study, deps)
+                if isinstance(study, StudyConfigError)
+                else lens_asset(study, deps)
+                for path, study in study_files()
+            ]
     return _ASSETS
 
 

@@ -6,6 +6,7 @@ default every other basin with data) and which periods matter. Every problem is 
 as `<file>: field '<field>': <problem>` so the analyst knows what to fix.
 """
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -33,10 +34,67 @@ TOP_LEVEL_FIELDS = {
 }
 FOCUS_FIELDS = {"regions", "comunas", "basins", "sites"}
 COMPARISON_FIELDS = {"territories", "peer_basins"}
+# Bounds of a study file: a study names a few places, not a data set; beyond these it is a mistake
+# (or an attack) that must fail alone, quickly, without exhausting memory.
+MAX_STUDY_BYTES = 256 * 1024
+MAX_YAML_NODES = 20_000  # scalars, lists and mappings; YAML anchors and aliases are refused outright
+MAX_YAML_DEPTH = 20
+MAX_SITES = 200
+MAX_TERRITORIES = 500  # regions + comunas + basins + comparison territories + peer basins
+
+log = logging.getLogger(__name__)
 
 
 class StudyConfigError(ValueError):
     """A study file that cannot be used; the message names the file and the field."""
+
+
+class StudyLoader(yaml.SafeLoader):
+    """`yaml.safe_load` that cannot expand without bound: no aliases, bounded nodes and depth.
+
+    An alias lets a few bytes stand for an exponential document ("billion laughs"); a study
+    file has no use for them, so they are refused where they appear.
+    """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.nodes = 0
+        self.depth = 0
+
+    @classmethod
+    def load(cls, text: str):
+        """What `yaml.safe_load(text)` returns, within the bounds."""
+        loader = cls(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+
+    @classmethod
+    def compose(cls, text: str):
+        """The node tree of `text` (nothing constructed), within the bounds."""
+        loader = cls(text)
+        try:
+            return loader.get_single_node()
+        finally:
+            loader.dispose()
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"line {mark.line + 1}: YAML aliases (*name) are not allowed in study files")
+        self.nodes += 1
+        self.depth += 1
+        try:
+            if self.nodes > MAX_YAML_NODES or self.depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(
+                    f"line {mark.line + 1}: more than {MAX_YAML_NODES} values or {MAX_YAML_DEPTH} levels "
+                    "of nesting (a study names places, not data)"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 @dataclass(frozen=True)
@@ -200,15 +258,40 @@ def _bad_date_field(text: str) -> str | None:
         return None
 
     try:
-        return walk(yaml.compose(text), "")
+        return walk(StudyLoader.compose(text), "")
     except yaml.YAMLError:
         return None
 
 
-def parse_study(path: Path) -> Study:
-    text = path.read_text(encoding="utf-8")
+def _read(path: Path) -> str:
+    """The file's text, refused unread beyond MAX_STUDY_BYTES."""
     try:
-        document = yaml.safe_load(text)
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_STUDY_BYTES + 1)
+    except OSError as exc:
+        raise StudyConfigError(f"{path.name}: cannot be read: {exc.strerror}") from exc
+    if len(data) > MAX_STUDY_BYTES:
+        raise StudyConfigError(
+            f"{path.name}: larger than {MAX_STUDY_BYTES // 1024} KiB, the cap for a study file"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StudyConfigError(f"{path.name}: not UTF-8 text (byte {exc.start})") from exc
+
+
+def _bounded(path: Path, codes: dict[str, list[str]], sites: list, compare_to: list, peers: list) -> None:
+    if len(sites) > MAX_SITES:
+        raise _fail(path, "focus.sites", f"{len(sites)} sites; a study may name at most {MAX_SITES}")
+    named = sum(len(v) for v in codes.values()) + len(compare_to) + len(peers)
+    if named > MAX_TERRITORIES:
+        raise _fail(path, "focus", f"{named} territories named; a study may name at most {MAX_TERRITORIES}")
+
+
+def parse_study(path: Path) -> Study:
+    text = _read(path)
+    try:
+        document = StudyLoader.load(text)
     except yaml.YAMLError as exc:
         raise StudyConfigError(f"{path.name}: not valid YAML: {exc}") from exc
     except ValueError as exc:  # a date such as 2025-13-01
@@ -241,6 +324,7 @@ def parse_study(path: Path) -> Study:
     if bad:
         raise _fail(path, "comparison.territories", f"invalid territory id(s) {bad} (use e.g. 'country:CL')")
     peer_basins = _codes(path, "comparison.peer_basins", comparison.get("peer_basins"), CUT_BY_KIND["basins"])
+    _bounded(path, codes, sites, compare_to, peer_basins)
     overlap = sorted(set(peer_basins) & set(codes["basins"]))
     if overlap:
         raise _fail(path, "comparison.peer_basins", f"basin(s) {overlap} are also focus basins")
@@ -279,8 +363,27 @@ def load_study(study_id: str) -> Study:
     return parse_study(path)
 
 
+def study_files() -> list[tuple[Path, Study | StudyConfigError]]:
+    """Every file in studies/, parsed, or the error that makes it unusable: one bad file is its own
+    problem, never the other studies' (nor the code location's)."""
+    found = []
+    for path in sorted(STUDIES_DIR.glob("*.yaml")):
+        try:
+            found.append((path, parse_study(path)))
+        except StudyConfigError as exc:
+            found.append((path, exc))
+    return found
+
+
 def all_studies() -> list[Study]:
-    return [parse_study(p) for p in sorted(STUDIES_DIR.glob("*.yaml"))]
+    """The usable studies; a broken file is logged and left out (its lens asset fails with the reason)."""
+    studies = []
+    for path, study in study_files():
+        if isinstance(study, StudyConfigError):
+            log.warning("study file %s is not usable and is left out: %s", path.name, study)
+        else:
+            studies.append(study)
+    return studies
 
 
 DEFAULT_STUDY = "antofagasta-2025"
