@@ -19,7 +19,7 @@ from warehouse.lens_prune import drop_retired_lenses
 
 def current_prefixes() -> set[str]:
     """The table prefixes of every study file present, valid or not (a broken file keeps its lens)."""
-    return {path.stem.replace("-", "_") for path in studies.STUDIES_DIR.glob("*.yaml")}
+    return {path.stem.replace("-", "_") for path in studies.studies_dir().glob("*.yaml")}
 
 
 def retire(warehouse: WarehouseResource) -> dict[str, list[str]]:

@@ -7,6 +7,7 @@ as `<file>: field '<field>': <problem>` so the analyst knows what to fix.
 """
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -144,13 +145,19 @@ class Study:
         return [f"basin:{c}" for c in self.peer_basins]
 
 
+def studies_dir() -> Path:
+    """Where study files live: `CONTEXT_LENS_STUDIES_DIR` if set, else studies/ in the repository."""
+    configured = os.environ.get("CONTEXT_LENS_STUDIES_DIR")
+    return Path(configured) if configured else STUDIES_DIR
+
+
 def study_path(study_id: str) -> Path:
     """The file of a study id; ids with path separators or '..' are refused."""
     if not STUDY_ID.match(study_id or ""):
         raise StudyConfigError(
             f"study id {study_id!r} is not allowed: use lower-case letters, digits and '-' (no '/', no '..')"
         )
-    return STUDIES_DIR / f"{study_id}.yaml"
+    return studies_dir() / f"{study_id}.yaml"
 
 
 def _fail(path: Path, field_name: str, problem: str) -> StudyConfigError:
@@ -358,8 +365,8 @@ def parse_study(path: Path) -> Study:
 def load_study(study_id: str) -> Study:
     path = study_path(study_id)
     if not path.exists():
-        available = ", ".join(p.stem for p in sorted(STUDIES_DIR.glob("*.yaml"))) or "none"
-        raise StudyConfigError(f"no study file {path.name} in {STUDIES_DIR} (available: {available})")
+        available = ", ".join(p.stem for p in sorted(studies_dir().glob("*.yaml"))) or "none"
+        raise StudyConfigError(f"no study file {path.name} in {studies_dir()} (available: {available})")
     return parse_study(path)
 
 
@@ -367,7 +374,7 @@ def study_files() -> list[tuple[Path, Study | StudyConfigError]]:
     """Every file in studies/, parsed, or the error that makes it unusable: one bad file is its own
     problem, never the other studies' (nor the code location's)."""
     found = []
-    for path in sorted(STUDIES_DIR.glob("*.yaml")):
+    for path in sorted(studies_dir().glob("*.yaml")):
         try:
             found.append((path, parse_study(path)))
         except StudyConfigError as exc:

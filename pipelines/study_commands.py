@@ -145,7 +145,7 @@ def _places() -> Places:
 
 def cmd_new(args: argparse.Namespace) -> int:
     study_files.study_path(args.id)  # refuses ids that are not plain names
-    folder = Path(args.folder) if args.folder else study_files.STUDIES_DIR
+    folder = Path(args.folder) if args.folder else study_files.studies_dir()
     target = folder / f"{args.id}.yaml"
     if target.exists() and not args.force:
         raise StudyCommandError(f"{target} exists; choose another id or pass --force")
@@ -243,7 +243,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     rows = []
-    for path in sorted(study_files.STUDIES_DIR.glob("*.yaml")):
+    for path in sorted(study_files.studies_dir().glob("*.yaml")):
         try:
             study = study_files.parse_study(path)
         except study_files.StudyConfigError as exc:
@@ -261,13 +261,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         )
         rows.append((study.id, "ok", "; ".join(f for f in focus if f), built))
     if not rows:
-        print(f"no study files in {study_files.STUDIES_DIR}; start one with `context-lens studies new`")
+        print(f"no study files in {study_files.studies_dir()}; start one with `context-lens studies new`")
         return 0
     header = ("study", "file", "focus", "lens")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
         print("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
-    print(f"({len(rows)} studies in {study_files.STUDIES_DIR})")
+    print(f"({len(rows)} studies in {study_files.studies_dir()})")
     return 0
 
 

@@ -17,6 +17,7 @@ is moved to quarantine, the incident is recorded, and the next fetch downloads i
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -51,6 +52,16 @@ def crashpoint(name: str) -> None:
     """
     if os.environ.get("CONTEXT_LENS_CRASH_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def failpoint(name: str) -> None:
+    """Fail here as a full disk would (ENOSPC), when `CONTEXT_LENS_FAIL_AT` names this point.
+
+    A no-op otherwise. The fault matrix sets it to prove that a write that fails is
+    recorded as failed, with the reason, and leaves the last committed state.
+    """
+    if os.environ.get("CONTEXT_LENS_FAIL_AT") == name:
+        raise OSError(errno.ENOSPC, f"No space left on device (injected at {name})")
 
 
 def request_key(method: str, url: str, params: Any = None, data: Any = None) -> str:

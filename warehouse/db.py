@@ -13,13 +13,13 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
 import duckdb_extension_spatial
 
-from sources.rawstore import crashpoint
+from sources.rawstore import crashpoint, failpoint
 
 WAREHOUSE_DIR = Path(__file__).resolve().parent
 DEFAULT_DB = WAREHOUSE_DIR / "context.duckdb"
@@ -172,7 +172,13 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
         conn.execute("ROLLBACK")
         raise
     crashpoint("transaction:before_commit")
-    conn.execute("COMMIT")
+    try:
+        failpoint("transaction:commit")
+        conn.execute("COMMIT")
+    except BaseException:
+        with suppress(duckdb.Error):  # a commit that failed leaves nothing of the transaction
+            conn.execute("ROLLBACK")
+        raise
     crashpoint("transaction:after_commit")
 
 

@@ -97,16 +97,17 @@ class Gate:
             request = _read_request(client)
             with socket.create_connection(("127.0.0.1", self.upstream_port), timeout=30) as upstream:
                 upstream.sendall(request)
+                if _path(request) not in self.reset_paths:  # pass bytes on as they come (a drip stays a drip)
+                    while chunk := upstream.recv(65536):
+                        client.sendall(chunk)
+                    client.close()
+                    return
                 response = b""
                 while chunk := upstream.recv(65536):
                     response += chunk
-            if _path(request) in self.reset_paths:
-                head, _, body = response.partition(b"\r\n\r\n")
-                client.sendall(head + b"\r\n\r\n" + body[: len(body) // 2])
-                time.sleep(0.05)  # let the half body arrive before the reset discards the queue
-                _reset(client)
-                return
-            client.sendall(response)
-            client.close()
+            head, _, body = response.partition(b"\r\n\r\n")
+            client.sendall(head + b"\r\n\r\n" + body[: len(body) // 2])
+            time.sleep(0.05)  # let the half body arrive before the reset discards the queue
+            _reset(client)
         except OSError:
             client.close()

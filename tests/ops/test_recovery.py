@@ -65,7 +65,12 @@ def test_a_killed_run_is_failed_and_its_slot_freed_a_live_one_left_alone(home):
         os.kill(holder, signal.SIGKILL)  # not reaped yet: a zombie is dead too
         time.sleep(0.2)
         [dead] = recovery.recover(instance)
-        assert (dead.run_id, dead.status, dead.pid, dead.slots) == (first, "STARTED", holder, ["duckdb_writer"])
+        assert (dead.run_id, dead.status, dead.pid, dead.slots) == (
+            first,
+            "STARTED",
+            holder,
+            ["duckdb_writer"],
+        )
         _, status = os.waitpid(waiting, 0)
         assert os.WEXITSTATUS(status) == 0
         os.waitpid(holder, 0)
