@@ -77,6 +77,14 @@ def test_default_study_lists_the_field_study_claims():
     assert not arsenic.checks[0].open_data and "reCAPTCHA" in arsenic.checks[0].measured_by
     measured = {c.indicator for claim in study.claims for c in claim.checks if c.indicator}
     assert "water_mean_annual_flow_change_pct" in measured and "settlements_count" in measured
+    # the labour and census families measure three more claims (Calama, rural water, women in mining)
+    assert {
+        "census_unemployment_rate",
+        "census_dwellings_no_public_water_share_rural",
+        "ene_mining_women_share",
+    } <= measured
+    unmeasured = {c.id for c in study.claims if not any(k.indicator for k in c.checks)}
+    assert unmeasured == {"loa-arsenic", "mining-subcontracting"}
 
 
 @pytest.mark.parametrize(
