@@ -53,6 +53,21 @@ def _selection(study_id: str | None) -> AssetSelection:
     return AssetSelection.all() - AssetSelection.assets(*others)
 
 
+def _unusable_lenses() -> AssetSelection:
+    """The lens assets of study files that cannot be used: a refresh warns about them, by file and
+    field, and refreshes everything else (`build --study` of such a file fails with the same reason)."""
+    from dagster import AssetSelection
+
+    from pipelines import lens
+    from pipelines.studies import StudyConfigError, study_files
+
+    for path, study in study_files():
+        if isinstance(study, StudyConfigError):
+            print(f"context-lens: warning: study {path.name} is left out: {study}", file=sys.stderr)
+    usable = lens.usable(lens.ASSETS)
+    return AssetSelection.assets(*[a.key for a in lens.ASSETS if a not in usable])
+
+
 def _failure_reason(result) -> str:
     """The first failed step and its error on one line: the error that names the source and the
     snapshot (a SourceError), with the innermost cause when that one says something else."""
@@ -140,7 +155,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         selection = AssetSelection.assets(*ops.family_asset_keys(chosen[0])).downstream()
     else:
         selection = AssetSelection.all()
-    _materialize(selection)
+    _materialize(selection - _unusable_lenses())
     source_ids = {s.info.id for m in chosen for s in ops.family_sources(m)}
     with db.reader() as conn:
         rows = conn.execute(

@@ -214,10 +214,12 @@ def waits(instance: DagsterInstance, run_id: str) -> list[str]:
         if not mine:
             continue
         holders = [f"run {s.run_id[:8]} step {s.step_key}" for s in info.claimed_slots if s.run_id != run_id]
+        if not holders:
+            continue  # a slot just freed: the step is about to get it
         waited = time.time() - min(s.enqueued_timestamp.timestamp() for s in mine)
         lines.append(
             f"step {mine[0].step_key} waits for pool {key} (limit {info.slot_count}), held by "
-            f"{', '.join(holders) or 'nobody yet'}; waiting {waited:.0f}s"
+            f"{', '.join(holders)}; waiting {waited:.0f}s"
         )
     return lines
 

@@ -56,7 +56,7 @@ def test_a_million_sites_are_refused_unread(tmp_path):
     assert "larger than 256 KiB, the cap for a study file" in _refusal(tmp_path, text)
 
 
-def test_a_bad_study_file_fails_only_its_own_lens(tmp_path, monkeypatch):
+def test_a_bad_study_file_fails_only_its_own_lens(tmp_path, monkeypatch, capsys):
     good = (studies.STUDIES_DIR / "calama-loa-2025.yaml").read_text(encoding="utf-8")
     (tmp_path / "calama-loa-2025.yaml").write_text(good, encoding="utf-8")
     (tmp_path / "broken-one.yaml").write_text(good.replace("calama-loa-2025", "broken-one") + "focus: 3\n")
@@ -69,6 +69,16 @@ def test_a_bad_study_file_fails_only_its_own_lens(tmp_path, monkeypatch):
     keys = sorted(a.key.path[-1] for a in lens.ASSETS)
     assert keys == ["lens_calama_loa_2025", "lens_unusable_broken_one"]
     assert [a.key.path[-1] for a in lens.usable(lens.ASSETS)] == ["lens_calama_loa_2025"]
+    from dagster import AssetKey
+
+    from pipelines import cli
+
+    left_out = cli._unusable_lenses().resolve(lens.ASSETS)  # what a refresh leaves out, with a warning
+    assert left_out == {AssetKey("lens_unusable_broken_one")}
+    assert (
+        "warning: study broken-one.yaml is left out: broken-one.yaml: field 'focus'"
+        in capsys.readouterr().err
+    )
     broken = next(a for a in lens.ASSETS if a.key.path[-1] == "lens_unusable_broken_one")
     result = materialize([broken], raise_on_error=False)
     [failure] = result.get_step_failure_events()
