@@ -391,4 +391,7 @@ def annual_summary(daily: pd.DataFrame, daily_limit: float | None = None) -> pd.
                 else None,
             }
         )
-    return pd.DataFrame(rows, columns=columns)
+    result = pd.DataFrame(rows, columns=columns)
+    result["mean"] = result["mean"].astype(float)
+    result["days_above"] = result["days_above"].astype("Int64")
+    return result

@@ -20,6 +20,7 @@ _MODULES = (
     "cases_processes",
     "cases_hostile",
     "cases_labour",
+    "cases_air",
     "cases_gates",
 )
 
