@@ -72,7 +72,10 @@ def test_changing_one_value_in_the_warehouse_changes_the_verdict(warehouse_env):
 
 def test_default_study_lists_the_field_study_claims():
     study = load_study("antofagasta-2025")
-    assert len(study.claims) == 10
+    assert len(study.claims) == 11
+    air = next(c for c in study.claims if c.id == "calama-air-pollution")
+    assert [c.indicator for c in air.checks][-1] == "sinca_arsenic_pm_annual_mean"
+    assert "NOT arsenic in the Loa's water" in air.checks[-1].note
     arsenic = next(c for c in study.claims if c.id == "loa-arsenic")
     assert not arsenic.checks[0].open_data and "reCAPTCHA" in arsenic.checks[0].measured_by
     measured = {c.indicator for claim in study.claims for c in claim.checks if c.indicator}
