@@ -318,6 +318,38 @@ def _point_layer(conn, schema: str, name: str, extent, label: str, style: str) -
     return {"name": label, "style": style, "source": f"{schema}.{name}", "features": features}
 
 
+def _air_station_layer(conn: duckdb.DuckDBPyConnection, extent) -> dict | None:
+    """SINCA air-quality stations in view (staging.sinca_stations), each named with who runs it."""
+    if not _relation_columns(conn, "staging", "sinca_stations"):
+        return None
+    rows = conn.execute(
+        """
+        SELECT station_code, station_name, operator, operator_kind, longitude, latitude
+        FROM staging.sinca_stations
+        WHERE NOT outside_chile AND longitude BETWEEN ? AND ? AND latitude BETWEEN ? AND ?
+        ORDER BY station_code
+        """,
+        [extent[0], extent[2], extent[1], extent[3]],
+    ).fetchall()
+    features = [
+        {
+            "id": code,
+            "name": f"{name} ({code}), run by {operator or 'not stated'}"
+            + (" - mining company" if kind == "mining company" else ""),
+            "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        }
+        for code, name, operator, kind, lon, lat in rows
+    ]
+    if not features:
+        return None
+    return {
+        "name": "Air-quality stations (SINCA)",
+        "style": "air_station",
+        "source": "staging.sinca_stations",
+        "features": features,
+    }
+
+
 def map_data(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> MapData | None:
     """Layers for the report's map; None when no focus territory has a polygon yet."""
     focus = scope.territories[(scope.territories["role"] == "focus") & scope.territories["has_geometry"]]
@@ -398,6 +430,9 @@ def map_data(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> MapData | Non
             layer = {"name": f"{schema}.{name}", "style": "error", "source": str(exc)[:200], "features": []}
         if layer and not any(existing["style"] == layer["style"] for existing in layers):
             layers.append(layer)
+    air = _air_station_layer(conn, extent)
+    if air:
+        layers.append(air)
     sites = [
         {"name": s.site, "geometry": {"type": "Point", "coordinates": [s.lon, s.lat]}}
         for s in scope.sites.itertuples()

@@ -11,12 +11,13 @@ import json
 import pytest
 from dagster import materialize
 
-from pipelines import air, territories
+from pipelines import air, lens, territories
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import sinca
 from warehouse import db
 
 ASSETS = [*territories.ASSETS, *air.ASSETS]
+_shared: dict = {}
 
 
 def _run():
@@ -41,6 +42,7 @@ def offline(tmp_path_factory):
             daily = conn.execute("SELECT * FROM staging.sinca_daily").df()
             status = dict(conn.execute("SELECT source_id, mode FROM core.source_status").fetchall())
             indicators = conn.execute("SELECT * FROM core.indicators WHERE source_id = 'sinca'").df()
+            _shared["layer"] = lens._air_station_layer(conn, (-71.0, -26.0, -67.0, -20.0))  # region 02
     return (
         result,
         observations.set_index(["indicator_id", "territory_id", "period"]),
@@ -111,3 +113,12 @@ def test_every_air_indicator_is_registered_in_a_lens_section(offline):
     assert set(observations.index.get_level_values(0)) <= set(registered.index)
     assert set(registered["lens_section"]) == {"structural_constraints"}
     assert "not arsenic in water" in registered.loc["sinca_arsenic_pm_annual_mean", "label"]
+
+
+def test_the_lens_map_shows_the_stations_with_their_operator(offline):
+    layer = _shared["layer"]
+    assert layer["name"] == "Air-quality stations (SINCA)" and layer["style"] == "air_station"
+    names = {f["id"]: f["name"] for f in layer["features"]}
+    assert set(names) == {station for station, _ in sinca.SERIES}
+    assert names["RII/217"].endswith("run by Codelco Distrito Norte - mining company")
+    assert names["RII/237"].endswith("run by Ministerio del Medio Ambiente")
