@@ -26,7 +26,10 @@ class WarehouseResource(ConfigurableResource):
     _lock_budget: db.LockBudget | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._lock_budget = db.LockBudget(self.lock_wait_seconds)  # once per run (in-process executor)
+        # Once per run (in-process executor); lock waits are reported in the run's own log.
+        self._lock_budget = db.LockBudget(
+            self.lock_wait_seconds, notify=context.log.warning if context.log else None
+        )
 
     def lock_budget(self) -> db.LockBudget:
         if self._lock_budget is None:

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -81,9 +81,10 @@ class LockBudget:
     steps fail at once, saying why.
     """
 
-    def __init__(self, seconds: float | None = None):
+    def __init__(self, seconds: float | None = None, notify: Callable[[str], object] | None = None):
         self.seconds = lock_wait_seconds() if seconds is None else float(seconds)
         self.spent = 0.0
+        self.notify = notify  # where a wait is reported (the run's log); else this module's logger
 
     def remaining(self) -> float:
         return max(0.0, self.seconds - self.spent)
@@ -136,12 +137,10 @@ def connect(
                     "(CONTEXT_LENS_LOCK_WAIT)"
                 ) from exc
             if delay == 0.05:
-                log.warning(
-                    "waiting for the warehouse lock on %s (%s), for up to %.0fs",
-                    target,
-                    _holder(exc),
-                    allowed,
+                message = (
+                    f"waiting for the warehouse lock on {target} ({_holder(exc)}), for up to {allowed:.0f}s"
                 )
+                (budget.notify if budget is not None and budget.notify else log.warning)(message)
             time.sleep(min(delay, max(0.0, allowed - waited)))
             delay = min(delay * 2, 1.0)
     if budget is not None:
