@@ -697,6 +697,15 @@ def amount_series(amounts: pd.DataFrame, measure: str) -> pd.DataFrame:
     return _series(rows["territory_id"], rows["year"], rows["amount_clp"], rows["snapshot_id"], flags)
 
 
+def _inputs_as(frame: pd.DataFrame, role: str, suffix: str = "") -> list[list[tuple[str, str]]]:
+    """Each row's inputs under `role`: its declared ones if it lists them, else its own snapshot."""
+    declared = frame[f"inputs{suffix}"] if f"inputs{suffix}" in frame.columns else [None] * len(frame)
+    return [
+        [(role, snapshot) for _, snapshot in listed] if isinstance(listed, list) else [(role, own)]
+        for listed, own in zip(declared, frame[f"snapshot_id{suffix}"], strict=True)
+    ]
+
+
 def ratio_series(
     numerator: pd.DataFrame,
     denominator: pd.DataFrame,
@@ -706,28 +715,34 @@ def ratio_series(
 ) -> tuple[pd.DataFrame, list[str]]:
     """scale × numerator ÷ denominator for the same territory and year; never across years.
 
-    Returns (series, the numerator's territory-years that had no denominator). When the
-    denominator is SAMPLE data and the numerator is not, the value takes the sample's
-    snapshot (so the lens shows it as sample) and a flag says so.
+    Returns (series, the numerator's territory-years that had no denominator). A value stays
+    under the numerator's snapshot (its source's) and lists both as inputs, so its mode is the
+    weaker of the two (a SAMPLE denominator makes it sample; the numerator's source stays what
+    it is); a flag says when the denominator is SAMPLE data.
     """
     merged = numerator.merge(
         denominator[denominator["value"] > 0], on=["territory_id", "year"], suffixes=("", "_d"), how="left"
     )
     matched = merged[merged["value_d"].notna()]
     unmatched = [f"{t} {y}" for t, y in merged.loc[merged["value_d"].isna(), ["territory_id", "year"]].values]
-    snapshots, flags = [], []
+    flags = []
     for row in matched.itertuples(index=False):
-        borrowed = modes.get(row.snapshot_id_d) == "sample" and modes.get(row.snapshot_id) != "sample"
-        snapshots.append(row.snapshot_id_d if borrowed else row.snapshot_id)
-        notes = [n for n in (row.flag, f"{denominator_name} is SAMPLE data" if borrowed else None) if n]
+        sampled = modes.get(row.snapshot_id_d) == "sample" and modes.get(row.snapshot_id) != "sample"
+        notes = [n for n in (row.flag, f"{denominator_name} is SAMPLE data" if sampled else None) if n]
         flags.append("; ".join(notes) or None)
     series = _series(
         matched["territory_id"],
         matched["year"],
         scale * matched["value"] / matched["value_d"],
-        snapshots,
+        matched["snapshot_id"],
         flags,
     )
+    series["inputs"] = [
+        sorted(set(n + d))
+        for n, d in zip(
+            _inputs_as(matched, "numerator"), _inputs_as(matched, "denominator", "_d"), strict=True
+        )
+    ]
     return series, unmatched
 
 
@@ -885,8 +900,9 @@ def finance_observations_frames(
                     "flag": values["flag"],
                     "source_id": source_id,
                     "snapshot_id": values["snapshot_id"],
+                    "inputs": values["inputs"] if "inputs" in values else None,
                 },
-                columns=store.OBSERVATION_COLUMNS,
+                columns=[*store.OBSERVATION_COLUMNS, "inputs"],
             )
         )
     frames = {

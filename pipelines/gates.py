@@ -299,6 +299,7 @@ UNGATED = {
     "core.raw_schemas": "the drift record of accepted raw tables",
     "core.observation_history": "every value ever published, appended with core.observations",
     "core.observation_inputs": "the lineage of core.observations, written with it",
+    "core.observation_input_history": "the lineage of core.observation_history, appended with it",
     "core.lineages": "the lineage of core.observations, written with it",
     "ops.*": "the bookkeeping of publications",
     "lens.*": "study outputs computed from the warehouse, not a source's data",

@@ -463,8 +463,11 @@ def rate_table(deaths: pd.DataFrame, population: pd.DataFrame, config: HealthCon
     return table, pooled
 
 
-def rate_observations(table: pd.DataFrame, snapshot_id: str) -> pd.DataFrame:
-    """ASR and rate-ratio rows (both sexes) of the registered cause groups."""
+def rate_observations(
+    table: pd.DataFrame, snapshot_id: str, inputs: list[tuple[str, str]] | None = None
+) -> pd.DataFrame:
+    """ASR and rate-ratio rows (both sexes) of the registered cause groups; `inputs` is the
+    lineage of every row (deaths, population, standard population), else the deaths snapshot."""
     rows = table[(table["sex"] == mortality.SEX_TOTAL) & table["cause_group"].isin(INDICATOR_GROUPS)]
     flag = rows["flag"].where(rows["flag"] != mortality.FLAG_OK)
     base = {"territory_id": rows["territory_id"], "period": rows["period"], "flag": flag}
@@ -490,7 +493,8 @@ def rate_observations(table: pd.DataFrame, snapshot_id: str) -> pd.DataFrame:
     frame = pd.concat([asr, ratio], ignore_index=True)
     frame = frame[frame["value"].notna()].copy()
     frame["source_id"], frame["snapshot_id"] = deis_deaths.SOURCE.id, snapshot_id
-    return frame[store.OBSERVATION_COLUMNS].reset_index(drop=True)
+    frame["inputs"] = [sorted(set(inputs or [("value", snapshot_id)]))] * len(frame)
+    return frame[[*store.OBSERVATION_COLUMNS, "inputs"]].reset_index(drop=True)
 
 
 @asset(
@@ -521,7 +525,11 @@ def health_rates(
         table, pooled = rate_table(deaths, population, config, standard, version)
         table["snapshot_id"], table["population_snapshot_id"] = deaths_snapshot, pop_snapshot
         table = table[list(RATE_COLUMNS)]
-        observations = rate_observations(table, deaths_snapshot)
+        lineage = [("numerator", s) for s in sorted(deaths["snapshot_id"].unique())]
+        lineage.append(("denominator", pop_snapshot))
+        if not config.standard_counts:  # the standard is the country's population of that file
+            lineage.append(("standard_population", pop_snapshot))
+        observations = rate_observations(table, deaths_snapshot, lineage)
         counts = write_tables(
             conn,
             deis_deaths.SOURCE.id,

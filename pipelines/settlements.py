@@ -420,7 +420,7 @@ def _population(conn) -> pd.DataFrame:
     return conn.execute(
         """
         SELECT split_part(territory_id, ':', 2) AS territory, TRY_CAST(period AS INTEGER) AS year,
-               value AS population
+               value AS population, snapshot_id
         FROM core.observations
         WHERE indicator_id = ? AND value IS NOT NULL AND TRY_CAST(period AS INTEGER) IS NOT NULL
           AND (territory_id LIKE 'comuna:%' OR territory_id LIKE 'region:%')
@@ -558,6 +558,37 @@ def observation_rows(
     return frame, per_1000
 
 
+def observation_lineage(
+    observations: pd.DataFrame, settlements_frame: pd.DataFrame, population: pd.DataFrame
+) -> list[list[tuple[str, str]]]:
+    """Every snapshot each observation was computed from: the catastro year's payloads (both
+    years' for a change), and for the per-1,000 rate the population value under it."""
+    by_year = {
+        str(int(y)): sorted(set(group))
+        for y, group in settlements_frame.groupby("catastro_year")["snapshot_id"]
+    }
+    people = (
+        {
+            (f"{'comuna' if len(str(t)) == 5 else 'region'}:{t}", str(int(y))): snapshot
+            for t, y, snapshot in population[["territory", "year", "snapshot_id"]].itertuples(index=False)
+        }
+        if not population.empty
+        else {}
+    )
+    lineage = []
+    for indicator, territory, period in observations[["indicator_id", "territory_id", "period"]].itertuples(
+        index=False
+    ):
+        years = period.split("-") if "-" in period else [period]
+        if indicator == "settlement_households_per_1000":
+            inputs = [("numerator", s) for s in by_year.get(period, [])]
+            inputs += [("denominator", people[(territory, period)])] if (territory, period) in people else []
+        else:
+            inputs = [("value", s) for year in years for s in by_year.get(year, [])]
+        lineage.append(sorted(set(inputs)))
+    return lineage
+
+
 @asset(
     group_name=FAMILY,
     pool="duckdb_writer",
@@ -598,6 +629,7 @@ def settlement_observations(
             parts.append(rows)
             per_1000 += rates
         observations = pd.concat(parts, ignore_index=True)
+        observations["inputs"] = observation_lineage(observations, frame, population)
         observations["lower"] = np.nan
         observations["upper"] = np.nan
         observations["source_id"] = SOURCE.id

@@ -51,7 +51,7 @@ RELIABILITY_FLAGS = (
     "unreliable",
     "sample",
 )
-MODE_WEAKNESS = {"sample": 0, "curated": 1, "live": 2}
+MODE_WEAKNESS = {"sample": 0, "stale": 1, "curated-unverified": 2, "curated": 3, "live": 4}
 HASHED_TABLES = ("indicators", "comparisons", "territories", "sites", "sources", "gaps")
 MIN_TREND_POINTS = 3
 _YEAR = re.compile(r"^(\d{4})$")
@@ -96,7 +96,9 @@ INDICATOR_COLUMNS = {
     "licence": "licence of the snapshot (or of the source)",
     "snapshot_id": "core.snapshots id the value came from",
     "retrieved_at": "when that snapshot was retrieved (UTC)",
-    "mode": "live, curated or sample",
+    "mode": "the weakest mode among the value's inputs: sample, stale, curated-unverified, curated or live",
+    "source_mode": "the weakest mode among the inputs from the value's own source",
+    "inputs": "every snapshot the value was computed from: 'role: source snapshot (mode)'",
     "cadence_days": "expected days between source updates",
     "age_days": "days between retrieval and the lens reference date",
     "freshness": "fresh, stale (older than the cadence), sample or curated",
@@ -131,7 +133,7 @@ SOURCE_COLUMNS = {
     "snapshots": "snapshot ids the lens values come from (or the newest snapshot by the as-of date)",
     "retrieved_first": "oldest retrieval among them",
     "retrieved_last": "newest retrieval among them",
-    "mode": "weakest mode among them: sample, curated or live",
+    "mode": "weakest mode of the source's own snapshots used: sample, stale, curated-unverified, curated or live",
     "freshness": "fresh, stale, sample, curated or not loaded",
     "status": "outcome of the newest refresh (only without an as-of date)",
     "error": "last error recorded for the source (only without an as-of date)",
@@ -196,15 +198,29 @@ SELECT o.*, coalesce(i.lens_section, 'unregistered') AS section, coalesce(i.them
        i.higher_is, t.name AS territory_name, t.kind AS territory_kind,
        src.title AS source_title, src.landing_url AS source_url,
        coalesce(sn.licence, src.licence) AS licence, src.cadence_days,
-       sn.retrieved_at, sn.mode
+       sn.retrieved_at, coalesce(li.mode, sn.mode) AS mode, coalesce(li.own_mode, sn.mode) AS source_mode,
+       li.inputs
 FROM o
 LEFT JOIN core.indicators i USING (indicator_id)
 LEFT JOIN core.territories t USING (territory_id)
 LEFT JOIN core.sources src ON src.source_id = o.source_id
 LEFT JOIN core.snapshots sn ON sn.snapshot_id = o.snapshot_id
 """
-DESCRIBE_LATEST = "WITH o AS (" + OBSERVATIONS_LATEST + ")" + DESCRIBE_SQL
-DESCRIBE_AS_OF = "WITH o AS (" + OBSERVATIONS_AS_OF + ")" + DESCRIBE_SQL
+# The mode of a value is the weakest of its inputs (marts.observation_lineage*, warehouse/sql/views/90_lens.sql).
+DESCRIBE_LATEST = (
+    "WITH o AS ("
+    + OBSERVATIONS_LATEST
+    + ")"
+    + DESCRIBE_SQL
+    + "LEFT JOIN marts.observation_lineage li USING (indicator_id, territory_id, period)"
+)
+DESCRIBE_AS_OF = (
+    "WITH o AS ("
+    + OBSERVATIONS_AS_OF
+    + ")"
+    + DESCRIBE_SQL
+    + "LEFT JOIN marts.observation_lineage_history li USING (indicator_id, territory_id, period, snapshot_id)"
+)
 
 SOURCES_SQL = """
 WITH newest AS (
@@ -260,7 +276,7 @@ def _freshness(mode, retrieved_at, cadence_days, reference: date) -> tuple[float
     if retrieved_at is None or pd.isna(retrieved_at):
         return None, "unknown"
     age = float((pd.Timestamp(reference) - pd.Timestamp(retrieved_at).normalize()).days)
-    if mode in ("sample", "curated"):
+    if mode in ("sample", "curated", "curated-unverified"):
         return age, str(mode)
     if cadence_days is None or pd.isna(cadence_days):
         return age, "unknown"
@@ -402,7 +418,7 @@ def source_rows(conn: duckdb.DuckDBPyConnection, indicators: pd.DataFrame, scope
         if len(used):
             snapshots = sorted(used["snapshot_id"].unique())
             first, last = used["retrieved_at"].min(), used["retrieved_at"].max()
-            mode = _weakest_mode(used["mode"])
+            mode = _weakest_mode(used["source_mode"])  # what the source is, not what it was divided by
             years = [y for p in used["period"].unique() if (y := period_years(p))]
             vintage = (
                 f"{min(y[0] for y in years)}–{max(y[1] for y in years)}"

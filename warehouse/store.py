@@ -13,7 +13,7 @@ from dataclasses import asdict
 import duckdb
 import pandas as pd
 
-from sources.base import SourceInfo
+from sources.base import SourceInfo, ValidationError
 from sources.rawstore import Sidecar
 from warehouse.db import table_name
 
@@ -119,20 +119,80 @@ def record_indicators(conn: duckdb.DuckDBPyConnection, indicators: Iterable[dict
         )
 
 
+INPUT_COLUMNS = ["indicator_id", "territory_id", "period", "source_id", "role", "input_snapshot_id"]
+
+
+def observation_inputs(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per observation and input (`INPUT_COLUMNS`, and whether it was declared).
+
+    An `inputs` column lists (role, snapshot_id) pairs, every snapshot the value was computed
+    from; an observation without it was read from its own snapshot alone (role 'value').
+    """
+    keys = frame[["indicator_id", "territory_id", "period", "source_id"]]
+    declared = (
+        frame["inputs"] if "inputs" in frame.columns else pd.Series([None] * len(frame), index=frame.index)
+    )
+    rows = []
+    for key, inputs, snapshot in zip(
+        keys.itertuples(index=False), declared, frame["snapshot_id"], strict=True
+    ):
+        listed = isinstance(inputs, list | tuple) and len(inputs) > 0
+        pairs = inputs if listed else [("value", snapshot)]
+        rows.extend((*key, str(role), str(input_snapshot), listed) for role, input_snapshot in pairs)
+    return pd.DataFrame(rows, columns=[*INPUT_COLUMNS, "declared"]).drop_duplicates(ignore_index=True)
+
+
+def _check_lineage(conn: duckdb.DuckDBPyConnection, source_id: str) -> None:
+    """Refuse observations filed under a snapshot that is neither the source's own nor a declared input."""
+    leaked = conn.execute(
+        """
+        SELECT o.indicator_id, o.territory_id, o.period, o.snapshot_id, s.source_id
+        FROM _incoming_observations o JOIN core.snapshots s USING (snapshot_id)
+        WHERE s.source_id <> ? AND NOT EXISTS (
+            SELECT 1 FROM _incoming_inputs i
+            WHERE i.declared AND i.indicator_id = o.indicator_id AND i.territory_id = o.territory_id
+              AND i.period = o.period AND i.input_snapshot_id = o.snapshot_id)
+        ORDER BY ALL LIMIT 5
+        """,
+        [source_id],
+    ).fetchall()
+    if leaked:
+        shown = "; ".join(f"{i} {t} {p} under {snap} ({owner})" for i, t, p, snap, owner in leaked)
+        raise ValidationError(
+            source_id,
+            f"observations filed under another source's snapshot that is not one of their inputs: {shown}",
+        )
+
+
 def replace_observations(conn: duckdb.DuckDBPyConnection, source_id: str, frame: pd.DataFrame) -> int:
-    """Make `frame` the source's current observations, and add them to the history."""
+    """Make `frame` the source's current observations and their lineage, and add both to the history."""
     missing = [c for c in OBSERVATION_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"observations for {source_id} lack columns {missing}")
     if (frame["source_id"] != source_id).any():
         raise ValueError(f"observations passed for {source_id} carry another source_id")
     incoming = frame[OBSERVATION_COLUMNS]
+    inputs = observation_inputs(frame)
     conn.register("_incoming_observations", incoming)
+    conn.register("_incoming_inputs", inputs)
     try:
+        _check_lineage(conn, source_id)
         conn.execute("DELETE FROM core.observations WHERE source_id = ?", [source_id])
+        conn.execute("DELETE FROM core.observation_inputs WHERE source_id = ?", [source_id])
+        if incoming.empty:  # nothing to add (an empty frame's columns have no types to cast from)
+            return 0
         conn.execute(
             "INSERT INTO core.observations SELECT * FROM _incoming_observations "
             "ORDER BY indicator_id, territory_id, period"
+        )
+        conn.execute(
+            """
+            INSERT INTO core.observation_inputs
+            SELECT i.indicator_id, i.territory_id, i.period, i.source_id, i.role, i.input_snapshot_id,
+                   s.source_id
+            FROM _incoming_inputs i LEFT JOIN core.snapshots s ON s.snapshot_id = i.input_snapshot_id
+            ORDER BY ALL
+            """
         )
         conn.execute(
             """
@@ -141,6 +201,17 @@ def replace_observations(conn: duckdb.DuckDBPyConnection, source_id: str, frame:
             FROM _incoming_observations o JOIN core.snapshots s USING (snapshot_id)
             """
         )
+        conn.execute(
+            """
+            INSERT OR IGNORE INTO core.observation_input_history
+            SELECT i.indicator_id, i.territory_id, i.period, o.snapshot_id, i.source_id, i.role,
+                   i.input_snapshot_id, s.source_id
+            FROM _incoming_inputs i
+            JOIN _incoming_observations o USING (indicator_id, territory_id, period)
+            LEFT JOIN core.snapshots s ON s.snapshot_id = i.input_snapshot_id
+            """
+        )
     finally:
         conn.unregister("_incoming_observations")
+        conn.unregister("_incoming_inputs")
     return len(incoming)

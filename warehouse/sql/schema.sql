@@ -110,3 +110,32 @@ CREATE TABLE IF NOT EXISTS core.observation_history (
     retrieved_at  TIMESTAMP NOT NULL,
     PRIMARY KEY (indicator_id, territory_id, period, snapshot_id)
 );
+
+-- The lineage of every current observation: each snapshot it was computed from, by role
+-- (value, numerator, denominator, parts, conversion_rate, standard_population, boundary...).
+-- Written with core.observations in the same transaction (warehouse.store.replace_observations);
+-- an observation's mode is the weakest of its inputs' (marts.observation_lineage).
+CREATE TABLE IF NOT EXISTS core.observation_inputs (
+    indicator_id       VARCHAR NOT NULL,
+    territory_id       VARCHAR NOT NULL,
+    period             VARCHAR NOT NULL,
+    source_id          VARCHAR NOT NULL,   -- the observation's source
+    role               VARCHAR NOT NULL,
+    input_snapshot_id  VARCHAR NOT NULL,
+    input_source_id    VARCHAR,            -- the source that snapshot belongs to (core.snapshots)
+    PRIMARY KEY (indicator_id, territory_id, period, role, input_snapshot_id)
+);
+
+-- The lineage of every value in core.observation_history (keyed by the value's snapshot), so
+-- that `--as-of` rebuilds the inputs and modes of the values it selects.
+CREATE TABLE IF NOT EXISTS core.observation_input_history (
+    indicator_id       VARCHAR NOT NULL,
+    territory_id       VARCHAR NOT NULL,
+    period             VARCHAR NOT NULL,
+    snapshot_id        VARCHAR NOT NULL,   -- the value's snapshot in core.observation_history
+    source_id          VARCHAR NOT NULL,
+    role               VARCHAR NOT NULL,
+    input_snapshot_id  VARCHAR NOT NULL,
+    input_source_id    VARCHAR,
+    PRIMARY KEY (indicator_id, territory_id, period, snapshot_id, role, input_snapshot_id)
+);

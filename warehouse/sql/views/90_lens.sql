@@ -1,9 +1,48 @@
+-- marts.observation_lineage: every current observation with the mode of each of its inputs and
+-- its own mode, the weakest of them (sample < stale < curated-unverified < curated < live), so
+-- a value computed on SAMPLE population is sample whatever its own source is. own_mode is the
+-- weakest among the inputs of the observation's own source (what the source itself is).
+-- inputs lists them: 'role: source snapshot (mode)'. marts.observation_lineage_history does the
+-- same for core.observation_history, keyed by the value's snapshot (what `--as-of` reads).
+CREATE OR REPLACE MACRO marts.mode_rank(m) AS
+    list_position(['sample', 'stale', 'curated-unverified', 'curated', 'live'], m);
+CREATE OR REPLACE MACRO marts.rank_mode(r) AS
+    (['sample', 'stale', 'curated-unverified', 'curated', 'live'])[r];
+
+CREATE OR REPLACE VIEW marts.observation_input_modes AS
+SELECT i.*, sn.mode AS input_mode
+FROM core.observation_input_history i LEFT JOIN core.snapshots sn ON sn.snapshot_id = i.input_snapshot_id;
+
+CREATE OR REPLACE VIEW marts.observation_lineage_history AS
+SELECT indicator_id, territory_id, period, snapshot_id,
+       marts.rank_mode(min(marts.mode_rank(input_mode))) AS mode,
+       marts.rank_mode(min(marts.mode_rank(input_mode)) FILTER (WHERE input_source_id = source_id)) AS own_mode,
+       string_agg(role || ': ' || coalesce(input_source_id, '?') || ' ' || input_snapshot_id
+                  || ' (' || coalesce(input_mode, 'unknown') || ')', '; '
+                  ORDER BY role, input_source_id, input_snapshot_id) AS inputs
+FROM marts.observation_input_modes
+GROUP BY ALL;
+
+CREATE OR REPLACE VIEW marts.observation_lineage AS
+WITH current_inputs AS (
+    SELECT i.*, sn.mode AS input_mode
+    FROM core.observation_inputs i LEFT JOIN core.snapshots sn ON sn.snapshot_id = i.input_snapshot_id
+)
+SELECT indicator_id, territory_id, period,
+       marts.rank_mode(min(marts.mode_rank(input_mode))) AS mode,
+       marts.rank_mode(min(marts.mode_rank(input_mode)) FILTER (WHERE input_source_id = source_id)) AS own_mode,
+       string_agg(role || ': ' || coalesce(input_source_id, '?') || ' ' || input_snapshot_id
+                  || ' (' || coalesce(input_mode, 'unknown') || ')', '; '
+                  ORDER BY role, input_source_id, input_snapshot_id) AS inputs
+FROM current_inputs
+GROUP BY ALL;
+
 -- marts.territory_profile: one row per territory × indicator with its latest value.
 --
 -- "Latest" is the period that ends last ('2016-2020' ends in 2020; '2022-03' comes after
 -- '2022'). Each row carries the unit, the source (title, landing page, licence), the
--- snapshot and its retrieval time, and the mode (live | curated | sample: sample values are
--- stand-ins for offline runs and must not be cited). periods_available and first_period
+-- snapshot and its retrieval time, the mode (the weakest of its inputs, listed in `inputs`;
+-- live | curated | sample: sample values are stand-ins for offline runs and must not be cited). periods_available and first_period
 -- say how long a series sits behind the latest value. Built on core tables only, so it
 -- exists whichever families are loaded. Documented in docs/lens.md.
 CREATE OR REPLACE VIEW marts.territory_profile AS
@@ -48,10 +87,12 @@ SELECT r.territory_id,
        coalesce(sn.licence, src.licence) AS licence,
        r.snapshot_id,
        sn.retrieved_at,
-       sn.mode
+       coalesce(li.mode, sn.mode) AS mode,
+       li.inputs
 FROM ranked r
 LEFT JOIN core.territories t USING (territory_id)
 LEFT JOIN core.indicators i USING (indicator_id)
 LEFT JOIN core.sources src ON src.source_id = r.source_id
 LEFT JOIN core.snapshots sn ON sn.snapshot_id = r.snapshot_id
+LEFT JOIN marts.observation_lineage li USING (indicator_id, territory_id, period)
 WHERE r.recency = 1;
