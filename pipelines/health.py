@@ -43,7 +43,7 @@ from pipelines.ingest import (
 )
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import load_resolver, territories
-from sources import deis_deaths, ine_population, mortality
+from sources import deis_deaths, division, ine_population, mortality
 from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
 from sources.base import FetchError, FetchRequest, ParseError, ValidationError
 from sources.endpoints import endpoints
@@ -312,18 +312,47 @@ def health_deaths(
 
 # --- population ----------------------------------------------------------------------------
 
-POPULATION_OBSERVATIONS_SQL = """
-WITH levels AS (
-    SELECT 'comuna:' || comuna_code AS territory_id, year, sum(population) AS value FROM _population GROUP BY ALL
-    UNION ALL
-    SELECT 'region:' || region_code, year, sum(population) FROM _population GROUP BY ALL
-    UNION ALL
-    SELECT 'country:CL', year, sum(population) FROM _population GROUP BY ALL
-)
-SELECT 'population' AS indicator_id, territory_id, CAST(year AS VARCHAR) AS period, CAST(value AS DOUBLE) AS value,
-       NULL::DOUBLE AS lower, NULL::DOUBLE AS upper, NULL::VARCHAR AS flag, ? AS source_id, ? AS snapshot_id
-FROM levels ORDER BY territory_id, period
-"""
+
+def population_observations(
+    population: pd.DataFrame, source_id: str, snapshot_id: str
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The `population` indicator by comuna, and by region and Chile only where the file holds
+    every comuna of the official division (`sources.division`): a four-region file has no Chile.
+
+    Returns (observations, {territory: coverage}) for the levels left out ('29 of 346 comunas'),
+    reported, never published as the territory's value.
+    """
+    comunas = population.groupby(["comuna_code", "year"], as_index=False)["population"].sum()
+    totals, partial = division.sum_over_comunas(comunas, ["year"], value="population", snapshot=None)
+    levels = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "territory_id": "comuna:" + comunas["comuna_code"],
+                    "year": comunas["year"],
+                    "value": comunas["population"],
+                }
+            ),
+            totals[["territory_id", "year", "value"]],
+        ],
+        ignore_index=True,
+    )
+    frame = pd.DataFrame(
+        {
+            "indicator_id": "population",
+            "territory_id": levels["territory_id"],
+            "period": levels["year"].astype(int).astype(str),
+            "value": levels["value"].astype("float64"),
+            "lower": float("nan"),
+            "upper": float("nan"),
+            "flag": None,
+            "source_id": source_id,
+            "snapshot_id": snapshot_id,
+        }
+    )
+    left_out = dict(zip(partial["territory_id"], partial["coverage"], strict=True))
+    frame = frame.astype({"flag": "object"}).sort_values(["territory_id", "period"], ignore_index=True)
+    return frame, dict(sorted(left_out.items()))
 
 
 @asset(
@@ -368,14 +397,12 @@ def health_population(
     )
     totals["snapshot_id"] = payload.snapshot_id
     population = frame[list(POPULATION_COLUMNS)]
-    with warehouse.writer() as conn:
-        conn.register("_population", population)
-        try:
-            observations = conn.execute(
-                POPULATION_OBSERVATIONS_SQL, [ine_population.SOURCE.id, payload.snapshot_id]
-            ).df()
-        finally:
-            conn.unregister("_population")
+    observations, partial = population_observations(population, ine_population.SOURCE.id, payload.snapshot_id)
+    if partial:
+        context.log.warning(
+            f"population: no value for {', '.join(f'{t} ({c})' for t, c in partial.items())}: "
+            "the file does not hold every comuna of the official division"
+        )
     tables = {
         ("core", "population"): population,
         ("staging", "population_parsed_totals"): totals,
@@ -394,6 +421,7 @@ def health_population(
             "comunas": int(frame["comuna_code"].nunique()),
             "years": f"{frame['year'].min()}-{frame['year'].max()}",
             "observations": written,
+            "partial_levels_not_published": MetadataValue.json(partial),
         }
     )
 
@@ -408,9 +436,10 @@ FROM core.population GROUP BY ALL
 
 
 def standard_population(
-    config: HealthConfig, population: pd.DataFrame, sample: bool
+    config: HealthConfig, population: pd.DataFrame, sample: bool, partial: str | None = None
 ) -> mortality.StandardPopulation:
-    """The configured standard, else the country's population in `standard_year`."""
+    """The configured standard, else the country's population in `standard_year`; `partial`
+    ('40 of 346 comunas') names a file that does not hold all of Chile, so the name says so."""
     if config.standard_counts:
         return mortality.StandardPopulation(
             config.standard_name or "configured standard", tuple(config.standard_counts)
@@ -418,15 +447,33 @@ def standard_population(
     name = f"Chile {config.standard_year}, INE comuna estimates base 2017 summed over all comunas, both sexes, 0-4..80+"
     if sample:
         name = f"SAMPLE country {config.standard_year} (sum of the sample comunas), both sexes, 0-4..80+"
+    elif partial:
+        name = f"INE {config.standard_year} summed over {partial} (not all of Chile), both sexes, 0-4..80+"
     return mortality.standard_from_population(population, config.standard_year, config.standard_name or name)
 
 
-def rate_table(deaths: pd.DataFrame, population: pd.DataFrame, config: HealthConfig, standard, version: str):
-    """Pooled windows for every comuna, region and the country; single years for regions and the country."""
+def rate_table(
+    deaths: pd.DataFrame,
+    population: pd.DataFrame,
+    config: HealthConfig,
+    standard,
+    version: str,
+    whole_only: bool = False,
+):
+    """Pooled windows for every comuna, region and the country; single years for regions and the country.
+
+    With `whole_only` (a live population file that does not hold all of Chile), the country
+    and the regions are computed only where the file holds every comuna of the official
+    division: national deaths over the population of four regions is not Chile's rate.
+    """
     comunas = {f"comuna:{c}": [c] for c in sorted(population["comuna_code"].unique())}
     regions = {
         f"region:{r}": sorted(rows["comuna_code"].unique()) for r, rows in population.groupby("region_code")
     }
+    country = {COUNTRY: None}
+    if whole_only:
+        regions = {r: codes for r, codes in regions.items() if division.coverage(r, codes).complete}
+        country = {}
     years = sorted(set(deaths["year"]) & set(population["year"]))
     if not years:
         raise ValidationError(deis_deaths.SOURCE.id, "no year has both deaths and population")
@@ -434,7 +481,7 @@ def rate_table(deaths: pd.DataFrame, population: pd.DataFrame, config: HealthCon
     pooled = mortality.pooled_periods(years[0], end, config.pooled_window_years)
     common = {
         "standard": standard,
-        "reference": COUNTRY,
+        "reference": COUNTRY if country else None,
         "min_deaths": config.min_deaths,
         "cause_groups_version": version,
     }
@@ -444,7 +491,7 @@ def rate_table(deaths: pd.DataFrame, population: pd.DataFrame, config: HealthCon
             mortality.mortality_table(
                 deaths,
                 population,
-                territories={COUNTRY: None, **regions, **comunas},
+                territories={**country, **regions, **comunas},
                 periods=pooled,
                 **common,
             )
@@ -453,7 +500,7 @@ def rate_table(deaths: pd.DataFrame, population: pd.DataFrame, config: HealthCon
         mortality.mortality_table(
             deaths,
             population,
-            territories={COUNTRY: None, **regions},
+            territories={**country, **regions},
             periods=[(y, y) for y in years],
             **common,
         )
@@ -519,10 +566,15 @@ def health_rates(
         deaths_snapshot = conn.execute(
             "SELECT snapshot_id FROM core.deaths WHERE series = 'official' LIMIT 1"
         ).fetchone()[0]
-        standard = standard_population(config, population, pop_mode == "sample")
+        cover = division.coverage(COUNTRY, population["comuna_code"].unique())
+        partial = None if cover.complete else cover.describe()
+        standard = standard_population(config, population, pop_mode == "sample", partial)
         version = deaths["cause_groups_version"].iloc[0]
         context.log.info(f"standard population: {standard.name}; few_deaths below {config.min_deaths}")
-        table, pooled = rate_table(deaths, population, config, standard, version)
+        whole_only = (
+            partial is not None and pop_mode != "sample"
+        )  # SAMPLE stand-ins keep their sample "country"
+        table, pooled = rate_table(deaths, population, config, standard, version, whole_only)
         table["snapshot_id"], table["population_snapshot_id"] = deaths_snapshot, pop_snapshot
         table = table[list(RATE_COLUMNS)]
         lineage = [("numerator", s) for s in sorted(deaths["snapshot_id"].unique())]
@@ -581,10 +633,16 @@ def health_deaths_reconcile(warehouse: WarehouseResource) -> AssetCheckResult:
     )
 
 
+def _country_coverage(conn) -> division.Coverage:
+    codes = [r[0] for r in conn.execute("SELECT DISTINCT comuna_code FROM core.population").fetchall()]
+    return division.coverage(division.COUNTRY_ID, codes)
+
+
 @asset_check(
     asset=health_population,
     description="Population totals match the payload's own totals per year (the comuna file has no total row, "
-    "so the totals summed at parse time), and the country observation equals the comunas' sum.",
+    "so the totals summed at parse time); the country observation exists only when the file holds every "
+    "comuna of the official division, and then equals the comunas' sum.",
 )
 def health_population_totals(warehouse: WarehouseResource) -> AssetCheckResult:
     with warehouse.reader() as conn:
@@ -596,14 +654,17 @@ def health_population_totals(warehouse: WarehouseResource) -> AssetCheckResult:
             SELECT t.year, t.parsed_total, l.loaded, c.value
             FROM staging.population_parsed_totals t
             LEFT JOIN loaded l USING (year) LEFT JOIN country c USING (year)
-            WHERE l.loaded IS DISTINCT FROM t.parsed_total OR c.value IS DISTINCT FROM t.parsed_total
-            """
+            WHERE l.loaded IS DISTINCT FROM t.parsed_total
+               OR (c.value IS NOT NULL OR ?) AND c.value IS DISTINCT FROM t.parsed_total
+            """,
+            [complete := _country_coverage(conn).complete],
         ).fetchall()
         years = conn.execute("SELECT count(*) FROM staging.population_parsed_totals").fetchone()[0]
     return AssetCheckResult(
         passed=not mismatches and years > 0,
         metadata={
             "years": years,
+            "country_published": complete,
             "mismatches": MetadataValue.json([list(map(float, m)) for m in mismatches[:10]]),
         },
     )

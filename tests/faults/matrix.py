@@ -22,6 +22,7 @@ _MODULES = (
     "cases_labour",
     "cases_air",
     "cases_gates",
+    "cases_provenance",
 )
 
 

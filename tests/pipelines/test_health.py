@@ -10,11 +10,13 @@ import io
 import zipfile
 from collections import Counter
 
+import pandas as pd
 import pytest
 from dagster import materialize
 
 from pipelines import health, territories
 from pipelines.resources import SourcesResource, WarehouseResource
+from sources import ine_population
 from tests.support.http import Reply
 from warehouse import db
 
@@ -152,7 +154,7 @@ def test_warehouse_asr_of_calama_equals_a_hand_computation(offline_warehouse):
     assert row["deaths"] - row["deaths_unknown_age"] == sum(deaths.values())
 
 
-def test_population_observations_for_comunas_regions_and_country(offline_warehouse):
+def test_population_observations_for_comunas_and_the_regions_the_file_covers(offline_warehouse):
     _, tables = offline_warehouse
     population = _sample_population()
     observations = tables["observations"]
@@ -163,7 +165,9 @@ def test_population_observations_for_comunas_regions_and_country(offline_warehou
         assert pop[(f"comuna:{comuna}", "2017")] == sum(
             v for (c, y, _), v in population.items() if c == comuna and y == 2017
         )
-    assert pop[("country:CL", "2020")] == sum(v for (_, y, _), v in population.items() if y == 2020)
+    # The SAMPLE holds 11 of Chile's 346 comunas (all of region 02, one of 05, one of 08):
+    # no Chile, region 05 or 08 value is published as a sum of the parts it happens to hold.
+    assert not {"country:CL", "region:05", "region:08"} & set(pop.index.get_level_values(0))
     assert pop[("region:02", "2020")] == sum(
         v for (c, y, _), v in population.items() if y == 2020 and c.startswith("02")
     )
@@ -301,3 +305,62 @@ def test_unknown_comuna_code_is_refused_by_the_shared_resolver(warehouse_env, ht
             "SELECT status FROM core.source_status WHERE source_id = 'deis_deaths'"
         ).fetchone()
     assert status == ("failed",)
+
+
+def test_the_four_region_population_file_gives_no_chile_total(shared_data):
+    """INE's comuna file for regions 01-04 only: regions 01-04 summed, and no `country:CL` (2,323,778 in 2024)."""
+    path = shared_data / "health" / "ine_proyecciones_comunas_2002-2035_regiones01-04.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    frame = ine_population.parse_comunas(path.read_bytes(), "ine_population-real")
+    frame["snapshot_id"] = "ine_population-real"
+    observations, partial = health.population_observations(
+        frame[list(health.POPULATION_COLUMNS)], "ine_population", "ine_population-real"
+    )
+    assert partial == {"country:CL": "40 of 346 comunas"}
+    territories = set(observations["territory_id"])
+    assert "country:CL" not in territories
+    assert {t for t in territories if t.startswith("region:")} == {
+        "region:01",
+        "region:02",
+        "region:03",
+        "region:04",
+    }
+    y2024 = observations[observations["period"] == "2024"].set_index("territory_id")["value"]
+    with open(path, encoding="utf-8") as handle:  # independent of the parser: the file's own column
+        rows = list(csv.DictReader(handle))
+    for region in ("01", "02", "03", "04"):
+        expected = sum(int(r["Poblacion 2024"]) for r in rows if int(r["Region"]) == int(region))
+        assert y2024[f"region:{region}"] == expected
+    assert sum(y2024[f"region:0{r}"] for r in range(1, 5)) == 2_323_778
+
+
+def test_live_rates_only_for_territories_the_population_file_covers():
+    """A live population file with all of region 02 and one comuna of 05: rates for region 02 and the
+    comunas, none for region 05 or Chile (national deaths over part of the population is not a rate)."""
+    from sources import division, mortality
+
+    comunas = sorted(division.comunas_of("02")) + ["05101"]
+    population = pd.DataFrame(
+        [
+            (year, c, c[:2], sex, group, 1000.0)
+            for year in range(2016, 2021)
+            for c in comunas
+            for sex in ("M", "F")
+            for group in mortality.AGE_GROUPS
+        ],
+        columns=["year", "comuna_code", "region_code", "sex", "age_group", "population"],
+    )
+    deaths = pd.DataFrame(
+        [(year, c, "M", "80+", "all_causes", 30) for year in range(2016, 2021) for c in comunas],
+        columns=["year", "comuna_code", "sex", "age_group", "cause_group", "deaths"],
+    )
+    config = health.HealthConfig()
+    standard = health.standard_population(config, population, False, "10 of 346 comunas")
+    assert "10 of 346 comunas (not all of Chile)" in standard.name
+    whole, _ = health.rate_table(deaths, population, config, standard, "v", whole_only=True)
+    kinds = set(whole["territory_id"])
+    assert "region:02" in kinds and "comuna:05101" in kinds
+    assert not {"country:CL", "region:05"} & kinds
+    every, _ = health.rate_table(deaths, population, config, standard, "v")
+    assert {"country:CL", "region:05"} <= set(every["territory_id"])
