@@ -164,6 +164,7 @@ ROYALTY_COLUMNS = {
     "document_page": "VARCHAR: page in the document, when known",
     "transcribed_by": "VARCHAR: who transcribed it, from what",
     "transcribed_on": "VARCHAR: when (ISO date)",
+    "verification": "VARCHAR: checked (against the primary document) | unverified (secondary source)",
     "note": "VARCHAR: caveats",
     "mode": "VARCHAR: curated",
     "snapshot_id": "VARCHAR: core.snapshots id of the curated file",
@@ -181,6 +182,7 @@ ROYALTY_SCHEMA = pa.DataFrameSchema(
         "document_page": pa.Column(str),
         "transcribed_by": pa.Column(str, pa.Check.str_length(min_value=1)),
         "transcribed_on": pa.Column(str, pa.Check.str_matches(r"^\d{4}-\d{2}-\d{2}$")),
+        "verification": pa.Column(str, pa.Check.isin(list(royalties.VERIFICATION))),
         "note": pa.Column(str),
         "mode": pa.Column(str, pa.Check.isin(["curated"])),
         "snapshot_id": pa.Column(str),
@@ -321,6 +323,7 @@ AMOUNT_COLUMNS = {
     "document_title": "VARCHAR: cited document (curated rows)",
     "document_url": "VARCHAR: its address (curated rows)",
     "snapshot_id": "VARCHAR: newest snapshot among the rows summed",
+    "verification": "VARCHAR: curated rows: checked (primary document) | unverified (secondary source)",
 }
 AMOUNT_DTYPES = {
     "year": "int64",
@@ -636,6 +639,7 @@ def royalty_amounts(staging: pd.DataFrame) -> tuple[pd.DataFrame, int]:
             "document_title": clp["document_title"],
             "document_url": clp["document_url"],
             "snapshot_id": clp["snapshot_id"],
+            "verification": clp["verification"],
         }
     )
     return _amount_frame(frame), int((staging["currency"] != "CLP").sum())
@@ -701,7 +705,7 @@ def _inputs_as(frame: pd.DataFrame, role: str, suffix: str = "") -> list[list[tu
     """Each row's inputs under `role`: its declared ones if it lists them, else its own snapshot."""
     declared = frame[f"inputs{suffix}"] if f"inputs{suffix}" in frame.columns else [None] * len(frame)
     return [
-        [(role, snapshot) for _, snapshot in listed] if isinstance(listed, list) else [(role, own)]
+        [(role, *rest) for _, *rest in listed] if isinstance(listed, list) else [(role, own)]
         for listed, own in zip(declared, frame[f"snapshot_id{suffix}"], strict=True)
     ]
 
@@ -775,13 +779,25 @@ def royalty_totals(amounts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, p
             snapshot_id=("snapshot_id", "max"),
             parts=("amount_clp", "size"),
             funds=("detail", lambda f: ", ".join(sorted(set(f)))),
+            unverified=("verification", lambda v: int((v == "unverified").sum())),
         )
         grouped = grouped.reset_index()
         flags = [
-            f"sum of {p} listed allocations ({funds})" if p > 1 else None
-            for p, funds in zip(grouped["parts"], grouped["funds"], strict=True)
+            "; ".join(
+                ([f"sum of {p} listed allocations ({funds})"] if p > 1 else [])
+                + ([f"{u} of {p} curated rows not checked against the primary document"] if u else [])
+            )
+            or None
+            for p, funds, u in zip(grouped["parts"], grouped["funds"], grouped["unverified"], strict=True)
         ]
-        return _series(grouped[by], grouped["year"], grouped["value"], grouped["snapshot_id"], flags)
+        series = _series(grouped[by], grouped["year"], grouped["value"], grouped["snapshot_id"], flags)
+        series["inputs"] = [  # an unverified row makes the value curated-unverified
+            [("parts" if p > 1 else "value", snapshot, *(["unverified"] if u else []))]
+            for p, snapshot, u in zip(
+                grouped["parts"], grouped["snapshot_id"], grouped["unverified"], strict=True
+            )
+        ]
+        return series
 
     return totals(comunas, "territory_id"), totals(rows, "region"), totals(comunas, "region")
 

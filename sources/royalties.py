@@ -9,7 +9,8 @@ known gap (listed in `sources/curated/README.md`), reported but not an error.
 Output of `load_allocations` (ALLOCATION_COLUMNS):
     fund, year (int), territory_code (5-digit comuna or 2-digit region), territory_level
     ("comuna" | "region"), amount (float; exact for CLP below 2**53), currency, document_title,
-    document_url, document_page, transcribed_by, transcribed_on, note, mode ("curated").
+    document_url, document_page, transcribed_by, transcribed_on, verification ("checked" against
+    the primary document | "unverified", transcribed from a secondary source), note, mode ("curated").
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ ALLOCATION_FIELDS = [
     "document_page",
     "transcribed_by",
     "transcribed_on",
+    "verification",
     "note",
 ]
 STATED_FIELDS = [
@@ -70,10 +72,15 @@ STATED_FIELDS = [
     "document_url",
     "document_date",
     "transcribed_by",
+    "verification",
     "note",
 ]
 ALLOCATION_COLUMNS = [*ALLOCATION_FIELDS[:3], "territory_level", *ALLOCATION_FIELDS[3:], "mode"]
 CURRENCIES = ("CLP", "USD")
+# How sure a curated row is: `checked` against the primary document (the resolution, the budget
+# law), or `unverified` (transcribed from a secondary source, not yet checked). An unverified
+# row makes every value computed from it `curated-unverified` (warehouse/sql/views/90_lens.sql).
+VERIFICATION = ("checked", "unverified")
 
 # Region 02 has exactly these 9 comunas (the official division, sources/reference/).
 REGION_02_COMUNAS = comunas_of("02")
@@ -127,6 +134,10 @@ def _check_citation(row: dict[str, str], where: str) -> None:
         )
     if not row["transcribed_by"]:
         raise ValidationError(SOURCE.id, f"{where}: transcribed_by is empty")
+    if row["verification"] not in VERIFICATION:
+        raise ValidationError(
+            SOURCE.id, f"{where}: verification {row['verification']!r} is not one of {VERIFICATION}"
+        )
 
 
 def validate(

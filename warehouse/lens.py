@@ -212,14 +212,16 @@ DESCRIBE_LATEST = (
     + OBSERVATIONS_LATEST
     + ")"
     + DESCRIBE_SQL
-    + "LEFT JOIN marts.observation_lineage li USING (indicator_id, territory_id, period)"
+    + "LEFT JOIN marts.observation_lineage li ON li.indicator_id = o.indicator_id "
+    + "AND li.territory_id = o.territory_id AND li.period = o.period"
 )
 DESCRIBE_AS_OF = (
     "WITH o AS ("
     + OBSERVATIONS_AS_OF
     + ")"
     + DESCRIBE_SQL
-    + "LEFT JOIN marts.observation_lineage_history li USING (indicator_id, territory_id, period, snapshot_id)"
+    + "LEFT JOIN marts.observation_lineage_history li ON li.indicator_id = o.indicator_id "
+    + "AND li.territory_id = o.territory_id AND li.period = o.period AND li.snapshot_id = o.snapshot_id"
 )
 
 SOURCES_SQL = """
@@ -534,6 +536,18 @@ def gap_rows(
     for (indicator, flag), group in flagged.groupby(["indicator_id", "flag"], sort=True):
         gaps.append(
             ("flagged", indicator, f"{len(group)} focus value(s) of {indicator} are flagged '{flag}'.")
+        )
+    unverified = indicators[
+        indicators["inputs"].fillna("").astype(str).str.contains("(curated-unverified)", regex=False)
+    ]
+    for (indicator, source), group in unverified.groupby(["indicator_id", "source_id"], sort=True):
+        gaps.append(
+            (
+                "unverified",
+                indicator,
+                f"{len(group)} value(s) of {indicator} are computed from curated {source} rows transcribed "
+                "from a secondary source, not yet checked against the primary document.",
+            )
         )
     frame = pd.DataFrame(gaps, columns=["kind", "subject", "detail"])
     return frame.drop_duplicates().reset_index(drop=True)

@@ -126,7 +126,8 @@ def observation_inputs(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per observation and input (`INPUT_COLUMNS`, and whether it was declared).
 
     An `inputs` column lists (role, snapshot_id) pairs, every snapshot the value was computed
-    from; an observation without it was read from its own snapshot alone (role 'value').
+    from, with a third item 'unverified' for curated rows not checked against their primary
+    document; an observation without it was read from its own snapshot alone (role 'value').
     """
     keys = frame[["indicator_id", "territory_id", "period", "source_id"]]
     declared = (
@@ -137,9 +138,10 @@ def observation_inputs(frame: pd.DataFrame) -> pd.DataFrame:
         keys.itertuples(index=False), declared, frame["snapshot_id"], strict=True
     ):
         listed = isinstance(inputs, list | tuple) and len(inputs) > 0
-        pairs = inputs if listed else [("value", snapshot)]
-        rows.extend((*key, str(role), str(input_snapshot), listed) for role, input_snapshot in pairs)
-    return pd.DataFrame(rows, columns=[*INPUT_COLUMNS, "declared"]).drop_duplicates(ignore_index=True)
+        for role, input_snapshot, *status in inputs if listed else [("value", snapshot)]:
+            rows.append((*key, str(role), str(input_snapshot), status[0] if status else None, listed))
+    columns = [*INPUT_COLUMNS, "verification", "declared"]
+    return pd.DataFrame(rows, columns=columns).drop_duplicates(ignore_index=True)
 
 
 def _check_lineage(conn: duckdb.DuckDBPyConnection, source_id: str) -> None:
@@ -187,9 +189,9 @@ def replace_observations(conn: duckdb.DuckDBPyConnection, source_id: str, frame:
         )
         conn.execute(
             """
-            INSERT INTO core.observation_inputs
+            INSERT INTO core.observation_inputs BY NAME
             SELECT i.indicator_id, i.territory_id, i.period, i.source_id, i.role, i.input_snapshot_id,
-                   s.source_id
+                   s.source_id AS input_source_id, i.verification
             FROM _incoming_inputs i LEFT JOIN core.snapshots s ON s.snapshot_id = i.input_snapshot_id
             ORDER BY ALL
             """
@@ -203,9 +205,9 @@ def replace_observations(conn: duckdb.DuckDBPyConnection, source_id: str, frame:
         )
         conn.execute(
             """
-            INSERT OR IGNORE INTO core.observation_input_history
+            INSERT OR IGNORE INTO core.observation_input_history BY NAME
             SELECT i.indicator_id, i.territory_id, i.period, o.snapshot_id, i.source_id, i.role,
-                   i.input_snapshot_id, s.source_id
+                   i.input_snapshot_id, s.source_id AS input_source_id, i.verification
             FROM _incoming_inputs i
             JOIN _incoming_observations o USING (indicator_id, territory_id, period)
             LEFT JOIN core.snapshots s ON s.snapshot_id = i.input_snapshot_id

@@ -165,3 +165,43 @@ def four_region_population() -> str:
         lost = sorted(set(map(repr, old)) - set(map(repr, new)))
         require(not lost, f"{len(lost)} observations already served were lost or altered, e.g. {lost[:1]}")
         return f"published: 40 comunas and {', '.join(sorted(levels))}; no country:CL (40 of 346 comunas); 0 rows lost"
+
+
+@case(
+    "P03",
+    "content",
+    "a curated royalty row whose verification status is neither checked nor unverified",
+    "refused: error names the source, the row and the problem; status failed; tables intact",
+)
+def curated_row_without_verification() -> str:
+    from pipelines import finance
+    from sources import royalties
+
+    text = (royalties.CURATED_DIR / "royalty_allocations.csv").read_text(encoding="utf-8")
+    body = text.replace(",unverified,", ",verified (we think),", 1).encode("utf-8")
+    with workspace() as ws:
+        folder = ws.root / "curated"  # the curated files are read from local files only
+        folder.mkdir()
+        (folder / "royalty_allocations.csv").write_bytes(body)
+        stated = royalties.CURATED_DIR / "royalty_stated_totals.csv"
+        (folder / stated.name).write_bytes(stated.read_bytes())
+        prefix = f"CONTEXT_LENS_ENDPOINT__{royalties.SOURCE.id.upper()}__"
+        variables = {
+            f"{prefix}ALLOCATIONS": (folder / "royalty_allocations.csv").as_uri(),
+            f"{prefix}STATED_TOTALS": (folder / stated.name).as_uri(),
+            "CONTEXT_LENS_FILE_ROOTS": str(folder),
+        }
+        with environment(**variables):
+            before = capture(ws.root)
+            try:
+                run_asset(finance.royalty_allocations, FaultSources(max_attempts=1, backoff_seconds=0.01))
+            except SourceError as exc:
+                error = exc
+            else:
+                raise AssertionError("a curated row without a verification status was accepted")
+            cause = r"verification 'verified \(we think\)' is not one of"
+            names_source_and_cause(str(error), cause, royalties.SOURCE.id)
+            row = status(ws.db, royalties.SOURCE.id)
+            require(row is not None and row[0] == "failed", f"source status is {row}, not failed")
+            tables_intact(before, capture(ws.root), new_source=royalties.SOURCE.id)
+        return f"refused: {str(error)[:160]}; status failed; 0 rows lost or altered"

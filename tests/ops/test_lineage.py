@@ -121,3 +121,33 @@ def test_finance_ratio_keeps_the_numerators_snapshot_and_lists_the_denominator()
     assert row["snapshot_id"] == ROYALTIES  # never borrowed from the population
     assert row["inputs"] == [("denominator", POPULATION), ("numerator", ROYALTIES)]
     assert row["flag"] == "population is SAMPLE data"
+
+
+def test_an_unverified_curated_input_makes_the_value_curated_unverified(conn):
+    inputs = [("numerator", ROYALTIES, "unverified"), ("denominator", ROYALTIES_NEW)]
+    store.replace_observations(conn, "royalties_curated", _observation(ROYALTIES, 1.0, inputs))
+    lineage = _lineage(conn).iloc[0]
+    assert lineage["mode"] == "curated-unverified"
+    assert lineage["own_mode"] == "curated"  # the source is curated; this value rests on an unchecked row
+    assert f"numerator: royalties_curated {ROYALTIES} (curated-unverified)" in lineage["inputs"]
+
+
+def test_royalty_totals_carry_the_verification_of_their_rows():
+    amounts = pd.DataFrame(
+        {
+            "measure": "royalty_allocation",
+            "detail": "fondo_puente",
+            "territory_id": ["comuna:02201", "comuna:02101"],
+            "year": 2024,
+            "amount_clp": [3.0, 4.0],
+            "snapshot_id": ROYALTIES,
+            "verification": ["unverified", "checked"],
+        }
+    )
+    comunas, regions, _ = finance.royalty_totals(amounts)
+    by_comuna = comunas.set_index("territory_id")
+    assert by_comuna.loc["comuna:02201", "inputs"] == [("value", ROYALTIES, "unverified")]
+    assert by_comuna.loc["comuna:02101", "inputs"] == [("value", ROYALTIES)]
+    region = regions.iloc[0]
+    assert region["value"] == 7.0 and region["inputs"] == [("parts", ROYALTIES, "unverified")]
+    assert "1 of 2 curated rows not checked against the primary document" in region["flag"]

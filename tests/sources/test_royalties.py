@@ -69,6 +69,8 @@ def test_a_changed_amount_breaks_reconciliation_naming_fund_year_and_difference(
         ("amount", "2.163.944.957", "not a plain whole number"),
         ("currency", "UF", "currency 'UF'"),
         ("transcribed_on", "ayer", "Invalid isoformat"),
+        ("verification", "", "verification '' is not one of \\('checked', 'unverified'\\)"),
+        ("verification", "verified", "verification 'verified' is not one of"),
     ],
 )
 def test_broken_rows_fail_with_a_clear_message(tmp_path: Path, field: str, value: str, message: str) -> None:
@@ -107,3 +109,13 @@ def test_a_total_stated_in_millions_reconciles_within_rounding(tmp_path: Path) -
         ValidationError, match=r"ley21591_comunas_fund_not_stated 2025: .*difference \+600,000"
     ):
         royalties.load_allocations(_write(tmp_path / "b.csv", rows), STATED)
+
+
+def test_every_shipped_row_says_how_sure_it_is() -> None:
+    """The shipped rows come from news reports and research notes: unverified, not checked."""
+    frame, _ = royalties.load_allocations(ALLOCATIONS, STATED)
+    assert set(frame["verification"]) == {"unverified"}
+    assert all(
+        "secondary source" in note or "not yet checked" in by
+        for note, by in zip(frame["note"], frame["transcribed_by"], strict=True)
+    )

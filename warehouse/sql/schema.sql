@@ -139,3 +139,8 @@ CREATE TABLE IF NOT EXISTS core.observation_input_history (
     input_source_id    VARCHAR,
     PRIMARY KEY (indicator_id, territory_id, period, snapshot_id, role, input_snapshot_id)
 );
+
+-- Curated inputs say how sure they are: 'unverified' (transcribed from a secondary source, not
+-- checked against the primary document) makes the value curated-unverified; NULL otherwise.
+ALTER TABLE core.observation_inputs ADD COLUMN IF NOT EXISTS verification VARCHAR;
+ALTER TABLE core.observation_input_history ADD COLUMN IF NOT EXISTS verification VARCHAR;

@@ -1,7 +1,9 @@
 -- marts.observation_lineage: every current observation with the mode of each of its inputs and
 -- its own mode, the weakest of them (sample < stale < curated-unverified < curated < live), so
--- a value computed on SAMPLE population is sample whatever its own source is. own_mode is the
--- weakest among the inputs of the observation's own source (what the source itself is).
+-- a value computed on SAMPLE population is sample whatever its own source is. A curated input
+-- whose rows are not checked against the primary document is curated-unverified. own_mode is the
+-- weakest snapshot mode among the inputs of the observation's own source (what the source itself
+-- is: a curated source stays curated when some of its rows are unverified; the value says so).
 -- inputs lists them: 'role: source snapshot (mode)'. marts.observation_lineage_history does the
 -- same for core.observation_history, keyed by the value's snapshot (what `--as-of` reads).
 CREATE OR REPLACE MACRO marts.mode_rank(m) AS
@@ -9,14 +11,18 @@ CREATE OR REPLACE MACRO marts.mode_rank(m) AS
 CREATE OR REPLACE MACRO marts.rank_mode(r) AS
     (['sample', 'stale', 'curated-unverified', 'curated', 'live'])[r];
 
+CREATE OR REPLACE MACRO marts.input_mode(snapshot_mode, verification) AS
+    CASE WHEN snapshot_mode = 'curated' AND verification = 'unverified' THEN 'curated-unverified'
+         ELSE snapshot_mode END;
+
 CREATE OR REPLACE VIEW marts.observation_input_modes AS
-SELECT i.*, sn.mode AS input_mode
+SELECT i.*, marts.input_mode(sn.mode, i.verification) AS input_mode, sn.mode AS snapshot_mode
 FROM core.observation_input_history i LEFT JOIN core.snapshots sn ON sn.snapshot_id = i.input_snapshot_id;
 
 CREATE OR REPLACE VIEW marts.observation_lineage_history AS
 SELECT indicator_id, territory_id, period, snapshot_id,
        marts.rank_mode(min(marts.mode_rank(input_mode))) AS mode,
-       marts.rank_mode(min(marts.mode_rank(input_mode)) FILTER (WHERE input_source_id = source_id)) AS own_mode,
+       marts.rank_mode(min(marts.mode_rank(snapshot_mode)) FILTER (WHERE input_source_id = source_id)) AS own_mode,
        string_agg(role || ': ' || coalesce(input_source_id, '?') || ' ' || input_snapshot_id
                   || ' (' || coalesce(input_mode, 'unknown') || ')', '; '
                   ORDER BY role, input_source_id, input_snapshot_id) AS inputs
@@ -25,12 +31,12 @@ GROUP BY ALL;
 
 CREATE OR REPLACE VIEW marts.observation_lineage AS
 WITH current_inputs AS (
-    SELECT i.*, sn.mode AS input_mode
+    SELECT i.*, marts.input_mode(sn.mode, i.verification) AS input_mode, sn.mode AS snapshot_mode
     FROM core.observation_inputs i LEFT JOIN core.snapshots sn ON sn.snapshot_id = i.input_snapshot_id
 )
 SELECT indicator_id, territory_id, period,
        marts.rank_mode(min(marts.mode_rank(input_mode))) AS mode,
-       marts.rank_mode(min(marts.mode_rank(input_mode)) FILTER (WHERE input_source_id = source_id)) AS own_mode,
+       marts.rank_mode(min(marts.mode_rank(snapshot_mode)) FILTER (WHERE input_source_id = source_id)) AS own_mode,
        string_agg(role || ': ' || coalesce(input_source_id, '?') || ' ' || input_snapshot_id
                   || ' (' || coalesce(input_mode, 'unknown') || ')', '; '
                   ORDER BY role, input_source_id, input_snapshot_id) AS inputs
