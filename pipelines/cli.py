@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,27 @@ if TYPE_CHECKING:
 
 class CommandError(Exception):
     """A failure the user can act on; printed as one line."""
+
+    exit_code = 1
+
+
+class Refused(CommandError):
+    """A request the command refuses before doing anything (nothing written); exit status 2."""
+
+    exit_code = 2
+
+
+def iso_date(text: str) -> date:
+    """An argparse type for dates: a message for people, not Python's."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        reason = str(exc).removeprefix("Invalid isoformat string: ")
+        if reason.startswith("'"):
+            reason = "not a date"
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid date ({reason}); write it as YYYY-MM-DD, e.g. 2024-12-31"
+        ) from None
 
 
 def _instance() -> DagsterInstance:
@@ -121,10 +142,54 @@ def _materialize(selection: AssetSelection) -> None:
         raise CommandError(f"{_failure_reason(result)}; previous good tables and export are still served")
 
 
+def _snapshots_by(as_of: date) -> tuple[list[str], list[str]]:
+    """(sources with a snapshot retrieved by the end of `as_of`, known sources without one)."""
+    if not db.db_path().exists():
+        return [], []
+    with db.reader() as conn:
+        rows = conn.execute(
+            "SELECT src.source_id, count(sn.snapshot_id) FROM core.sources src "
+            "LEFT JOIN core.snapshots sn ON sn.source_id = src.source_id AND sn.retrieved_at < ?::TIMESTAMP "
+            "GROUP BY 1 ORDER BY 1",
+            [as_of + timedelta(days=1)],
+        ).fetchall()
+    return [r[0] for r in rows if r[1]], [r[0] for r in rows if not r[1]]
+
+
+def cmd_build_as_of(study, as_of: date) -> int:
+    """A lens from the snapshots retrieved by `as_of`, written to its own folder; nothing else changes.
+
+    No asset runs: nothing is fetched, no table of the present (current lens, core, export) is
+    written. With no snapshot at all by that date it refuses (exit 2).
+    """
+    from pipelines.lens import build_lens, lens_folder
+    from pipelines.resources import WarehouseResource
+
+    present, absent = _snapshots_by(as_of)
+    if not present:
+        where = "the warehouse is empty" if not absent else f"{len(absent)} source(s) known, none that early"
+        raise Refused(
+            f"no snapshot was retrieved by {as_of.isoformat()} ({where} at {db.db_path()}); "
+            "nothing was written: choose a later date or build first"
+        )
+    os.environ["CONTEXT_LENS_AS_OF"] = as_of.isoformat()
+    if absent:
+        print(
+            f"context-lens: no snapshot by {as_of.isoformat()} for {len(absent)} source(s): "
+            f"{', '.join(absent)} (named in the lens's gaps)",
+            file=sys.stderr,
+        )
+    build_lens(WarehouseResource(), study)
+    print(
+        f"lens as of {as_of.isoformat()} written: {lens_folder(study)} (the current lens and export unchanged)"
+    )
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     study = load_study(args.study)
     if args.as_of:
-        os.environ["CONTEXT_LENS_AS_OF"] = args.as_of.isoformat()
+        return cmd_build_as_of(study, args.as_of)
     if args.offline:
         os.environ["CONTEXT_LENS_OFFLINE"] = "1"
     _materialize(_selection(study.id))
@@ -405,7 +470,12 @@ def parser() -> argparse.ArgumentParser:
         help=f"the study id: studies/<ID>.yaml (default {DEFAULT_STUDY}; see `context-lens studies list`)",
     )
     build.add_argument(
-        "--as-of", type=date.fromisoformat, default=None, help="use only snapshots retrieved by DATE"
+        "--as-of",
+        type=iso_date,
+        default=None,
+        metavar="DATE",
+        help="a lens from only the snapshots retrieved by DATE (YYYY-MM-DD), written to "
+        "output/lens/<study>/as-of-DATE/; nothing is fetched and the current lens and export stay",
     )
     build.add_argument(
         "--offline", action="store_true", help="skip live fetches; use stored or sample snapshots"
@@ -434,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except (CommandError, study_commands.StudyCommandError) as exc:
         print(f"context-lens: {args.command} failed: {exc}", file=sys.stderr)
-        return 1
+        return getattr(exc, "exit_code", 1)
     except KeyboardInterrupt:
         print(f"context-lens: {args.command} interrupted", file=sys.stderr)
         return 130

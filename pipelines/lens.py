@@ -10,15 +10,18 @@ import importlib
 import json
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from pipelines.families import observation_asset_keys
-from pipelines.report import output_dir, render, write_report
+from pipelines.paths import lens_dir
+from pipelines.report import render, write_report
 from pipelines.resources import WarehouseResource
 from pipelines.studies import Site, Study, StudyConfigError, study_files
 from pipelines.study_check import refuse_unknown_territories
@@ -470,19 +473,50 @@ class LensBuild:
     folder: object
 
 
+def as_of_override() -> date | None:
+    """The date of `context-lens build --as-of` (CONTEXT_LENS_AS_OF), if one was given."""
+    text = os.environ.get("CONTEXT_LENS_AS_OF")
+    return date.fromisoformat(text) if text else None
+
+
 def effective_study(study: Study) -> Study:
-    """The study with the as-of date of `context-lens build --as-of` (CONTEXT_LENS_AS_OF), if given."""
-    if os.environ.get("CONTEXT_LENS_AS_OF"):
-        return replace(study, as_of=date.fromisoformat(os.environ["CONTEXT_LENS_AS_OF"]))
-    return study
+    """The study with the as-of date of `context-lens build --as-of`, if given."""
+    override = as_of_override()
+    return replace(study, as_of=override) if override else study
+
+
+def lens_folder(study: Study) -> Path:
+    """Where a lens is written: output/lens/<study>/, or as-of-<date>/ inside it for `--as-of`."""
+    override = as_of_override()
+    folder = lens_dir(study.id)
+    return folder / f"as-of-{override.isoformat()}" if override else folder
+
+
+@contextmanager
+def _lens_transaction(conn: duckdb.DuckDBPyConnection, keep: bool):
+    """One transaction for the lens tables; rolled back (nothing kept) for an `--as-of` lens."""
+    if keep:
+        with transaction(conn):
+            yield conn
+        return
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+    finally:
+        conn.execute("ROLLBACK")
 
 
 def build_lens(warehouse: WarehouseResource, study: Study) -> LensBuild:
-    """Rebuild the study's lens tables, export them, and write the report."""
+    """Rebuild the study's lens tables, export them, and write the report.
+
+    An `--as-of` lens never touches the present: its tables are computed inside a transaction
+    that is rolled back (the current lens tables stay), and its files go to as-of-<date>/.
+    """
+    present = as_of_override() is None
     study = effective_study(study)
-    folder = output_dir() / "lens" / study.id
+    folder = lens_folder(study)
     with warehouse.writer() as conn:
-        with transaction(conn):
+        with _lens_transaction(conn, keep=present):
             conn.execute(LENS_VIEWS.read_text())
             refuse_unknown_territories(conn, study)  # a peer basin '999' fails, naming the nearest
             scope = study_scope(conn, study)
@@ -496,11 +530,16 @@ def build_lens(warehouse: WarehouseResource, study: Study) -> LensBuild:
                 "ORDER BY territory_id, indicator_id",
                 [scope.territories["territory_id"].tolist()],
             ).df()
-        exports = {"territory_profile": (profile, {})} | {name: (frame, {}) for name, frame in extras.items()}
-        exports["claims"] = (claims, CLAIM_COLUMNS)
-        export_lens(conn, lens, folder / "data", study.id, study.title, exports)
+            exports = {"territory_profile": (profile, {})} | {
+                name: (frame, {}) for name, frame in extras.items()
+            }
+            exports["claims"] = (claims, CLAIM_COLUMNS)
+            if not present:  # the as-of tables exist only inside this transaction
+                export_lens(conn, lens, folder / "data", study.id, study.title, exports)
+        if present:
+            export_lens(conn, lens, folder / "data", study.id, study.title, exports)
     markdown, page = render(study, lens, scope, geo, extras)
-    write_report(study, markdown, page)
+    write_report(study, markdown, page, folder)
     return LensBuild(lens, markdown, folder)
 
 

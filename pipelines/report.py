@@ -1031,8 +1031,8 @@ def render(
     return markdown, page
 
 
-def write_report(study: Study, markdown: str, page: str) -> Path:
-    folder = output_dir() / "lens" / study.id
+def write_report(study: Study, markdown: str, page: str, folder: Path | None = None) -> Path:
+    folder = folder or output_dir() / "lens" / study.id
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in (("lens.md", markdown), ("lens.html", page)):
         temp = folder / f".{name}.tmp"

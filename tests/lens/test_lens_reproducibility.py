@@ -8,7 +8,9 @@ back 40 days for the first fetch, so the two snapshots lie on different days.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 from datetime import UTC, date, datetime, timedelta
 
 from dagster import materialize
@@ -107,17 +109,27 @@ def test_as_of_rebuilds_from_older_snapshots(warehouse_env, http_server, monkeyp
     assert _lens_value() == [_served_value(revised[GDP], "CL02", "2022")]
     assert today_hash != first_hash
 
-    # As of a day between the two snapshots: the older values, a different hash, stated in the report.
+    # As of a day between the two snapshots: the older values, a different hash, stated in the
+    # report, all in output/lens/<study>/as-of-<date>/; the current lens (tables, files) stays.
+    root = warehouse_env / "output" / "lens" / "antofagasta-2025"
+    present = _digests(root)
     as_of = (date.today() - timedelta(days=20)).isoformat()
-    monkeypatch.setenv("CONTEXT_LENS_AS_OF", as_of)
-    _run([lens_asset])
-    manifest = _manifest()
-    assert manifest["as_of"] == as_of and manifest["reference_date"] == as_of
-    assert _lens_value() == [_served_value(original[GDP], "CL02", "2022")]
-    assert manifest["content_hash"] != today_hash
-    report = (warehouse_env / "output" / "lens" / "antofagasta-2025" / "lens.md").read_text(encoding="utf-8")
-    assert f"lens as of {as_of}" in report and manifest["content_hash"][:16] in report
+    monkeypatch.setenv("CONTEXT_LENS_AS_OF", "")  # the CLI sets it; monkeypatch removes it afterwards
+    monkeypatch.setattr(cli, "_materialize", _no_materialize)
+    assert cli.main(["build", "--study", "antofagasta-2025", "--as-of", as_of]) == 0
+    folder = root / f"as-of-{as_of}"
+    package = json.loads((folder / "data" / "datapackage.json").read_text(encoding="utf-8"))["context_lens"]
+    assert package["as_of"] == as_of and package["reference_date"] == as_of
+    assert package["content_hash"] != today_hash
+    values = _folder_values(folder)
+    assert [v for k, v in values.items() if k[:3] == (GDP, "region:02", "2022")] == [
+        _served_value(original[GDP], "CL02", "2022")
+    ]
+    report = (folder / "lens.md").read_text(encoding="utf-8")
+    assert f"lens as of {as_of}" in report and package["content_hash"][:16] in report
     assert f"--as-of {as_of}" in report
+    assert _digests(root) == present and _manifest()["content_hash"] == today_hash
+    assert _lens_value() == [_served_value(revised[GDP], "CL02", "2022")]
     with db.reader() as conn:
         old_snapshots = {
             r[0]
@@ -126,39 +138,59 @@ def test_as_of_rebuilds_from_older_snapshots(warehouse_env, http_server, monkeyp
                 [as_of],
             ).fetchall()
         }
-        used = {
-            r[0]
-            for r in conn.execute(
-                "SELECT DISTINCT snapshot_id FROM lens.antofagasta_2025_indicators"
-            ).fetchall()
-        }
+    used = {k[3] for k in values}
     assert used and used <= old_snapshots
 
     # The same as-of date again (the asset's own function, without Dagster): the same hash.
-    assert build_lens(WarehouseResource(), study).lens.content_hash == manifest["content_hash"]
+    monkeypatch.setenv("CONTEXT_LENS_AS_OF", as_of)
+    assert build_lens(WarehouseResource(), study).lens.content_hash == package["content_hash"]
+    assert _digests(root) == present
 
-    # Before any snapshot: no values, and the report says what is missing rather than failing.
-    monkeypatch.setenv("CONTEXT_LENS_AS_OF", (date.today() - timedelta(days=60)).isoformat())
-    build_lens(WarehouseResource(), study)
-    assert _lens_value() == []
-    report = (warehouse_env / "output" / "lens" / "antofagasta-2025" / "lens.md").read_text(encoding="utf-8")
-    assert report.count("No indicator for this section is in the warehouse yet") == 3
-    assert "no snapshot retrieved by the lens date" in report
+    # Before any snapshot: refused with exit 2, nothing written anywhere.
+    before = _digests(warehouse_env / "output")
+    early = (date.today() - timedelta(days=60)).isoformat()
+    assert cli.main(["build", "--study", "antofagasta-2025", "--as-of", early]) == 2
+    assert _digests(warehouse_env / "output") == before
+    assert not (root / f"as-of-{early}").exists()
 
 
-def test_cli_passes_as_of_to_the_lens(monkeypatch):
-    """`context-lens build --as-of` hands the date to the lens asset (through CONTEXT_LENS_AS_OF)."""
-    import os
+def _no_materialize(*args, **kwargs):
+    raise AssertionError("build --as-of must not run any asset")
 
-    seen = {}
 
-    def fake_materialize(*args, **kwargs):
-        seen["as_of"] = os.environ.get("CONTEXT_LENS_AS_OF")
-        return True
+def _digests(folder) -> dict[str, str]:
+    """sha256 of every file under `folder` except as-of lenses: what "the present" is made of."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not any(part.startswith("as-of-") for part in path.parts)
+    }
 
-    # The CLI writes both into os.environ; setting them here makes monkeypatch remove them afterwards.
-    monkeypatch.setenv("CONTEXT_LENS_AS_OF", "")
-    monkeypatch.setenv("CONTEXT_LENS_OFFLINE", "")
-    monkeypatch.setattr(cli, "_materialize", fake_materialize)
-    assert cli.main(["build", "--study", "calama-loa-2025", "--as-of", "2025-06-30", "--offline"]) == 0
-    assert seen == {"as_of": "2025-06-30"}
+
+def _folder_values(folder) -> dict[tuple[str, str, str, str], float]:
+    with open(folder / "data" / "indicators.csv", encoding="utf-8") as handle:
+        return {
+            (r["indicator_id"], r["territory_id"], r["period"], r["snapshot_id"]): float(r["value"])
+            for r in csv.DictReader(handle)
+        }
+
+
+def test_as_of_dates_get_messages_for_people(capsys):
+    """`--as-of 2024-13-45` is refused by argparse (exit 2) with what is wrong and the format."""
+    try:
+        cli.main(["build", "--as-of", "2024-13-45"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:
+        raise AssertionError("an impossible date was accepted")
+    message = capsys.readouterr().err
+    assert "'2024-13-45' is not a valid date (month must be in 1..12)" in message
+    assert "YYYY-MM-DD" in message and "Invalid isoformat" not in message
+
+
+def test_as_of_on_an_empty_warehouse_refuses(warehouse_env, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_materialize", _no_materialize)
+    assert cli.main(["build", "--as-of", "2020-01-01"]) == 2
+    err = capsys.readouterr().err
+    assert "no snapshot was retrieved by 2020-01-01 (the warehouse is empty" in err
+    assert not (warehouse_env / "output").exists()
