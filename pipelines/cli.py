@@ -113,7 +113,7 @@ def _failure_reason(result) -> str:
     return "the run did not succeed (no step failure recorded; see the run log above)"
 
 
-def _materialize(selection: AssetSelection) -> None:
+def _run(selection: AssetSelection):
     """Run the selection with the code location's own assets, checks and resources."""
     from dagster import materialize
 
@@ -124,7 +124,7 @@ def _materialize(selection: AssetSelection) -> None:
     recovery.recover(instance)  # a run that died must not hold the writer pool against this one
     tags = recovery.run_tags()
     with recovery.reporting_waits(instance, {recovery.INVOCATION_TAG: tags[recovery.INVOCATION_TAG]}):
-        result = materialize(
+        return materialize(
             [*defs.assets, *defs.asset_checks],
             selection=selection,
             instance=instance,
@@ -138,8 +138,40 @@ def _materialize(selection: AssetSelection) -> None:
                 }
             },
         )
-    if not result.success:
-        raise CommandError(f"{_failure_reason(result)}; previous good tables and export are still served")
+
+
+def _skipped_lenses(selection: AssetSelection, result) -> list:
+    """Lens assets the selection asked for that did not run because something upstream failed."""
+    from pipelines import lens
+    from pipelines.definitions import defs
+
+    wanted = selection.resolve(defs.resolve_asset_graph())
+    done = {event.asset_key for event in result.get_asset_materialization_events()}
+    return [a.key for a in lens.usable(lens.ASSETS) if a.key in wanted and a.key not in done]
+
+
+def _materialize(selection: AssetSelection) -> None:
+    """Run the selection; when a step fails, the lenses still build from the warehouse as it stands.
+
+    A failed source fails alone: Dagster skips what depends on it (the lenses, the export), so
+    the lenses are run again on their own, from the last good data, naming the failure in their
+    gaps. The export is not replaced: it is published only by a run whose every step passed.
+    """
+    from dagster import AssetSelection
+
+    result = _run(selection)
+    if result.success:
+        return
+    reason = _failure_reason(result)
+    lenses = _skipped_lenses(selection, result)
+    if lenses:
+        logging.getLogger("pipelines.cli").warning(
+            "a step failed (%s); building %d lens(es) from the warehouse as it stands", reason, len(lenses)
+        )
+        rebuilt = _run(AssetSelection.assets(*lenses))
+        built = "lens built from the last good data" if rebuilt.success else _failure_reason(rebuilt)
+        raise CommandError(f"{reason}; {built}; the previous good tables and export are still served")
+    raise CommandError(f"{reason}; previous good tables and export are still served")
 
 
 def _snapshots_by(as_of: date) -> tuple[list[str], list[str]]:

@@ -108,6 +108,15 @@ def validate_staging(frame: pd.DataFrame, known_areas: set[str]) -> pd.DataFrame
     unknown = sorted(set(staging["ref_area"]) - known_areas)
     if unknown:
         raise ValidationError(oecd.SOURCE.id, f"OECD area codes with no territory: {', '.join(unknown)}")
+    chilean = staging["ref_area"].str.startswith(("CL", "CHL"))
+    without = sorted(set(staging["indicator"]) - set(staging.loc[chilean, "indicator"]))
+    if without:  # the queries ask for Chile's regions and Chile: a payload without them is not ours
+        raise ValidationError(
+            oecd.SOURCE.id,
+            f"no Chilean rows (CL01-CL16 or CHL) for {', '.join(without)}: "
+            f"areas present {sorted(set(staging['ref_area']))}",
+            _snapshots_of(staging, without),
+        )
     bounds = staging["indicator"].map(PLAUSIBLE)
     low, high = bounds.str[0], bounds.str[1]
     outside = staging[
@@ -119,6 +128,11 @@ def validate_staging(frame: pd.DataFrame, known_areas: set[str]) -> pd.DataFrame
             oecd.SOURCE.id, f"{len(outside)} value(s) outside plausible ranges (unit change?): {examples}"
         )
     return staging
+
+
+def _snapshots_of(staging: pd.DataFrame, indicators: list[str]) -> str | None:
+    snapshots = sorted(set(staging.loc[staging["indicator"].isin(indicators), "snapshot_id"].dropna()))
+    return ", ".join(snapshots) or None
 
 
 def known_oecd_areas(warehouse: WarehouseResource) -> set[str]:
