@@ -218,8 +218,19 @@ def cmd_build_as_of(study, as_of: date) -> int:
     return 0
 
 
+def _check_configuration() -> None:
+    """Endpoint overrides naming no real source or endpoint are refused before anything runs."""
+    from sources.endpoints import EndpointError, check_overrides
+
+    try:
+        check_overrides()
+    except EndpointError as exc:
+        raise Refused(str(exc)) from exc
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     study = load_study(args.study)
+    _check_configuration()
     if args.as_of:
         return cmd_build_as_of(study, args.as_of)
     if args.offline:
@@ -244,6 +255,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from pipelines import ops
 
     os.environ.pop("CONTEXT_LENS_OFFLINE", None)
+    _check_configuration()
     families = _family_modules()
     if args.family and args.family not in families:
         raise CommandError(f"unknown family {args.family!r}; known: {', '.join(sorted(families))}")

@@ -67,6 +67,8 @@ LEVELS = {
     "subcuenca": Level("COD_SUBC", "NOM_SUBC", 4, "COD_CUEN", "subcuencas", "subcuencas_bna"),
     "subsubcuenca": Level("COD_SSUBC", "NOM_SSUBC", 5, "COD_SUBC", "subsubcuencas", "subsubcuencas_bna"),
 }
+# The subcuencas and subsubcuencas zips have no verified default URL: configurable, not fetched by default.
+OPTIONAL_ENDPOINTS = {SOURCE.id: [level.endpoint for level in LEVELS.values()]}
 OUTPUT_COLUMNS = [
     "basin_code",
     "basin_name",

@@ -5,13 +5,22 @@ Resolution order for endpoint `NAME` of source `SOURCE`:
 2. the YAML file named by `CONTEXT_LENS_ENDPOINTS_FILE`, shaped `{source: {name: url}}`;
 3. the source module's default in its `ENDPOINTS`.
 
-Only http(s) and file:// URLs are accepted; file:// paths must lie under an allowed root
-(`CONTEXT_LENS_FILE_ROOTS`, an `os.pathsep`-separated list; default: the repository).
+Only http(s) and file:// URLs are accepted; file:// paths must lie under an allowed root: the
+repository, plus the roots `CONTEXT_LENS_FILE_ROOTS` adds (an `os.pathsep`-separated list).
+
+An override naming a source or endpoint that does not exist is an error naming the valid names
+and the nearest one (a misspelt key would otherwise be ignored and the source quietly served
+from its default or its SAMPLE). The names come from the source modules' declarations:
+`ENDPOINTS` with `SOURCE`, `<P>_ENDPOINTS` with `<P>_SOURCE`, and `OPTIONAL_ENDPOINTS`.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import importlib
 import os
+import pkgutil
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -25,15 +34,100 @@ class EndpointError(ValueError):
     """An endpoint override that is not allowed (scheme, path outside the allowed roots, bad file)."""
 
 
+ENV_PREFIX = "CONTEXT_LENS_ENDPOINT__"
+MAX_FILE_BYTES = 256 * 1024
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", text).upper()
+
+
 def _env_key(source_id: str, name: str) -> str:
-    clean = lambda text: re.sub(r"[^A-Za-z0-9]", "_", text).upper()  # noqa: E731
-    return f"CONTEXT_LENS_ENDPOINT__{clean(source_id)}__{clean(name)}"
+    return f"{ENV_PREFIX}{_clean(source_id)}__{_clean(name)}"
 
 
 def allowed_file_roots() -> list[Path]:
-    configured = os.environ.get("CONTEXT_LENS_FILE_ROOTS")
-    roots = configured.split(os.pathsep) if configured else [str(REPO_ROOT)]
-    return [Path(root).resolve() for root in roots if root]
+    """The repository (its curated files and samples), plus every root CONTEXT_LENS_FILE_ROOTS adds."""
+    configured = os.environ.get("CONTEXT_LENS_FILE_ROOTS", "")
+    roots = [str(REPO_ROOT), *configured.split(os.pathsep)]
+    return list(dict.fromkeys(Path(root).resolve() for root in roots if root))
+
+
+@functools.cache
+def known_endpoints() -> dict[str, frozenset[str]]:
+    """Every source id and its endpoint names, as the source modules declare them."""
+    import sources
+    from sources.base import SourceInfo
+
+    catalog: dict[str, set[str]] = {}
+    for found in pkgutil.iter_modules(sources.__path__):
+        module = importlib.import_module(f"sources.{found.name}")
+        for attribute, value in vars(module).items():
+            if attribute.endswith("ENDPOINTS") and isinstance(value, dict):
+                owner = getattr(module, attribute.removesuffix("ENDPOINTS") + "SOURCE", None)
+                if isinstance(owner, SourceInfo):
+                    catalog.setdefault(owner.id, set()).update(value)
+        for source_id, names in getattr(module, "OPTIONAL_ENDPOINTS", {}).items():
+            catalog.setdefault(source_id, set()).update(names)
+    return {source_id: frozenset(names) for source_id, names in catalog.items()}
+
+
+def _nearest(word: str, choices) -> str:
+    """', nearest: X' for the closest valid name (case and small misspellings), else ''."""
+    by_key = {_clean(c): c for c in choices}
+    if _clean(word) in by_key:
+        return f"; nearest: {by_key[_clean(word)]!r}"
+    close = difflib.get_close_matches(_clean(word), list(by_key), n=1, cutoff=0.6)
+    return f"; nearest: {by_key[close[0]]!r}" if close else ""
+
+
+def _configured() -> list[tuple[str, str, str, bool]]:
+    """Every override: (where it was set, source key, endpoint key, keys already cleaned)."""
+    found = []
+    for key in sorted(os.environ):
+        if key.startswith(ENV_PREFIX):
+            source, _, name = key.removeprefix(ENV_PREFIX).partition("__")
+            found.append((f"environment variable {key}", source, name, True))
+    path = os.environ.get("CONTEXT_LENS_ENDPOINTS_FILE")
+    for source, names in _file_overrides().items():
+        if not isinstance(names, dict):
+            raise EndpointError(f"{path}: {source!r} must map endpoint names to URLs, not {names!r}")
+        found += [(f"{path}: {source}.{name}", str(source), str(name), False) for name in names]
+    return found
+
+
+def _unknown_name(where: str, source_id: str, name: str, valid) -> EndpointError:
+    return EndpointError(
+        f"endpoint override ({where}): source {source_id!r} has no endpoint named {name!r}; "
+        f"valid: {', '.join(sorted(valid))}{_nearest(name, valid)}"
+    )
+
+
+def check_overrides() -> None:
+    """Refuse every override naming a source or an endpoint that does not exist."""
+    catalog = known_endpoints()
+    by_key = {_clean(source_id): source_id for source_id in catalog}
+    for where, source, name, cleaned in _configured():
+        source_id = by_key.get(source) if cleaned else (source if source in catalog else None)
+        if source_id is None:
+            raise EndpointError(
+                f"endpoint override ({where}): no source named {source!r}; "
+                f"valid: {', '.join(sorted(catalog))}{_nearest(source, catalog)}"
+            )
+        _check_name(where, source_id, name, cleaned, catalog[source_id])
+
+
+def _check_name(where: str, source_id: str, name: str, cleaned: bool, valid) -> None:
+    if (name not in {_clean(v) for v in valid}) if cleaned else (name not in valid):
+        raise _unknown_name(where, source_id, name, valid)
+
+
+def _check_source(source_id: str, defaults: dict[str, str]) -> None:
+    """The overrides set for this source name only endpoints it has."""
+    valid = set(defaults) | known_endpoints().get(source_id, frozenset())
+    for where, source, name, cleaned in _configured():
+        if source == (_clean(source_id) if cleaned else source_id):
+            _check_name(where, source_id, name, cleaned, valid)
 
 
 def file_url_path(url: str) -> Path:
@@ -71,7 +165,10 @@ def _file_overrides() -> dict:
     if not path:
         return {}
     with open(path, encoding="utf-8") as handle:
-        document = yaml.safe_load(handle) or {}
+        text = handle.read(MAX_FILE_BYTES + 1)
+    if len(text) > MAX_FILE_BYTES:
+        raise EndpointError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB; not an endpoints file")
+    document = yaml.safe_load(text) or {}
     if not isinstance(document, dict):
         raise EndpointError(f"{path}: expected a mapping of source -> {{endpoint: url}}")
     return document
@@ -79,6 +176,7 @@ def _file_overrides() -> dict:
 
 def endpoint(source_id: str, name: str, defaults: dict[str, str]) -> str:
     """The URL to use for one endpoint of a source, after overrides, checked."""
+    _check_source(source_id, defaults)
     override = os.environ.get(_env_key(source_id, name))
     if override is None:
         override = (_file_overrides().get(source_id) or {}).get(name)
