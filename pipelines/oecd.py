@@ -114,7 +114,7 @@ def validate_staging(frame: pd.DataFrame, known_areas: set[str]) -> pd.DataFrame
         raise ValidationError(
             oecd.SOURCE.id,
             f"no Chilean rows (CL01-CL16 or CHL) for {', '.join(without)}: "
-            f"areas present {sorted(set(staging['ref_area']))}",
+            f"areas present {sorted(set(staging.loc[staging['indicator'].isin(without), 'ref_area']))}",
             _snapshots_of(staging, without),
         )
     bounds = staging["indicator"].map(PLAUSIBLE)

@@ -23,6 +23,7 @@ _MODULES = (
     "cases_air",
     "cases_gates",
     "cases_provenance",
+    "cases_failalone",
 )
 
 
