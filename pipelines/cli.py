@@ -22,7 +22,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines import formats, study_commands
+from pipelines import formats, progress, study_commands
 from pipelines.paths import export_dir
 from pipelines.studies import DEFAULT_STUDY, load_study
 from warehouse import db
@@ -123,21 +123,28 @@ def _run(selection: AssetSelection):
     instance = _instance()
     recovery.recover(instance)  # a run that died must not hold the writer pool against this one
     tags = recovery.run_tags()
-    with recovery.reporting_waits(instance, {recovery.INVOCATION_TAG: tags[recovery.INVOCATION_TAG]}):
-        return materialize(
+    invocation = {recovery.INVOCATION_TAG: tags[recovery.INVOCATION_TAG]}
+    total = progress.step_count(defs, selection)
+    with (
+        recovery.reporting_waits(instance, invocation),
+        progress.watching(instance, invocation, total) as run,
+    ):
+        result = materialize(
             [*defs.assets, *defs.asset_checks],
             selection=selection,
             instance=instance,
             resources=defs.resources,
             raise_on_error=False,
             tags=tags,
-            # The run log at INFO: step starts and ends, fallbacks, warnings; DEBUG events stay in the instance.
+            # Dagster's console log only when asked (CONTEXT_LENS_LOG_LEVEL=INFO): by default the
+            # progress watcher prints the steps and what the assets warned about, once each.
             run_config={
                 "loggers": {
-                    "console": {"config": {"log_level": os.environ.get("CONTEXT_LENS_LOG_LEVEL", "INFO")}}
+                    "console": {"config": {"log_level": os.environ.get("CONTEXT_LENS_LOG_LEVEL", "CRITICAL")}}
                 }
             },
         )
+    return result, run
 
 
 def _skipped_lenses(selection: AssetSelection, result) -> list:
@@ -150,7 +157,7 @@ def _skipped_lenses(selection: AssetSelection, result) -> list:
     return [a.key for a in lens.usable(lens.ASSETS) if a.key in wanted and a.key not in done]
 
 
-def _materialize(selection: AssetSelection) -> None:
+def _materialize(selection: AssetSelection):
     """Run the selection; when a step fails, the lenses still build from the warehouse as it stands.
 
     A failed source fails alone: Dagster skips what depends on it (the lenses, the export), so
@@ -159,16 +166,16 @@ def _materialize(selection: AssetSelection) -> None:
     """
     from dagster import AssetSelection
 
-    result = _run(selection)
+    result, run = _run(selection)
     if result.success:
-        return
+        return run
     reason = _failure_reason(result)
     lenses = _skipped_lenses(selection, result)
     if lenses:
         logging.getLogger("pipelines.cli").warning(
             "a step failed (%s); building %d lens(es) from the warehouse as it stands", reason, len(lenses)
         )
-        rebuilt = _run(AssetSelection.assets(*lenses))
+        rebuilt, _ = _run(AssetSelection.assets(*lenses))
         built = "lens built from the last good data" if rebuilt.success else _failure_reason(rebuilt)
         raise CommandError(f"{reason}; {built}; the previous good tables and export are still served")
     raise CommandError(f"{reason}; previous good tables and export are still served")
@@ -228,6 +235,15 @@ def _check_configuration() -> None:
         raise Refused(str(exc)) from exc
 
 
+def _summary(run, source_ids, places: dict[str, str]) -> None:
+    """The final table: each source of the run, its status and mode, rows written, reason."""
+    from pipelines.ingest import ROWS_WRITTEN
+
+    with db.reader() as conn:
+        rows = progress.summary_rows(conn, source_ids, dict(ROWS_WRITTEN))
+    progress.render_summary(rows, run, places, sys.stdout)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     study = load_study(args.study)
     _check_configuration()
@@ -235,10 +251,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         return cmd_build_as_of(study, args.as_of)
     if args.offline:
         os.environ["CONTEXT_LENS_OFFLINE"] = "1"
-    _materialize(_selection(study.id))
+    run = _materialize(_selection(study.id))
     from pipelines.export import export_dir
+    from pipelines.families import catalog
 
-    print(f"lens written: output/lens/{study.id}/ (warehouse {db.db_path()}; export {export_dir()})")
+    places = {"warehouse": str(db.db_path()), "export": str(export_dir())}
+    _summary(run, [s for ids in catalog().values() for s in ids], places)
+    print(f"lens written: output/lens/{study.id}/")
     return 0
 
 
@@ -264,16 +283,15 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         selection = AssetSelection.assets(*ops.family_asset_keys(chosen[0])).downstream()
     else:
         selection = AssetSelection.all()
-    _materialize(selection - _unusable_lenses())
+    run = _materialize(selection - _unusable_lenses())
     source_ids = {s.info.id for m in chosen for s in ops.family_sources(m)}
+    _summary(run, source_ids, {"warehouse": str(db.db_path()), "export": str(export_dir())})
     with db.reader() as conn:
         rows = conn.execute(
             "SELECT source_id, status, mode, error FROM core.source_status "
             "WHERE source_id IN (SELECT unnest(?)) ORDER BY 1",
             [sorted(source_ids)],
         ).fetchall()
-    for source_id, status, mode, _ in rows:
-        print(f"{source_id:26} {status:10} ({mode})")
     missed = [
         f"{sid} ({status}: {error})" for sid, status, mode, error in rows if status in ("sample", "stale")
     ]
@@ -540,6 +558,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(progress.DropReportedFallbacks())
+    progress.quiet_dagster()
     # Progress of downloads and loads: the fetch and acquisition layers log at INFO.
     for name in ("sources", "pipelines"):
         logging.getLogger(name).setLevel(logging.INFO)

@@ -14,6 +14,7 @@ commit) is recorded as `failed` too, in the warehouse if it can be, else beside 
 """
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,10 @@ from warehouse import journal, store
 from warehouse.db import transaction
 
 log = logging.getLogger(__name__)
+# Rows this process has written per source (a run executes in the CLI's process): the build's
+# summary reports them. Counted when written inside the transaction; the summary shows none for
+# a source whose run failed, since its transaction was rolled back.
+ROWS_WRITTEN: Counter[str] = Counter()
 
 INDICATORS_DIR = Path(__file__).resolve().parents[1] / "warehouse" / "indicators"
 
@@ -130,7 +135,9 @@ def write_tables(
             first = next(s for s in staged if s.table.startswith("raw."))
             rules.check_raw_tables(conn, source_id, first.mode, list(first.snapshot_ids), raw, config)
         gates.judge(conn, source_id, staged, config)
-        return {item.table: gates.write(conn, item) for item in staged}
+        counts = {item.table: gates.write(conn, item) for item in staged}
+        ROWS_WRITTEN[source_id] += sum(counts.values())
+        return counts
     finally:
         for item in staged:
             gates.release(conn, item)

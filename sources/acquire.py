@@ -29,6 +29,9 @@ from sources.fetch import HttpFetcher, payload_from_sidecar
 from sources.rawstore import Sidecar, request_key
 
 log = logging.getLogger(__name__)
+# Marks a fallback line: the asset that acquired the payload reports the same fallback in its run
+# log, so the CLI shows that one line and drops this one (`pipelines.progress`).
+FALLBACK = {"fallback": True}
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 
@@ -61,12 +64,24 @@ class Acquirer:
         except FetchError as exc:  # the earlier live payload is damaged in the raw store: never served
             raise FetchError(source.id, f"{problem}; {exc.problem}", exc.snapshot) from exc
         if previous is not None:
-            log.warning("%s: %s; serving earlier live snapshot %s", source.id, error, previous.snapshot_id)
+            log.warning(
+                "%s: %s; serving earlier live snapshot %s",
+                source.id,
+                error,
+                previous.snapshot_id,
+                extra=FALLBACK,
+            )
             return Acquired(previous, "stale", error)
         if sample is None:
             raise FetchError(source.id, f"{error}; no earlier live snapshot and no sample to fall back on")
         self._never_over_live(source, request.name, error)
-        log.warning("%s: %s; no earlier live snapshot, using SAMPLE data %s", source.id, error, sample.name)
+        log.warning(
+            "%s: %s; no earlier live snapshot, using SAMPLE data %s",
+            source.id,
+            error,
+            sample.name,
+            extra=FALLBACK,
+        )
         return Acquired(self._store_sample(source, request, sample), "sample", error)
 
     def acquire_walk(
@@ -105,7 +120,11 @@ class Acquirer:
             raise FetchError(source.id, f"{error}; {exc.problem}", exc.snapshot) from exc
         if previous:
             log.warning(
-                "%s: %s; serving the earlier live walk (%d payloads)", source.id, error, len(previous)
+                "%s: %s; serving the earlier live walk (%d payloads)",
+                source.id,
+                error,
+                len(previous),
+                extra=FALLBACK,
             )
             return [Acquired(payload, "stale", error) for payload in previous]
         if sample is None:
@@ -113,7 +132,13 @@ class Acquirer:
         # A walk's requests change with its parameters (years, pages), so any live payload of
         # the source counts: the sample never stands in for a source that has had live data.
         self._never_over_live(source, None, error)
-        log.warning("%s: %s; no earlier live walk, using SAMPLE data %s", source.id, error, sample.name)
+        log.warning(
+            "%s: %s; no earlier live walk, using SAMPLE data %s",
+            source.id,
+            error,
+            sample.name,
+            extra=FALLBACK,
+        )
         return [Acquired(self._store_sample(source, sample_request, sample), "sample", error)]
 
     def _never_over_live(self, source: SourceInfo, name: str | None, error: str | None) -> None:
