@@ -29,13 +29,13 @@ from dagster import (
 from pipelines import census2024_measures as measures
 from pipelines.ingest import (
     acquire_all,
-    column_schema,
     derived_writer,
     load_indicators,
     log_acquisitions,
     payload_file,
     publish,
     refuse,
+    table_declaration,
     validate_frame,
     write_tables,
 )
@@ -153,7 +153,10 @@ def parse_tables(acquired, resolver: TerritoryResolver) -> tuple[pd.DataFrame, p
     deps=[territories],
     description="INE Censo 2024 published workbooks (V1, V4, H1, D1, P2): every table cell "
     "(raw.census2024_table_cells) and the declared tables by territory (staging.census2024_tables).",
-    metadata={"dagster/column_schema": column_schema(TABLE_COLUMNS), "source": tables.SOURCE.landing_url},
+    metadata={
+        **table_declaration(TABLE_COLUMNS, "staging.census2024_tables"),
+        "source": tables.SOURCE.landing_url,
+    },
 )
 def census2024_tables(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
@@ -273,7 +276,14 @@ def staged_cubes(
     deps=[territories],
     description="INE Censo 2024 microdata of dwellings and persons, streamed through DuckDB into comuna x "
     "area x sex cubes (staging.census2024_dwellings, staging.census2024_persons), codes judged by the dictionary.",
-    metadata={"dagster/column_schema": column_schema(PERSON_COLUMNS), "source": microdata.SOURCE.landing_url},
+    metadata={
+        **table_declaration(
+            PERSON_COLUMNS,
+            "staging.census2024_persons",
+            extra={"staging.census2024_dwellings": DWELLING_COLUMNS},
+        ),
+        "source": microdata.SOURCE.landing_url,
+    },
 )
 def census2024_microdata(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource

@@ -32,8 +32,9 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 from pipelines import ops
 from pipelines.paths import export_dir, output_dir
 from pipelines.resources import WarehouseResource
+from warehouse import comments
 from warehouse.datapackage import write_package, write_table
-from warehouse.db import table_name
+from warehouse.db import table_name, transaction
 
 EXPORT_KEY = AssetKey("export")
 EXPORT_SCHEMAS = ("core", "lens", "marts")
@@ -192,6 +193,29 @@ def publish_export(conn: duckdb.DuckDBPyConnection, root: Path | None = None) ->
     return manifest
 
 
+def table_declarations(assets: Sequence) -> dict[str, comments.Declaration]:
+    """Every table's one declaration: the DDL comments of warehouse/sql, then the column schemas
+    and descriptions of the assets that declare the tables they write (`table_declaration`)."""
+    from pipelines.rules import RAW_SCHEMAS_DDL
+    from warehouse.gates import PUBLICATIONS_DDL
+
+    found = comments.sql_declarations([RAW_SCHEMAS_DDL, PUBLICATIONS_DDL])
+    for assets_def in assets:
+        for spec in getattr(assets_def, "specs", []):
+            tables = getattr(spec.metadata.get("tables"), "value", spec.metadata.get("tables")) or []
+            schema = spec.metadata.get("dagster/column_schema")
+            columns = (
+                {c.name: c.description for c in schema.schema.columns if c.description} if schema else {}
+            )
+            extra = getattr(spec.metadata.get("declares"), "value", spec.metadata.get("declares")) or {}
+            for table, described in [*((t, columns) for t in tables), *extra.items()]:
+                declared = found.setdefault(table, comments.Declaration())
+                declared.description = declared.description or (spec.description or "")
+                for name, text in described.items():
+                    declared.columns.setdefault(name, text)
+    return found
+
+
 def export_asset(upstream: Sequence = ()):
     """The publication asset; it waits for every lens and for the given family assets."""
     from pipelines import lens
@@ -206,6 +230,9 @@ def export_asset(upstream: Sequence = ()):
         "whose freshness rule has severity error is stale (ops.yaml).",
     )
     def _export(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        with warehouse.writer() as conn, transaction(conn):  # the export carries them too
+            declared = table_declarations(upstream)
+            comments.apply_comments(conn, declared | comments.raw_declarations(conn, declared))
         with warehouse.reader() as conn:
             blocked = ops.blocking_staleness(conn)
             if blocked:

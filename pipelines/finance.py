@@ -40,12 +40,12 @@ from pipelines import gates
 from pipelines import health as health_assets
 from pipelines import oecd as oecd_assets
 from pipelines.ingest import (
-    column_schema,
     derived_writer,
     load_indicators,
     log_acquisitions,
     publish,
     refuse,
+    table_declaration,
     validate_frame,
     write_tables,
 )
@@ -191,6 +191,21 @@ ROYALTY_SCHEMA = pa.DataFrameSchema(
     strict=True,
     coerce=False,
 )
+STATED_COLUMNS = {
+    "fund": "VARCHAR: Ley 21.591 fund the total is stated for",
+    "year": "BIGINT: year of the stated total",
+    "territory_code": "VARCHAR: region (2 digits) or comuna (5-digit CUT) the total covers",
+    "territory_scope": "VARCHAR: what the stated total covers",
+    "stated_total": "DOUBLE: the total as the document states it",
+    "currency": "VARCHAR: its currency",
+    "rounded_to": "BIGINT: the unit the stated figure is rounded to",
+    "document_title": "VARCHAR: the document that states it",
+    "document_url": "VARCHAR: its address",
+    "document_date": "VARCHAR: its date",
+    "transcribed_by": "VARCHAR: who transcribed the figure (curated data)",
+    "note": "VARCHAR: note on the transcription",
+    "snapshot_id": "VARCHAR: core.snapshots id of the curated file",
+}
 STATED_SCHEMA = pa.DataFrameSchema(
     {
         "fund": pa.Column(str, pa.Check.str_length(min_value=1)),
@@ -332,19 +347,19 @@ AMOUNT_DTYPES = {
     "unit_factor": "float64",
     "parts": "int64",
 }
-ANNUAL_RATE_COLUMNS = [
-    "indicator",
-    "year",
-    "rate",
-    "rate_date",
-    "method",
-    "observations",
-    "first_date",
-    "last_date",
-    "base_year",
-    "source_id",
-    "snapshot_id",
-]
+ANNUAL_RATE_COLUMNS = {
+    "indicator": "VARCHAR: uf | dolar",
+    "year": "BIGINT: calendar year",
+    "rate": "DOUBLE: the year's rate (CLP per UF, CLP per USD), as `method` says",
+    "rate_date": "VARCHAR: the day or span the rate stands for",
+    "method": "VARCHAR: how the rate was computed from the daily values",
+    "observations": "BIGINT: daily values the rate was computed from",
+    "first_date": "VARCHAR: first day among them",
+    "last_date": "VARCHAR: last day among them",
+    "base_year": "BIGINT: the base year of real-CLP amounts",
+    "source_id": "VARCHAR: mindicador",
+    "snapshot_id": "VARCHAR: newest snapshot among the daily values",
+}
 
 
 def validated(schema: pa.DataFrameSchema, source: SourceInfo, frame: pd.DataFrame) -> pd.DataFrame:
@@ -539,7 +554,7 @@ def annual_rates(series: pd.DataFrame | None) -> pd.DataFrame:
                     "snapshot_id": days["snapshot_id"].max(),
                 }
             )
-    return pd.DataFrame(rows, columns=ANNUAL_RATE_COLUMNS).astype(
+    return pd.DataFrame(rows, columns=list(ANNUAL_RATE_COLUMNS)).astype(
         {"year": "int64", "rate": "float64", "observations": "int64", "base_year": "int64"}
     )
 
@@ -1010,7 +1025,11 @@ def curated_paths() -> dict[str, Path]:
     "raw.royalty_allocations, staging.royalty_allocations, staging.royalty_stated_totals. Every row cites its "
     "document; the rows of a fund and year must add up to the stated total.",
     metadata={
-        "dagster/column_schema": column_schema(ROYALTY_COLUMNS),
+        **table_declaration(
+            ROYALTY_COLUMNS,
+            "staging.royalty_allocations",
+            extra={"staging.royalty_stated_totals": STATED_COLUMNS},
+        ),
         "source": royalties.SOURCE.landing_url,
     },
 )
@@ -1068,7 +1087,10 @@ def royalty_allocations(
     description="SINIM municipal finance of the studies' comunas (FCM income, own permanent income, total "
     "income, Patentes Mineras, FCM dependence), walked live through SINIM's POST forms; offline the SAMPLE long "
     "extract. raw.sinim_finance, staging.sinim_finance (values as published, M$ or %, with status).",
-    metadata={"dagster/column_schema": column_schema(SINIM_COLUMNS), "source": sinim.SOURCE.landing_url},
+    metadata={
+        **table_declaration(SINIM_COLUMNS, "staging.sinim_finance"),
+        "source": sinim.SOURCE.landing_url,
+    },
 )
 def sinim_municipal_finance(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
@@ -1104,7 +1126,10 @@ def sinim_municipal_finance(
     pool="duckdb_writer",
     description="Daily UF and dólar observado per year from mindicador.cl (Banco Central series), for the "
     "real-CLP and USD conversions: raw.mindicador_series, staging.mindicador_series.",
-    metadata={"dagster/column_schema": column_schema(RATE_COLUMNS), "source": mindicador.SOURCE.landing_url},
+    metadata={
+        **table_declaration(RATE_COLUMNS, "raw.mindicador_series", "staging.mindicador_series"),
+        "source": mindicador.SOURCE.landing_url,
+    },
 )
 def fx_rates(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
@@ -1144,7 +1169,9 @@ def fx_rates(
     description="Central-government payments in the studies' regions by partida, capítulo and área from "
     "Presupuesto Abierto (response shape ASSUMED): raw/staging.presupuesto_abierto_pagos.",
     metadata={
-        "dagster/column_schema": column_schema(PAGOS_COLUMNS),
+        **table_declaration(
+            PAGOS_COLUMNS, "raw.presupuesto_abierto_pagos", "staging.presupuesto_abierto_pagos"
+        ),
         "source": presupuesto_abierto.SOURCE.landing_url,
     },
 )
@@ -1197,7 +1224,11 @@ POPULATION_ASSETS = [health_assets.health_population, oecd_assets.oecd_observati
     description="Finance amounts in nominal CLP (core.finance_amounts, conversion recorded), the UF and dollar "
     "of each year (core.finance_annual_rates), the governance indicators in core.observations, and the views "
     "marts.finance_amounts, marts.municipal_finance, marts.royalty_allocations (nominal CLP, real CLP, USD).",
-    metadata={"dagster/column_schema": column_schema(AMOUNT_COLUMNS)},
+    metadata={
+        **table_declaration(
+            AMOUNT_COLUMNS, "core.finance_amounts", extra={"core.finance_annual_rates": ANNUAL_RATE_COLUMNS}
+        )
+    },
 )
 def finance_observations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     with derived_writer(warehouse, FAMILY) as conn:

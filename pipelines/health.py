@@ -31,13 +31,13 @@ from dagster import (
 from pipelines import gates
 from pipelines.ingest import (
     acquire_all,
-    column_schema,
     derived_writer,
     load_indicators,
     log_acquisitions,
     payload_file,
     publish,
     refuse,
+    table_declaration,
     validate_frame,
     write_tables,
 )
@@ -79,6 +79,11 @@ DEATHS_COLUMNS = {
     "series": "VARCHAR: official (CIFRAS_OFICIALES) or preliminary (weekly file, years after the official)",
     "cause_groups_version": "VARCHAR: version of the cause-group reference file",
     "snapshot_id": "VARCHAR: core.snapshots id of the deaths payload",
+}
+PARSED_TOTAL_COLUMNS = {
+    "year": "BIGINT: projection year",
+    "parsed_total": "DOUBLE: population summed over every row parsed from the file, all comunas",
+    "snapshot_id": "VARCHAR: core.snapshots id of the file",
 }
 POPULATION_COLUMNS = {
     "region_code": "VARCHAR: 2-digit region",
@@ -270,7 +275,7 @@ def aggregate_deaths(conn, acquirer: Acquirer, official: Acquired, weekly: Acqui
     "totals per year and region, per cause group and the unknown-residence share gated against the last "
     "accepted snapshot.",
     metadata={
-        "dagster/column_schema": column_schema(DEATHS_COLUMNS),
+        **table_declaration(DEATHS_COLUMNS, "core.deaths"),
         "source": deis_deaths.SOURCE.landing_url,
     },
 )
@@ -362,7 +367,11 @@ def population_observations(
     description="INE comuna population by sex and single age, 2002-2035 (core.population), and the "
     "`population` indicator for every comuna, region and the country (core.observations).",
     metadata={
-        "dagster/column_schema": column_schema(POPULATION_COLUMNS),
+        **table_declaration(
+            POPULATION_COLUMNS,
+            "core.population",
+            extra={"staging.population_parsed_totals": PARSED_TOTAL_COLUMNS},
+        ),
         "source": ine_population.SOURCE.landing_url,
     },
 )
@@ -552,7 +561,7 @@ def rate_observations(
     "against the country, pooled over 5-year windows for every comuna and by year for regions and the "
     "country (core.mortality_rates, marts.mortality_rates); ASRs and ratios of the registered cause groups "
     "as core.observations.",
-    metadata={"dagster/column_schema": column_schema(RATE_COLUMNS)},
+    metadata={**table_declaration(RATE_COLUMNS, "core.mortality_rates")},
 )
 def health_rates(
     context: AssetExecutionContext, warehouse: WarehouseResource, config: HealthConfig

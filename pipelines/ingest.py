@@ -268,6 +268,28 @@ def column_schema(frame_columns: dict[str, str]) -> MetadataValue:
     )
 
 
+def table_declaration(
+    frame_columns: dict[str, str], *tables: str, extra: dict[str, dict[str, str]] | None = None
+) -> dict:
+    """Asset metadata declaring the warehouse tables `frame_columns` describes (first: the main one),
+    and `extra` tables the asset also writes, each with its own description dict.
+
+    The same declaration gives the Dagster UI its column schema and the warehouse its
+    COMMENTs (`warehouse.comments`, applied by the export asset).
+    """
+    return {
+        "dagster/table_name": tables[0],
+        "dagster/column_schema": column_schema(frame_columns),
+        "tables": list(tables),
+        **({"declares": {table: described(columns) for table, columns in extra.items()}} if extra else {}),
+    }
+
+
+def described(columns: dict[str, str]) -> dict[str, str]:
+    """{column: description} of a {column: 'TYPE: description'} dict."""
+    return {name: kind.split(":", 1)[-1].strip() for name, kind in columns.items()}
+
+
 def log_acquisitions(context: AssetExecutionContext, acquired: list[Acquired]) -> dict:
     """Say in the run log which payloads are live, unchanged, stale or SAMPLE; return metadata."""
     for item in acquired:

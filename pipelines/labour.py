@@ -26,12 +26,12 @@ from dagster import (
 
 from pipelines.ingest import (
     acquire_all,
-    column_schema,
     derived_writer,
     load_indicators,
     log_acquisitions,
     publish,
     refuse,
+    table_declaration,
     validate_frame,
     write_tables,
 )
@@ -202,7 +202,7 @@ def validate_staging(frame: pd.DataFrame) -> pd.DataFrame:
     deps=[territories],
     description="INE ENE labour survey over SDMX: every dataflow's rows (raw.ine_ene) and the validated "
     "base-2017 estimates with their territories (staging.ine_ene).",
-    metadata={"dagster/column_schema": column_schema(STAGING_COLUMNS), "source": SOURCE.landing_url},
+    metadata={**table_declaration(STAGING_COLUMNS, "staging.ine_ene"), "source": SOURCE.landing_url},
 )
 def ine_ene_survey(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource

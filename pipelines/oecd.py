@@ -22,12 +22,12 @@ from dagster import (
 from pipelines import gates
 from pipelines.ingest import (
     acquire_all,
-    column_schema,
     derived_writer,
     load_indicators,
     log_acquisitions,
     publish,
     refuse,
+    table_declaration,
     validate_frame,
     write_tables,
 )
@@ -147,7 +147,10 @@ def known_oecd_areas(warehouse: WarehouseResource) -> set[str]:
     pool="duckdb_writer",
     description="OECD regional statistics for Chile's TL2 regions, Chile and the OECD: raw SDMX rows and "
     "the validated indicator rows (raw.oecd_regional, staging.oecd_regional).",
-    metadata={"dagster/column_schema": column_schema(STAGING_COLUMNS), "source": oecd.SOURCE.landing_url},
+    metadata={
+        **table_declaration(STAGING_COLUMNS, "staging.oecd_regional"),
+        "source": oecd.SOURCE.landing_url,
+    },
     deps=[territories],
 )
 def oecd_regional(

@@ -12,12 +12,12 @@ import pandera.pandas as pa
 from dagster import AssetExecutionContext, MaterializeResult, ScheduleDefinition, asset, define_asset_job
 
 from pipelines.ingest import (
-    column_schema,
     derived_writer,
     load_indicators,
     log_acquisitions,
     publish,
     refuse,
+    table_declaration,
     validate_frame,
     write_tables,
 )
@@ -101,7 +101,7 @@ def acquire(context, sources: SourcesResource):
     deps=[territories],
     description="MDSF small-area poverty estimates by comuna (multidimensional 2022; income when available), "
     "validated (staging.mds_poverty_sae).",
-    metadata={"dagster/column_schema": column_schema(STAGING_COLUMNS), "source": SOURCE.landing_url},
+    metadata={**table_declaration(STAGING_COLUMNS, "staging.mds_poverty_sae"), "source": SOURCE.landing_url},
 )
 def mds_poverty_estimates(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource

@@ -208,15 +208,17 @@ def load_config(path: Path | str | None = None) -> OpsConfig:
 # --- raw table schemas: record, compare, gate ------------------------------------------------
 
 RAW_SCHEMAS_DDL = """
+-- The raw-schema contract: the columns and types of every raw table each time it is published,
+-- so a payload whose columns change is refused before it is served.
 CREATE TABLE IF NOT EXISTS core.raw_schemas (
-    source_id     VARCHAR NOT NULL,
-    table_name    VARCHAR NOT NULL,     -- 'raw.<table>'
+    source_id     VARCHAR NOT NULL,     -- source whose payload the raw table holds
+    table_name    VARCHAR NOT NULL,     -- the raw table, 'raw.<table>'
     snapshot_id   VARCHAR NOT NULL,     -- the publication's newest payload (= source_status.last_snapshot_id)
     snapshot_ids  VARCHAR[] NOT NULL,   -- every payload the table was built from
-    mode          VARCHAR NOT NULL,     -- live | curated | sample
+    mode          VARCHAR NOT NULL,     -- mode of those payloads: live | curated | sample
     columns       VARCHAR NOT NULL,     -- JSON [[name, DuckDB type, has values], ...] in table order
-    row_count     BIGINT NOT NULL,
-    recorded_at   TIMESTAMP NOT NULL,
+    row_count     BIGINT NOT NULL,      -- rows of the raw table
+    recorded_at   TIMESTAMP NOT NULL,   -- when this schema was recorded (UTC)
     PRIMARY KEY (table_name, snapshot_id)
 )
 """

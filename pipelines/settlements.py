@@ -37,12 +37,12 @@ from dagster import (
 
 from pipelines import gates, territories
 from pipelines.ingest import (
-    column_schema,
     derived_writer,
     load_indicators,
     log_acquisitions,
     publish,
     refuse,
+    table_declaration,
     validate_frame,
     write_tables,
 )
@@ -225,7 +225,12 @@ STAGING_SCHEMA = pa.DataFrameSchema(
     description="MINVU catastro of campamentos: the 2024 GeoIDE FeatureServer layer (ArcGIS paging) and "
     "the 2022 CNC shapefile, each year its own snapshots; raw.minvu_campamentos_2024, raw.minvu_cnc_2022 "
     "and the validated staging.settlements.",
-    metadata={"dagster/column_schema": column_schema(STAGING_COLUMNS), "source": SOURCE.landing_url},
+    metadata={
+        **table_declaration(
+            STAGING_COLUMNS, "raw.minvu_campamentos_2024", "raw.minvu_cnc_2022", "staging.settlements"
+        ),
+        "source": SOURCE.landing_url,
+    },
 )
 def settlement_catastros(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
@@ -376,7 +381,7 @@ FROM _located ORDER BY catastro_year DESC, settlement_id
     description="core.settlements: every settlement of both catastros, located by its polygon against the "
     "comuna and basin polygons of core.territories (cut_mismatch where the attributed CUT disagrees); "
     "also (re)creates marts.settlements_by_comuna and marts.settlement_map.",
-    metadata={"dagster/column_schema": column_schema(CORE_COLUMNS)},
+    metadata={**table_declaration(CORE_COLUMNS, "core.settlements")},
 )
 def settlements(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     with derived_writer(warehouse, SOURCE) as conn:

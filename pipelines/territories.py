@@ -38,11 +38,11 @@ from shapely.geometry.base import BaseGeometry
 
 from pipelines import gates
 from pipelines.ingest import (
-    column_schema,
     derived_writer,
     log_acquisitions,
     publish,
     refuse,
+    table_declaration,
     validate_frame,
     write_tables,
 )
@@ -763,7 +763,7 @@ def sample_crosswalk_summary() -> str:
     description="INE Censo 2024 comuna polygons (FeatureServer layer 0, paged): raw.ine_comunas (attributes "
     "as published) and staging.ine_comunas (validated comunas, WKB polygons).",
     metadata={
-        "dagster/column_schema": column_schema(COMUNA_COLUMNS),
+        **table_declaration(COMUNA_COLUMNS, "staging.ine_comunas"),
         "source": ine_territories.SOURCE.landing_url,
     },
 )
@@ -814,7 +814,10 @@ def ine_comuna_boundaries(
     pool="duckdb_writer",
     description="DGA BNA basin polygons (cuencas; subcuencas/subsubcuencas when their zips are configured): "
     "staging.bna_basins.",
-    metadata={"dagster/column_schema": column_schema(BASIN_COLUMNS), "source": dga_basins.SOURCE.landing_url},
+    metadata={
+        **table_declaration(BASIN_COLUMNS, "staging.bna_basins"),
+        "source": dga_basins.SOURCE.landing_url,
+    },
 )
 def bna_basin_boundaries(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
@@ -849,7 +852,7 @@ def bna_basin_boundaries(
     deps=[ine_comuna_boundaries, bna_basin_boundaries],
     description="core.territories (reference places, provinces, comunas, basins with polygons), "
     "core.territory_aliases, core.territory_overlap_areas and the views of 10_territories.sql.",
-    metadata={"dagster/column_schema": column_schema(TERRITORY_COLUMNS)},
+    metadata={**table_declaration(TERRITORY_COLUMNS, "core.territories")},
 )
 def territories(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     with derived_writer(warehouse, FAMILY) as conn:

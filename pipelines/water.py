@@ -37,13 +37,13 @@ from pipelines import gates
 from pipelines import territories as territory_family
 from pipelines.ingest import (
     acquire_all,
-    column_schema,
     derived_writer,
     load_indicators,
     log_acquisitions,
     publish,
     publishing,
     refuse,
+    table_declaration,
     validate_frame,
     write_tables,
 )
@@ -119,6 +119,14 @@ GAUGE_COLUMNS = {
     "gw_rights_flow_m3s": "DOUBLE: groundwater rights, m3/s granted",
     "catalogue_source": "VARCHAR: where the attributes come from",
     "basin_id": "VARCHAR: basin:<COD_CUEN> containing the gauge point; NULL without basin polygons",
+}
+ANNUAL_MEAN_COLUMNS = {
+    "gauge_code": "VARCHAR: 8-digit DGA/BNA gauge code",
+    "year": "INTEGER: calendar year",
+    "mean_m3s": "DOUBLE: mean of the year's daily flows, m3/s",
+    "days_with_data": "BIGINT: days of the year with a flow",
+    "coverage": "DOUBLE: days_with_data / days in the year",
+    "complete": "BOOLEAN: coverage >= the minimum coverage (ops config), so the year enters the statistics",
 }
 INDICATOR_COLUMNS = {
     "gauge_code": "VARCHAR: 8-digit gauge code",
@@ -329,7 +337,16 @@ def drop_scratch(conn) -> None:
     description="Daily streamflow of DGA gauges from CAMELS-CL v202201 and CR2 cr2_qflxDaily_2018, streamed "
     "into long rows (core.daily_flows, both sources kept) plus the gauge attributes the releases carry "
     "(staging.streamflow_gauge_catalogue).",
-    metadata={"dagster/column_schema": column_schema(DAILY_COLUMNS), "source": camels_cl.SOURCE.landing_url},
+    metadata={
+        **table_declaration(
+            DAILY_COLUMNS,
+            "core.daily_flows",
+            "staging.streamflow_daily_camels_cl",
+            "staging.streamflow_daily_cr2",
+            extra={"staging.streamflow_gauge_catalogue": GAUGE_COLUMNS},
+        ),
+        "source": camels_cl.SOURCE.landing_url,
+    },
 )
 def streamflow_daily(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
@@ -402,7 +419,7 @@ ORDER BY c.gauge_code
     deps=[streamflow_daily, *territory_family.ASSETS],
     description="Gauge catalogue (core.gauges): code, name, location, record span, CAMELS-CL catchment and "
     "water-rights attributes, and the basin whose polygon contains the gauge.",
-    metadata={"dagster/column_schema": column_schema(GAUGE_COLUMNS)},
+    metadata={**table_declaration(GAUGE_COLUMNS, "core.gauges")},
 )
 def water_gauges(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     with derived_writer(warehouse, FAMILY) as conn:
@@ -577,7 +594,11 @@ def basin_observations(indicators: pd.DataFrame, annual: pd.DataFrame, config: W
     description="Per-gauge flow statistics (core.gauge_indicators, core.gauge_annual_means) and each basin's "
     "representative gauge as core.observations: change of mean annual flow between the reference and recent "
     "periods, Sen's slope with Mann-Kendall p, coverage, and the annual mean series.",
-    metadata={"dagster/column_schema": column_schema(INDICATOR_COLUMNS)},
+    metadata={
+        **table_declaration(
+            INDICATOR_COLUMNS, "core.gauge_indicators", extra={"core.gauge_annual_means": ANNUAL_MEAN_COLUMNS}
+        )
+    },
 )
 def water_indicators(
     context: AssetExecutionContext, warehouse: WarehouseResource, config: WaterConfig
@@ -803,7 +824,7 @@ def macrobasin_observations(frame: pd.DataFrame, placed: dict[str, str]) -> pd.D
     "raw/staging.camelscl_macrobasins_yr) as core.observations of the basin whose polygon contains the "
     "gauge's catalogued location (core.gauges); gauges without a known location get no observation.",
     metadata={
-        "dagster/column_schema": column_schema(MACROBASIN_COLUMNS),
+        **table_declaration(MACROBASIN_COLUMNS, "staging.camelscl_macrobasins_yr"),
         "source": MACROBASIN_SOURCE.landing_url,
     },
 )

@@ -24,7 +24,7 @@ import duckdb
 import pandas as pd
 
 from warehouse.badges import badge, weakest
-from warehouse.lens import period_years
+from warehouse.lens import comment_lens_table, period_years
 from warehouse.registry import presentations
 from warehouse.store import replace_table
 
@@ -294,4 +294,5 @@ def write_claims(
     _unknown_indicator(claims, context.indicators)
     frame = claim_rows(claims, context)
     replace_table(conn, "lens", f"{prefix}_claims", frame)
+    comment_lens_table(conn, prefix, "claims")
     return frame

@@ -29,15 +29,17 @@ from warehouse.db import quote_ident, table_name
 
 PUBLICATIONS_DDL = """
 CREATE SCHEMA IF NOT EXISTS ops;
+-- Every gated write: what each table (or one source's partition of it) holds now, so the
+-- value gates compare the next write with it.
 CREATE TABLE IF NOT EXISTS ops.publications (
-    table_name    VARCHAR NOT NULL,    -- 'schema.table'
+    table_name    VARCHAR NOT NULL,    -- the table written, 'schema.table'
     partition_id  VARCHAR NOT NULL,    -- the source whose rows these are, '' for a whole table
-    source_id     VARCHAR NOT NULL,
+    source_id     VARCHAR NOT NULL,    -- source (or family) that wrote it
     snapshot_ids  VARCHAR[] NOT NULL,  -- the payloads the content was computed from
     mode          VARCHAR NOT NULL,    -- live | curated | sample (the weakest input)
-    row_count     BIGINT NOT NULL,
+    row_count     BIGINT NOT NULL,     -- rows written
     fingerprint   VARCHAR NOT NULL,    -- columns, types and an order-free hash of the rows
-    published_at  TIMESTAMP NOT NULL,
+    published_at  TIMESTAMP NOT NULL,  -- when it was written (UTC)
     PRIMARY KEY (table_name, partition_id)
 )
 """

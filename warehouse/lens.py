@@ -31,6 +31,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from warehouse.comments import Declaration, apply_comments
 from warehouse.datapackage import TableFile, write_package, write_table
 from warehouse.db import table_name
 from warehouse.store import replace_table
@@ -116,6 +117,67 @@ COMPARISON_COLUMNS = {
     "ratio": "value / comparison_value",
     "difference": "value - comparison_value",
     "is_reference": "true for the comparison shown in lens.<study>_indicators",
+}
+
+TERRITORY_COLUMNS = {
+    "territory_id": "territory '<kind>:<code>' (core.territories)",
+    "role": "focus, comparison or peer",
+    "origin": "why the territory is in the study (configured, a site, the region of a comuna)",
+    "name": "territory name",
+    "kind": "country, region, comuna, basin, oecd_area, ...",
+    "has_geometry": "true when the warehouse holds its boundary",
+    "in_warehouse": "false for a territory the study names but the warehouse does not know",
+}
+
+SITE_COLUMNS = {
+    "site": "site name in the study file",
+    "field": "the study file's field that declares it",
+    "lat": "latitude, WGS84",
+    "lon": "longitude, WGS84",
+    "comuna_id": "comuna the point falls in",
+    "region_id": "region the point falls in",
+    "basin_id": "basin the point falls in",
+    "method": "how the point was placed in territories",
+    "status": "located, or why it was not",
+    "message": "what went wrong locating it, if anything",
+}
+
+GAP_COLUMNS = {
+    "kind": "kind of gap (missing indicator, no comparison, flagged value, sample source, ...)",
+    "subject": "what the gap is about: an indicator, territory or source id",
+    "detail": "the gap in words",
+}
+
+MANIFEST_COLUMNS = {
+    "key": "prefix, as_of, reference_date, content_hash or hashed_tables",
+    "value": "its value for this lens",
+}
+
+# One declaration per lens table: what the table is, and its columns (COMMENTs and datapackage).
+LENS_TABLES = {
+    "indicators": (
+        "One row per indicator, territory and period of the study, with its reference comparison, trend, source and freshness.",
+        "INDICATOR_COLUMNS",
+    ),
+    "comparisons": (
+        "Every comparison of each focus value: the reference and the others (Chile, region, peer basins).",
+        "COMPARISON_COLUMNS",
+    ),
+    "territories": ("The territories of the study and why each is there.", "TERRITORY_COLUMNS"),
+    "sites": ("The study's sites and the territories each falls in.", "SITE_COLUMNS"),
+    "sources": (
+        "Each source behind the lens: publisher, licence, citation, snapshots, mode and freshness.",
+        "SOURCE_COLUMNS",
+    ),
+    "gaps": ("What the lens cannot show, and why.", "GAP_COLUMNS"),
+    "manifest": (
+        "How the lens was built: prefix, as-of date, reference date and content hash.",
+        "MANIFEST_COLUMNS",
+    ),
+    "claims": (
+        "Each quantitative claim of the study checked against the warehouse, with its verdict and badge.",
+        None,
+    ),
 }
 
 SOURCE_COLUMNS = {
@@ -549,7 +611,7 @@ def gap_rows(
                 "from a secondary source, not yet checked against the primary document.",
             )
         )
-    frame = pd.DataFrame(gaps, columns=["kind", "subject", "detail"])
+    frame = pd.DataFrame(gaps, columns=list(GAP_COLUMNS))
     return frame.drop_duplicates().reset_index(drop=True)
 
 
@@ -599,11 +661,26 @@ def build_lens_tables(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> Lens
             ("content_hash", digest),
             ("hashed_tables", ", ".join(f"lens.{scope.prefix}_{t}" for t in HASHED_TABLES)),
         ],
-        columns=["key", "value"],
+        columns=list(MANIFEST_COLUMNS),
     )
     for name, frame in tables.items():
         replace_table(conn, "lens", f"{scope.prefix}_{name}", _storable(frame))
+        comment_lens_table(conn, scope.prefix, name)
     return Lens(scope.prefix, tables, digest, scope.as_of, reference)
+
+
+def lens_declaration(name: str) -> Declaration:
+    """The declaration of lens table `name` (`claims`' columns live in warehouse/claims.py)."""
+    description, columns = LENS_TABLES[name]
+    if columns is None:
+        from warehouse.claims import CLAIM_COLUMNS
+
+        return Declaration(description, dict(CLAIM_COLUMNS))
+    return Declaration(description, dict(globals()[columns]))
+
+
+def comment_lens_table(conn: duckdb.DuckDBPyConnection, prefix: str, name: str) -> None:
+    apply_comments(conn, {f"lens.{prefix}_{name}": lens_declaration(name)})
 
 
 def _storable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -663,6 +740,10 @@ def export_lens(
         "indicators": INDICATOR_COLUMNS,
         "comparisons": COMPARISON_COLUMNS,
         "sources": SOURCE_COLUMNS,
+        "territories": TERRITORY_COLUMNS,
+        "sites": SITE_COLUMNS,
+        "gaps": GAP_COLUMNS,
+        "manifest": MANIFEST_COLUMNS,
     }
     frames = {name: (frame, descriptions.get(name, {})) for name, frame in lens.tables.items()}
     frames.update(extra or {})

@@ -9,7 +9,7 @@ CREATE TABLE IF NOT EXISTS core.territory_overlap_areas (
     comuna_id        VARCHAR NOT NULL,   -- 'comuna:02201'
     basin_id         VARCHAR NOT NULL,   -- 'basin:021', 'subbasin:0211', 'subsubbasin:02110'
     basin_kind       VARCHAR NOT NULL,   -- basin | subbasin | subsubbasin
-    overlap_km2      DOUBLE NOT NULL,
+    overlap_km2      DOUBLE NOT NULL,    -- area shared by the comuna and the basin polygon, km2
     share_of_comuna  DOUBLE NOT NULL,    -- overlap / comuna area
     share_of_basin   DOUBLE NOT NULL,    -- overlap / basin area
     PRIMARY KEY (comuna_id, basin_id)
@@ -21,6 +21,11 @@ CREATE TABLE IF NOT EXISTS core.territory_overlap_areas (
 -- Population is the indicator 'population' of core.observations (loaded by the health
 -- family), for the latest year that is not in the future. It is NULL for every comuna of a
 -- basin when any of them lacks that year's population, and NULL everywhere until loaded.
+-- columns:
+--   overlap_km2: area shared by the comuna and the basin polygon, km2
+--   population_in_overlap: comuna population x share_of_comuna (people assumed spread evenly)
+--   population_share: the comuna part's share of the basin's population (NULL when any comuna lacks it)
+--   population_period: year of the population used
 CREATE OR REPLACE VIEW core.territory_overlaps AS
 WITH population_year AS (
     SELECT max(period) AS period
@@ -51,6 +56,15 @@ WINDOW basin AS (PARTITION BY basin_id);
 -- Every territory with its enclosing territories. A territory is its own province/region/...
 -- when it is of that kind, so `region_id` answers "which region" for a region too.
 -- `ancestors` lists the parents nearest first; `path` reads from the top down.
+-- columns:
+--   country_id: the enclosing country
+--   province_id: the enclosing province (the territory itself for a province)
+--   subbasin_id: the enclosing sub-basin (the territory itself for a sub-basin)
+--   ancestors: enclosing territory ids, nearest first
+--   path: names from the top down, joined by ' > '
+--   name: official name of the territory
+--   region_id: the enclosing region (the territory itself for a region)
+--   region_name: name of that region
 CREATE OR REPLACE VIEW marts.territory_lineage AS
 WITH RECURSIVE chain(territory_id, ancestor_id, depth) AS (
     SELECT territory_id, territory_id, 0 FROM core.territories
@@ -75,6 +89,16 @@ JOIN core.territories a ON a.territory_id = c.ancestor_id
 GROUP BY t.territory_id, t.kind, t.code, t.name, t.parent_id;
 
 -- The comunas of each basin polygon, largest part of the basin first.
+-- columns:
+--   basin_area_km2: area of the basin polygon, km2
+--   comuna_area_km2: area of the comuna, km2
+--   province_id: province of the comuna
+--   overlap_km2: area shared by the comuna and the basin polygon, km2
+--   population_in_overlap: comuna population x share_of_comuna (people assumed spread evenly)
+--   population_share: the comuna part's share of the basin's population
+--   population_period: year of the population used
+--   comuna_name: official name of the comuna
+--   region_id: region of the comuna
 CREATE OR REPLACE VIEW marts.basin_comunas AS
 SELECT o.basin_id, b.kind AS basin_kind, b.name AS basin_name, b.area_km2 AS basin_area_km2,
        o.comuna_id, c.name AS comuna_name, l.province_id, l.region_id, c.area_km2 AS comuna_area_km2,

@@ -1,5 +1,9 @@
 -- Water family views. marts.basin_comparison: one row per basin polygon in core.territories,
 -- with its representative gauge's flow statistics (NULLs where the basin has no gauge with data).
+-- columns:
+--   reference_period: the reference years, 'start-end'
+--   recent_period: the recent years, 'start-end'
+--   gauge_name: name of the representative gauge, as published
 CREATE OR REPLACE VIEW marts.basin_comparison AS
 SELECT
     t.territory_id AS basin_id,

@@ -7,6 +7,14 @@
 --                year's daily values (sources/currency.py); `rate` is the year's UF, `base_rate` the base's;
 --   usd          nominal / the year's mean dólar observado (CLP per USD); `rate` is that mean.
 -- A missing rate gives a NULL amount and a `conversion` that says which rate is missing, never a guess.
+-- columns:
+--   basis: nominal_clp, real_clp or usd
+--   rate_date: the day or span the rate stands for
+--   rate_observations: daily values the rate was computed from
+--   base_rate: the base year's UF (real_clp only)
+--   base_rate_date: the day or span the base rate stands for
+--   amount: the amount in the row's basis
+--   unit: unit of amount: 'CLP (nominal)', 'CLP of <base year> (real, UF-based)' or 'USD (nominal)'
 CREATE OR REPLACE VIEW marts.finance_amounts AS
 WITH uf AS (
     SELECT year, rate, rate_date, observations FROM core.finance_annual_rates WHERE indicator = 'uf'
@@ -66,6 +74,16 @@ FROM core.finance_amounts a
 LEFT JOIN usd ON usd.year = a.year;
 
 -- marts.municipal_finance: SINIM amounts by comuna (and complete region sums), three bases each.
+-- columns:
+--   basis: nominal_clp, real_clp or usd
+--   rate_date: the day or span the rate stands for
+--   rate_observations: daily values the rate was computed from
+--   base_rate: the base year's UF (real_clp only)
+--   base_rate_date: the day or span the base rate stands for
+--   comunas_summed: comunas summed (a region total); 1 for a comuna
+--   territory_name: official name of the territory
+--   amount: the amount in the row's basis
+--   unit: unit of amount, as in marts.finance_amounts
 CREATE OR REPLACE VIEW marts.municipal_finance AS
 SELECT f.measure, f.territory_id, t.name AS territory_name, f.year, f.basis, f.amount, f.unit,
        f.conversion, f.rate, f.rate_date, f.rate_observations, f.base_rate, f.base_rate_date,
@@ -77,6 +95,15 @@ WHERE f.source_id = 'sinim';
 
 -- marts.royalty_allocations: each curated allocation (fund, territory, year), three bases each, with
 -- the document it was transcribed from.
+-- columns:
+--   basis: nominal_clp, real_clp or usd
+--   rate_date: the day or span the rate stands for
+--   rate_observations: daily values the rate was computed from
+--   base_rate: the base year's UF (real_clp only)
+--   base_rate_date: the day or span the base rate stands for
+--   territory_name: official name of the territory
+--   amount: the amount in the row's basis
+--   unit: unit of amount, as in marts.finance_amounts
 CREATE OR REPLACE VIEW marts.royalty_allocations AS
 SELECT f.detail AS fund, f.territory_id, t.name AS territory_name, f.year, f.basis, f.amount, f.unit,
        f.conversion, f.rate, f.rate_date, f.rate_observations, f.base_rate, f.base_rate_date,

@@ -25,6 +25,14 @@ CREATE TABLE IF NOT EXISTS core.settlements (
 -- Settlements, households and both areas per comuna (as attributed by the catastro) and
 -- catastro year. Comunas of core.territories without settlements get a row of zeros for
 -- every catastro year loaded: a catastro is national, so absence means none were counted.
+-- columns:
+--   settlements: settlements the catastro attributes to the comuna
+--   settlements_without_households: of them, without a household count
+--   area_ha_published: area as the catastro publishes it, hectares
+--   area_ha_geodesic: area of the polygons measured on the ellipsoid, hectares
+--   settlements_without_polygon: of them, without a polygon
+--   settlements_located_elsewhere: of them, whose polygon lies in another comuna
+--   settlements_not_located: of them, whose polygon could not be placed in a comuna
 CREATE OR REPLACE VIEW marts.settlements_by_comuna AS
 WITH years AS (
     SELECT DISTINCT catastro_year FROM core.settlements
@@ -63,6 +71,11 @@ LEFT JOIN totals t ON t.comuna_code = c.comuna_code AND t.catastro_year = y.cata
 
 -- A map layer for the lens: settlement polygons and comuna polygons as GeoJSON text
 -- (EPSG:4326). Filter on region_code or comuna_code; `layer` says which is which.
+-- columns:
+--   layer: settlement or comuna
+--   feature_id: the settlement id or the comuna's territory id
+--   geojson: the polygon as GeoJSON text, EPSG:4326
+--   name: name of the settlement or of the comuna
 CREATE OR REPLACE VIEW marts.settlement_map AS
 SELECT 'settlement' AS layer, s.settlement_id AS feature_id, s.catastro_year, s.name,
        s.comuna_code, left(s.comuna_code, 2) AS region_code, s.households, s.hectares,

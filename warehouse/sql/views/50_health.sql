@@ -1,5 +1,11 @@
 -- Health family views. marts.mortality_rates: core.mortality_rates with the territory's name and
 -- kind and whether the deaths/population snapshots are live or SAMPLE data.
+-- columns:
+--   person_years: population at risk (person-years) the rate divides by
+--   deaths_mode: live or sample, of the deaths snapshot
+--   population_mode: live or sample, of the population snapshot
+--   territory_name: official name of the territory
+--   territory_kind: comuna, region or country
 CREATE OR REPLACE VIEW marts.mortality_rates AS
 SELECT
     r.territory_id,

@@ -51,6 +51,14 @@ GROUP BY ALL;
 -- live | curated | sample: sample values are stand-ins for offline runs and must not be cited). periods_available and first_period
 -- say how long a series sits behind the latest value. Built on core tables only, so it
 -- exists whichever families are loaded. Documented in docs/lens.md.
+-- columns:
+--   periods_available: periods of the indicator observed for the territory
+--   first_period: the earliest of them
+--   territory_name: official name of the territory
+--   territory_kind: kind of the territory (comuna, region, basin, ...)
+--   source_title: title of the source
+--   source_url: landing page of the source
+--   licence: licence of the snapshot, else of the source
 CREATE OR REPLACE VIEW marts.territory_profile AS
 WITH observed AS (
     -- A period that starts after its snapshot was retrieved is a projection (INE population
