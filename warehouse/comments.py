@@ -149,6 +149,11 @@ def raw_declarations(
     """The raw tables, declared by the raw-schema contract (core.raw_schemas): each holds one
     source's payload as parsed. A column the staging table of the same name describes takes
     that description; the others are the publisher's fields, named as parsed."""
+    exists = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'core' AND table_name = 'raw_schemas'"
+    ).fetchone()[0]
+    if not exists:  # no raw table published yet
+        return {}
     rows = conn.execute(
         "SELECT DISTINCT r.table_name, r.source_id, s.publisher, s.title FROM core.raw_schemas r "
         "LEFT JOIN core.sources s USING (source_id) ORDER BY 1, 2"

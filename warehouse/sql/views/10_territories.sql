@@ -99,6 +99,7 @@ GROUP BY t.territory_id, t.kind, t.code, t.name, t.parent_id;
 --   population_period: year of the population used
 --   comuna_name: official name of the comuna
 --   region_id: region of the comuna
+--   basin_name: official name of the basin polygon
 CREATE OR REPLACE VIEW marts.basin_comunas AS
 SELECT o.basin_id, b.kind AS basin_kind, b.name AS basin_name, b.area_km2 AS basin_area_km2,
        o.comuna_id, c.name AS comuna_name, l.province_id, l.region_id, c.area_km2 AS comuna_area_km2,

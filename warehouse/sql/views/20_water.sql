@@ -4,6 +4,8 @@
 --   reference_period: the reference years, 'start-end'
 --   recent_period: the recent years, 'start-end'
 --   gauge_name: name of the representative gauge, as published
+--   basin_code: official code of the basin polygon (COD_CUEN, COD_SUBC or COD_SSUBC)
+--   basin_name: official name of the basin polygon
 CREATE OR REPLACE VIEW marts.basin_comparison AS
 SELECT
     t.territory_id AS basin_id,

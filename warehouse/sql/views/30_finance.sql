@@ -104,6 +104,7 @@ WHERE f.source_id = 'sinim';
 --   territory_name: official name of the territory
 --   amount: the amount in the row's basis
 --   unit: unit of amount, as in marts.finance_amounts
+--   fund: Ley 21.591 fund of the allocation
 CREATE OR REPLACE VIEW marts.royalty_allocations AS
 SELECT f.detail AS fund, f.territory_id, t.name AS territory_name, f.year, f.basis, f.amount, f.unit,
        f.conversion, f.rate, f.rate_date, f.rate_observations, f.base_rate, f.base_rate_date,

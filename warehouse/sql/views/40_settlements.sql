@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS core.settlements (
 --   settlements_without_polygon: of them, without a polygon
 --   settlements_located_elsewhere: of them, whose polygon lies in another comuna
 --   settlements_not_located: of them, whose polygon could not be placed in a comuna
+--   comuna_name: official name of the comuna
 CREATE OR REPLACE VIEW marts.settlements_by_comuna AS
 WITH years AS (
     SELECT DISTINCT catastro_year FROM core.settlements
