@@ -1,6 +1,6 @@
 """`context-lens`: the analyst's command line. It drives the same Dagster definitions.
 
-    context-lens build [--study ID] [--as-of DATE] [--offline]   materialize everything, write the lens
+    context-lens build [--study ID] [--as-of DATE] [--offline] [--lang en|es]   materialize, write the lens
     context-lens refresh [--family F]                            fetch live sources, rebuild downstream
     context-lens status                                          per source: mode, snapshot, freshness, error
     context-lens sql [QUERY | -f FILE | -] [--format F] [--output FILE] [--export]
@@ -247,6 +247,8 @@ def _summary(run, source_ids, places: dict[str, str]) -> None:
 def cmd_build(args: argparse.Namespace) -> int:
     study = load_study(args.study)
     _check_configuration()
+    if getattr(args, "lang", None):
+        os.environ["CONTEXT_LENS_LANG"] = args.lang  # the reader's lens (pipelines/reading.py)
     if args.as_of:
         return cmd_build_as_of(study, args.as_of)
     if args.offline:
@@ -541,6 +543,12 @@ def parser() -> argparse.ArgumentParser:
     )
     build.add_argument(
         "--offline", action="store_true", help="skip live fetches; use stored or sample snapshots"
+    )
+    build.add_argument(
+        "--lang",
+        choices=("en", "es"),
+        default=None,
+        help="language of the claims table, summary and lens.pdf (default en, or CONTEXT_LENS_LANG)",
     )
     build.set_defaults(run=cmd_build)
     refresh = commands.add_parser(

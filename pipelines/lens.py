@@ -19,6 +19,7 @@ import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from pipelines import reading
 from pipelines.families import observation_asset_keys
 from pipelines.paths import lens_dir
 from pipelines.report import render, write_report
@@ -538,8 +539,10 @@ def build_lens(warehouse: WarehouseResource, study: Study) -> LensBuild:
                 export_lens(conn, lens, folder / "data", study.id, study.title, exports)
         if present:
             export_lens(conn, lens, folder / "data", study.id, study.title, exports)
-    markdown, page = render(study, lens, scope, geo, extras)
+    front = reading.context(study, lens, scope, reading.language())
+    markdown, page = render(study, lens, scope, geo, extras, front)
     write_report(study, markdown, page, folder)
+    reading.write_pdf(front, folder / "lens.pdf")
     return LensBuild(lens, markdown, folder)
 
 

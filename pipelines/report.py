@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+from pipelines import reading
 from pipelines.paths import output_dir
 from pipelines.studies import Study
 from warehouse.lens import KIND_ORDER, ROLE_ORDER, SECTION_ORDER, Lens, LensScope, period_years
@@ -658,22 +659,30 @@ def _indicator_block(doc: Doc, rows: pd.DataFrame, comparisons: pd.DataFrame, la
 
 
 def _mart_table(doc: Doc, name: str, frame: pd.DataFrame, sources: pd.DataFrame) -> None:
-    doc.heading(4, f"{name.replace('_', ' ').capitalize()} (marts.{name})")
+    doc.heading(4, name.replace("_", " ").capitalize())
     used = sorted(frame["source_id"].dropna().unique()) if "source_id" in frame.columns else []
     links = [f"[{s.source_id}]({s.landing_url})" for s in records(sources) if s.source_id in used]
     doc.para(
-        f"As published by the family that owns `marts.{name}`; units are in the column names"
+        "As published by the family that owns this table; units are in the headers"
         + (f"; source: {', '.join(links)}." if links else "."),
         css="small",
     )
-    shown = frame.head(40)
+    named = [c for c in frame.columns if c.endswith("_id") and f"{c[:-3]}_name" in frame.columns]
+    shown = frame.drop(columns=named).head(40)  # an id beside its name is for machines
     rows = [
         [fmt(v) if isinstance(v, float) else ("" if _missing(v) else str(v)) for v in row]
         for row in shown.itertuples(index=False)
     ]
-    doc.table([str(c) for c in shown.columns], rows, css="values")
+    doc.table([_human_header(str(c)) for c in shown.columns], rows, css="values")
     if len(frame) > len(shown):
         doc.para(f"First {len(shown)} of {len(frame)} rows; all rows are in data/{name}.csv.", css="small")
+
+
+def _human_header(column: str) -> str:
+    """A column name as a reader's header: 'reference_mean_m3s' -> 'Reference mean (m³/s)'."""
+    units = {"m3s": "(m³/s)", "pct": "(%)", "clp": "(CLP)", "ha": "(ha)", "km2": "(km²)"}
+    words = [units.get(w, w) for w in column.split("_")]
+    return " ".join(words).capitalize()
 
 
 def _section(
@@ -920,6 +929,7 @@ SCRIPT = """
       if (layer) { layer.style.display = event.target.checked ? "" : "none"; }
     });
   }
+  document.body.setAttribute("data-scroll-width", String(document.documentElement.scrollWidth));
   document.body.setAttribute("data-lens-ready", "true");
 })();
 """
@@ -970,10 +980,16 @@ def _display_names(rows: pd.DataFrame, territories: pd.DataFrame) -> pd.DataFram
 
 
 def render(
-    study: Study, lens: Lens, scope: LensScope, geo=None, extras: dict | None = None
+    study: Study,
+    lens: Lens,
+    scope: LensScope,
+    geo=None,
+    extras: dict | None = None,
+    front: dict | None = None,
 ) -> tuple[str, str]:
-    """(markdown, html) for the study's lens."""
+    """(markdown, html) for the study's lens; `front` is reading.context() (claims, summary, contents)."""
     extras = extras or {}
+    front = front if front is not None else reading.context(study, lens, scope, reading.language())
     doc = Doc()
     as_of = lens.as_of.isoformat() if lens.as_of else "latest snapshots"
     doc.heading(1, study.title)
@@ -983,6 +999,8 @@ def render(
         css="meta",
     )
     doc.para(INTRO)
+    doc.html_only(reading.front_html(front))
+    doc.md += [reading.front_markdown(front).rstrip(), ""]
     indicators = _display_names(lens.indicators[REPORT_COLUMNS], scope.territories)
     claims = sorted(indicators["claim_level"].dropna().unique())
     if any(c != "contribution" for c in claims):
@@ -1020,12 +1038,12 @@ def render(
     _reproducibility(doc, study, lens)
     markdown = "\n".join(doc.md).rstrip() + "\n"
     page = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{front["lang"]}"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<meta name="context-lens-content-hash" content="{lens.content_hash}">'
         f'<meta name="context-lens-as-of" content="{html.escape(as_of)}">'
-        f"<title>{html.escape(study.title)}</title><style>{STYLE}</style></head>"
+        f"<title>{html.escape(study.title)}</title><style>{STYLE}{reading.stylesheet('reader.css')}</style></head>"
         f"<body>{''.join(doc.body)}<script>{SCRIPT}</script></body></html>\n"
     )
     return markdown, page

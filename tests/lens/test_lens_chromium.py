@@ -69,3 +69,37 @@ def test_report_renders_without_errors_with_map_and_charts(sample_lens, tmp_path
     marks = [int(m) for m in re.findall(r'data-marks="(\d+)"', " ".join(maps))]
     # Region, two comunas, three basins (one focus, two in view) and the points of the map.
     assert marks and marks[0] >= 6
+
+
+ARTEFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # git-ignored: screenshots of the last run
+WIDTH = 1280
+
+
+def _visible_text(dom: str) -> str:
+    body = re.sub(r"<(script|style)\b[^>]*>.*?</\1>", " ", dom, flags=re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", body).split())
+
+
+def test_report_at_1280_px_fits_and_reads_as_text_for_people(sample_lens, tmp_path):
+    page = sample_lens.folder / "lens.html"
+    command = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={WIDTH},1000"]
+    done = subprocess.run(
+        [*command, "--dump-dom", page.resolve().as_uri()], capture_output=True, text=True, timeout=90
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    width = re.search(r'<body[^>]*data-scroll-width="(\d+)"', done.stdout)
+    assert width and int(width[1]) <= WIDTH, "the page scrolls sideways at 1,280 px"
+    text = _visible_text(done.stdout)
+    for word in ("NaN", "None", "nan", "marts.", "pipelines.", "reference_mean_m3s"):
+        assert not re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", text), word
+    # the claims table opens the lens, before the summary and the contents
+    assert text.index("The study's claims checked against the data") < text.index("Summary")
+    ARTEFACTS.mkdir(exist_ok=True)
+    shot = ARTEFACTS / "lens-1280.png"
+    done = subprocess.run(
+        [*command, f"--screenshot={shot}", page.resolve().as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0 and shot.stat().st_size > 10_000

@@ -1,0 +1,112 @@
+"""The reader's lens: numbers for people in both languages, the claims table and the summary
+from templates, and lens.pdf (WeasyPrint) within its page bound with the claims table in its text."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines import reading
+
+pypdf = pytest.importorskip("pypdf")
+
+MAX_PAGES = 25
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "lang", "expected"),
+    [
+        (121_857_304_000, "money", "en", "121.9 thousand million CLP"),
+        (121_857_304_000, "money", "es", "121,9 mil millones de CLP"),
+        (6_568_573_000, "money", "en", "6.6 thousand million CLP"),
+        (403_048_200, "money", "es", "403,0 millones de CLP"),
+        (52.0, "count", "en", "52"),
+        (12_345.0, "count", "es", "12.345"),
+        (25.64, "percent", "en", "25.6 %"),
+        (25.64, "percent", "es", "25,6 %"),
+        (1.0512, "ratio", "en", "1.05"),
+        (0.399, "index", "es", "0,399"),
+        (None, "count", "en", "no value"),
+        (float("nan"), "percent", "es", "sin valor"),
+    ],
+)
+def test_numbers_for_people(value, kind, lang, expected):
+    assert reading.Numbers(lang)(value, kind) == expected
+
+
+@pytest.mark.parametrize(
+    ("indicator_id", "unit", "kind"),
+    [
+        ("x", "CLP (nominal)", "money"),
+        ("x", "CLP (nominal) per person", "money"),
+        ("x", "persons", "count"),
+        ("x", "persons per household", "rate"),
+        ("x", "deaths per 100,000 person-years (age-standardised)", "rate"),
+        ("x", "percent of the labour force", "percent"),
+        ("x", "ratio (1 = same age-standardised rate as Chile)", "ratio"),
+        ("x", "index (0 = equality, 1 = maximal inequality)", "index"),
+        ("x", "m3/s", "decimal"),
+    ],
+)
+def test_number_format_read_from_the_unit(indicator_id, unit, kind):
+    assert reading.number_format(indicator_id, unit) == kind
+
+
+def test_an_unknown_language_is_refused():
+    with pytest.raises(ValueError, match="unknown language 'fr'"):
+        reading.language("fr")
+
+
+def _claims_table(values: dict) -> list[tuple[str, str]]:
+    return [(c["id"], check["verdict_text"]) for c in values["claims"]["claims"] for check in c["checks"]]
+
+
+def test_front_matter_in_both_languages(sample_env):
+    built = sample_env.built
+    from pipelines.lens import study_scope
+    from warehouse import db
+
+    with db.reader() as conn:
+        scope = study_scope(conn, sample_env.study)
+    english = reading.context(sample_env.study, built.lens, scope, "en")
+    spanish = reading.context(sample_env.study, built.lens, scope, "es")
+    assert ("loa-flow-loss", "Inconsistent") in _claims_table(english)
+    assert ("loa-flow-loss", "Incoherente") in _claims_table(spanish)
+    assert ("calama-deaths", "Only sample data") in _claims_table(english)
+    assert ("not-yet", "Not measurable from open data") in _claims_table(english)
+    # every registered section the lens holds appears, in the declared order
+    assert [s["key"] for s in english["sections"]] == [
+        "governance",
+        "state_presence",
+        "structural_constraints",
+    ]
+    page = reading.front_html(english)
+    assert "The study&#39;s claims checked against the data" in page and "None" not in page
+    assert "Las afirmaciones del estudio" in reading.front_html(spanish)
+    markdown = reading.front_markdown(spanish)
+    assert "| Afirmación | Lo que dicen los datos | Regla | Veredicto |" in markdown
+
+
+def test_html_and_markdown_open_with_the_claims(sample_env):
+    page = (sample_env.folder / "lens.html").read_text(encoding="utf-8")
+    markdown = (sample_env.folder / "lens.md").read_text(encoding="utf-8")
+    assert page.index('id="claims"') < page.index('id="summary"') < page.index('id="contents"')
+    assert markdown.index("## The study's claims checked against the data") < markdown.index("## Summary")
+    assert "SAMPLE claim: the Loa has lost about 75% of its flow." in markdown
+
+
+def test_pdf_exists_within_its_page_bound_with_the_claims_table(sample_env):
+    path = sample_env.folder / "lens.pdf"
+    reader = pypdf.PdfReader(path)
+    assert 1 <= len(reader.pages) <= MAX_PAGES
+    text = " ".join(" ".join(p.extract_text().split()) for p in reader.pages)
+    assert "The study's claims checked against the data" in text
+    assert "Claim What the data says Rule Verdict" in text
+    assert "SAMPLE claim: the region's GDP per capita is above Chile's." in text
+    assert "Not measurable from open data" in text and "Inconsistent" in text
+    assert "NaN" not in text and "None" not in text
+    assert f"1 / {len(reader.pages)}" in text  # page numbers
+    # the table of contents links to the sections inside the document
+    links = [
+        a.get_object().get("/Dest") or a.get_object().get("/A") for a in reader.pages[0].get("/Annots") or []
+    ]
+    assert links, "the contents on the first page are clickable"
