@@ -278,6 +278,21 @@ SERIES_COLUMNS = [
 ]
 
 
+def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
+    """Round axis ticks (1, 2, 2.5 or 5 times a power of ten) that cover lo..hi."""
+    span = hi - lo
+    raw = span / max(count - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    first = math.floor(lo / step) * step
+    ticks = []
+    value = first
+    while value < hi + step * 0.999:
+        ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
 def series_chart(group: pd.DataFrame, unit: str, title: str) -> str:
     """Yearly series per territory (focus solid, comparisons dashed) with each focus trend line dotted."""
     yearly = group[group["period"].astype(str).str.fullmatch(r"\d{4}") & group["value"].notna()].copy()
@@ -294,8 +309,8 @@ def series_chart(group: pd.DataFrame, unit: str, title: str) -> str:
     y0, y1 = float(yearly["value"].min()), float(yearly["value"].max())
     if y0 == y1:
         y0, y1 = y0 - 1, y1 + 1
-    margin = (y1 - y0) * 0.08
-    y0, y1 = y0 - margin, y1 + margin
+    ticks = nice_ticks(y0, y1)
+    y0, y1 = min(y0, ticks[0]), max(y1, ticks[-1])
     sx, sy = _scale(x0, x1, left, width - right), _scale(y0, y1, height - bottom, top)
     parts = [_svg_open("series", title, width, height)]
     parts.append(
@@ -306,19 +321,17 @@ def series_chart(group: pd.DataFrame, unit: str, title: str) -> str:
         parts.append(
             f'<text class="tick" x="{sx(tick):.1f}" y="{height - 10}" text-anchor="middle">{tick}</text>'
         )
-    for tick in (y0 + margin, (y0 + y1) / 2, y1 - margin):
+    for tick in ticks:
         parts.append(
             f'<text class="tick" x="{left - 4}" y="{sy(tick) + 4:.1f}" text-anchor="end">{fmt(tick)}</text>'
         )
-    order = {"focus": 0, "comparison": 1, "peer": 2}
-    territories = (
-        yearly[["territory_id", "territory_name", "role"]]
-        .drop_duplicates("territory_id")
-        .sort_values(["role", "territory_id"], key=lambda s: s.map(order) if s.name == "role" else s)
-    )
-    for index, t in enumerate(records(territories)):
-        if index >= len(PALETTE):
-            break
+    territories = yearly[["territory_id", "territory_name", "role"]].drop_duplicates("territory_id")
+    kind = territories["territory_id"].str.split(":").str[0].map(KIND_ORDER).fillna(9)
+    territories = territories.assign(_role=territories["role"].map(ROLE_ORDER).fillna(9), _kind=kind)
+    territories = territories.sort_values(["_role", "_kind", "territory_id"])  # the region before its comunas
+    drawn, rest = records(territories.head(len(PALETTE))), records(territories.iloc[len(PALETTE) :])
+    parts[0] = parts[0].replace("<svg ", f'<svg data-series="{len(territories)}" data-drawn="{len(drawn)}" ', 1)
+    for index, t in enumerate(drawn):
         colour = PALETTE[index]
         rows = yearly[yearly["territory_id"] == t.territory_id].sort_values("year")
         dash = "" if t.role == "focus" else ' stroke-dasharray="5 3"'
@@ -348,6 +361,12 @@ def series_chart(group: pd.DataFrame, unit: str, title: str) -> str:
         parts.append(
             f'<text class="legend" x="{width - right + 10}" y="{label_y}" fill="{colour}">'
             f"{html.escape(str(t.territory_name)[:24])}{'' if t.role == 'focus' else ' (' + t.role + ')'}</text>"
+        )
+    if rest:  # said, never dropped in silence: the table below and data/ hold every series
+        parts.append(
+            f'<text class="legend" x="{width - right + 10}" y="{top + 14 * len(drawn) + 8}" fill="#444">'
+            f"+ {len(rest)} more in the table</text><title>not drawn: "
+            f"{html.escape(', '.join(str(t.territory_name) for t in rest))}</title>"
         )
     parts.append("</svg>")
     return "".join(parts)

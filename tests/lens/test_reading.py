@@ -110,3 +110,37 @@ def test_pdf_exists_within_its_page_bound_with_the_claims_table(sample_env):
         a.get_object().get("/Dest") or a.get_object().get("/A") for a in reader.pages[0].get("/Annots") or []
     ]
     assert links, "the contents on the first page are clickable"
+
+
+def test_axis_ticks_are_round():
+    from pipelines.report import nice_ticks
+
+    assert nice_ticks(19.63, 49.51) == [10, 20, 30, 40, 50]
+    assert nice_ticks(0.311, 0.47) == [0.3, 0.4, 0.5]
+
+
+def test_a_chart_with_more_series_than_colours_says_what_it_left_out():
+    import pandas as pd
+
+    from pipelines.report import PALETTE, series_chart
+
+    rows = [
+        {
+            "territory_id": f"comuna:021{i:02d}",
+            "territory_name": f"Comuna {i}",
+            "role": "focus",
+            "period": str(year),
+            "value": float(i + year - 2000),
+            "trend_per_year": None,
+            "trend_intercept": None,
+            "trend_first_year": None,
+            "trend_last_year": None,
+        }
+        for i in range(12)
+        for year in (2020, 2021, 2022)
+    ]
+    rows += [{**r, "territory_id": "region:02", "territory_name": "Region"} for r in rows[:3]]
+    svg = series_chart(pd.DataFrame(rows), "CLP", "t")
+    assert f'data-series="13" data-drawn="{len(PALETTE)}"' in svg
+    assert ">Region</text>" in svg  # the region is drawn before its comunas
+    assert f"+ {13 - len(PALETTE)} more in the table" in svg
