@@ -377,7 +377,8 @@ def map_data(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> MapData | Non
         SELECT territory_id, kind, name,
                ST_AsGeoJSON(ST_SimplifyPreserveTopology(geometry, ?)) AS geojson,
                ST_X(ST_PointOnSurface(geometry)) AS label_x, ST_Y(ST_PointOnSurface(geometry)) AS label_y,
-               territory_id IN (SELECT unnest(?::VARCHAR[])) AS is_focus
+               territory_id IN (SELECT unnest(?::VARCHAR[])) AS is_focus,
+               (SELECT sn.mode FROM core.snapshots sn WHERE sn.snapshot_id = core.territories.snapshot_id) AS mode
         FROM core.territories
         WHERE geometry IS NOT NULL AND kind IN ('region', 'comuna', 'basin')
           AND (territory_id IN (SELECT unnest(?::VARCHAR[]))
@@ -400,6 +401,7 @@ def map_data(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> MapData | Non
                     "name": label,
                     "style": style,
                     "source": "core.territories",
+                    "sample": bool((chosen["mode"] == "sample").any()),
                     "features": [
                         {
                             "id": r.territory_id,

@@ -330,7 +330,9 @@ def series_chart(group: pd.DataFrame, unit: str, title: str) -> str:
     territories = territories.assign(_role=territories["role"].map(ROLE_ORDER).fillna(9), _kind=kind)
     territories = territories.sort_values(["_role", "_kind", "territory_id"])  # the region before its comunas
     drawn, rest = records(territories.head(len(PALETTE))), records(territories.iloc[len(PALETTE) :])
-    parts[0] = parts[0].replace("<svg ", f'<svg data-series="{len(territories)}" data-drawn="{len(drawn)}" ', 1)
+    parts[0] = parts[0].replace(
+        "<svg ", f'<svg data-series="{len(territories)}" data-drawn="{len(drawn)}" ', 1
+    )
     for index, t in enumerate(drawn):
         colour = PALETTE[index]
         rows = yearly[yearly["territory_id"] == t.territory_id].sort_values("year")
@@ -501,7 +503,7 @@ def map_svg(geo) -> str:
         f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
         "<title>Study area</title>"
     ]
-    legend = []
+    legend, all_labels = [], []
     for index, layer in enumerate(geo.layers):
         layer_id = f"map-layer-{index}"
         style = MAP_STYLES.get(layer["style"], "fill:none;stroke:#999")
@@ -544,18 +546,63 @@ def map_svg(geo) -> str:
                 labels.append(
                     f'<text class="map-label {layer["style"]}-label" x="{x:.1f}" y="{y:.1f}">{name}</text>'
                 )
-        parts.append(f'<g id="{layer_id}" class="layer">{"".join(marks)}{"".join(labels)}</g>')
+        parts.append(f'<g id="{layer_id}" class="layer">{"".join(marks)}</g>')
+        all_labels.append((0 if layer["style"] == "site" else 1, layer_id, labels))  # sites placed first
         count = len(layer["features"])
+        sample = " · SAMPLE geometry" if layer.get("sample") else ""
         legend.append(
             f'<label><input type="checkbox" checked data-layer="{layer_id}"> '
-            f'<span class="swatch" style="background:{_swatch(style)}"></span>{html.escape(layer["name"])} ({count}, '
-            f"{html.escape(layer['source'])})</label>"
+            f'<span class="swatch" style="background:{_swatch(style)}"></span>{html.escape(layer["name"])} '
+            f"({count}{sample})</label>"
+        )
+    placed: list[tuple[float, float, float, float]] = []
+    for _, layer_id, labels in sorted(all_labels, key=lambda item: item[0]):  # none over another
+        kept = [text for text in labels if _place_label(text, placed, width, height)]
+        parts.append(f'<g class="labels" data-labels-for="{layer_id}">{"".join(kept)}</g>')
+    parts.append(_scale_bar(scale, shrink, height))
+    if any(layer.get("sample") for layer in geo.layers):
+        parts.append(
+            '<text class="map-sample" x="8" y="18" fill="#b2182b" font-weight="700">'
+            "SAMPLE geometry: not official boundaries</text>"
         )
     parts.append("</svg>")
     return (
         '<figure class="map-figure">'
         + "".join(parts)
         + f'<figcaption class="legend">{" ".join(legend)}</figcaption></figure>'
+    )
+
+
+def _place_label(text: str, placed: list, width: int, height: int) -> bool:
+    """Keep a label when its box (estimated from its length) overlaps no kept one and stays inside."""
+    x = float(re.search(r' x="([-\d.]+)"', text)[1])
+    y = float(re.search(r' y="([-\d.]+)"', text)[1])
+    length = 6.2 * len(html.unescape(re.sub(r"<[^>]+>", "", text)))
+    left = x - length if 'text-anchor="end"' in text else x
+    box = (left, y - 11, left + length, y + 3)
+    if box[0] < 0 or box[2] > width or box[1] < 0 or box[3] > height:
+        return False
+    if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+        return False
+    placed.append(box)
+    return True
+
+
+def _scale_bar(scale: float, shrink: float, height: int) -> str:
+    """A scale bar of a round length near 120 px (km at the map's middle latitude)."""
+    km_per_px = 111.32 / scale  # one degree of latitude is ~111.32 km; x is already shrunk by cos(lat)
+    target = 120 * km_per_px
+    power = 10 ** math.floor(math.log10(target))
+    length_km = max(m * power for m in (1, 2, 5, 10) if m * power <= target)
+    pixels = length_km / km_per_px
+    x, y = 12, height - 14
+    label = f"{length_km:,.0f} km" if length_km >= 1 else f"{length_km * 1000:,.0f} m"
+    return (
+        f'<g class="scale-bar" data-km="{length_km:g}"><line x1="{x}" y1="{y}" x2="{x + pixels:.1f}" y2="{y}" '
+        'stroke="#222" stroke-width="2"/>'
+        f'<line x1="{x}" y1="{y - 4}" x2="{x}" y2="{y + 4}" stroke="#222"/>'
+        f'<line x1="{x + pixels:.1f}" y1="{y - 4}" x2="{x + pixels:.1f}" y2="{y + 4}" stroke="#222"/>'
+        f'<text x="{x + pixels / 2:.1f}" y="{y - 6}" text-anchor="middle" font-size="11">{label}</text></g>'
     )
 
 

@@ -144,3 +144,29 @@ def test_a_chart_with_more_series_than_colours_says_what_it_left_out():
     assert f'data-series="13" data-drawn="{len(PALETTE)}"' in svg
     assert ">Region</text>" in svg  # the region is drawn before its comunas
     assert f"+ {13 - len(PALETTE)} more in the table" in svg
+
+
+def test_map_has_a_scale_bar_marks_sample_geometry_and_labels_do_not_collide():
+    from pipelines.lens import MapData
+    from pipelines.report import map_svg
+
+    box = {"type": "Polygon", "coordinates": [[[-70, -24], [-68, -24], [-68, -22], [-70, -22], [-70, -24]]]}
+    feature = {"name": "Calama", "geometry": box, "label": [-69, -23]}
+    twin = {"name": "Calama twin", "geometry": box, "label": [-69, -23]}  # same place: one label kept
+    layers = [
+        {
+            "name": "Focus comunas",
+            "style": "comuna",
+            "source": "x",
+            "sample": True,
+            "features": [feature, twin],
+        }
+    ]
+    svg = map_svg(MapData((-70.5, -24.5, -67.5, -21.5), layers))
+    assert 'class="scale-bar" data-km="' in svg
+    assert "SAMPLE geometry: not official boundaries" in svg and "(2 · SAMPLE geometry)" in svg
+    labels = svg.split('data-labels-for="map-layer-0">', 1)[1].split("</g>", 1)[0]
+    assert labels.count("<text") == 1
+    assert "SAMPLE geometry" not in map_svg(
+        MapData((-70.5, -24.5, -67.5, -21.5), [{**layers[0], "sample": False}])
+    )
