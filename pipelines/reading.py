@@ -347,7 +347,7 @@ def sections_view(lens: Lens, scope: LensScope, lang: str) -> list[dict]:
         sections.append(
             {
                 "key": key,
-                "anchor": f"section-{key.replace('_', '-')}",
+                "anchor": key,  # the id of the section in lens.html and lens.pdf
                 "title": title,
                 "question": question,
                 "headlines": headlines,

@@ -20,6 +20,7 @@ from pipelines import reading
 from pipelines.paths import output_dir
 from pipelines.studies import Study
 from warehouse.lens import KIND_ORDER, ROLE_ORDER, SECTION_ORDER, Lens, LensScope, period_years
+from warehouse.registry import presentation
 
 INTRO = (
     "This context lens documents the territorial conditions around the field study: governance "
@@ -797,8 +798,9 @@ def _section(
             )
             continue
         if group is not None:
-            for _, indicator_rows in group.groupby("indicator_id", sort=True):
-                _indicator_block(doc, indicator_rows, comparisons, last_year)
+            blocks = dict(iter(group.groupby("indicator_id", sort=True)))
+            for indicator_id in sorted(blocks, key=lambda i: (presentation(i).order, i)):
+                _indicator_block(doc, blocks[indicator_id], comparisons, last_year)  # registry order
         for name in marts:
             _mart_table(doc, name, extras[name], sources)
     doc.open("</section>")
