@@ -117,6 +117,16 @@ def repair_polygons(
     return result
 
 
+# Chile's territory as two boxes (lon_min, lat_min, lon_max, lat_max): the mainland with its Pacific
+# islands (Rapa Nui at 109.4 W, Juan Fernández, San Félix) and the Chilean Antarctic Territory.
+CHILE_BOXES = ((-109.6, -56.6, -66.0, -17.4), (-90.0, -90.0, -53.0, -60.0))
+
+
+def outside_chile(lon: float, lat: float) -> bool:
+    """True when a WGS84 point lies outside every box of Chile (a swapped or sign-flipped pair, a typo)."""
+    return not any(x0 <= lon <= x1 and y0 <= lat <= y1 for x0, y0, x1, y1 in CHILE_BOXES)
+
+
 def locate_points(
     points: pd.DataFrame,
     polygons: gpd.GeoDataFrame,

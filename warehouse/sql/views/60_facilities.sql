@@ -1,0 +1,17 @@
+-- Health facilities (family `facilities`, pipelines/facilities.py). Run by the
+-- `deis_facility_observations` asset once staging.health_facilities and staging.public_beds exist.
+
+-- One row per establishment in force, with its public beds (NULL: none in the public-beds sheet),
+-- its point (NULL while DEIS has not geocoded it) and whether the point lies in the comuna it
+-- states: the map layer of state presence. Points are never moved.
+CREATE OR REPLACE VIEW marts.health_facilities AS
+SELECT f.establishment_code, f.name, f.territory_id, f.comuna_code, t.name AS comuna_name, f.region_code,
+       f.facility_type, f.dependency, f.provision, f.care_level, f.high_complexity, b.beds AS public_beds,
+       f.longitude, f.latitude,
+       CASE WHEN f.longitude IS NOT NULL AND f.coordinate_flag IS NULL
+            THEN ST_Point(f.longitude, f.latitude) END AS geometry,
+       f.coordinate_flag, f.located_comuna_code, f.comuna_mismatch, f.version, f.snapshot_id, s.mode
+FROM staging.health_facilities f
+LEFT JOIN staging.public_beds b ON b.matched_code = f.establishment_code
+LEFT JOIN core.territories t ON t.territory_id = f.territory_id
+LEFT JOIN core.snapshots s ON s.snapshot_id = f.snapshot_id;
