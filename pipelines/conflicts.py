@@ -82,7 +82,9 @@ gates.declare(
     "staging.socioenvironmental_conflicts",
     gates.TableGates(
         keys=("conflict_id",),
-        aggregates=(gates.Aggregate("conflicts per status", by={"status": "status"}, value="1"),),
+        aggregates=(
+            gates.Aggregate("conflicts per status", by={"status": "status"}, value="1", group="'totals'"),
+        ),
     ),
 )
 SECTORS = {"Minería": "mining", "Energía": "energy"}

@@ -114,7 +114,11 @@ gates.declare(
     "staging.health_facilities",
     gates.TableGates(
         keys=("establishment_code",),
-        aggregates=(gates.Aggregate("establishments per region", by={"region": "region_code"}, value="1"),),
+        aggregates=(
+            gates.Aggregate(
+                "establishments per region", by={"region": "region_code"}, value="1", group="'totals'"
+            ),
+        ),
     ),
 )
 gates.declare(
@@ -122,7 +126,9 @@ gates.declare(
     gates.TableGates(
         keys=("establishment_code", "name"),
         aggregates=(
-            gates.Aggregate("public beds per health service", by={"service": "service"}, value="beds"),
+            gates.Aggregate(
+                "public beds per health service", by={"service": "service"}, value="beds", group="'totals'"
+            ),
         ),
     ),
 )

@@ -1,7 +1,8 @@
 """Bad input for the labour, census and poverty families, served live after one good live run of each.
 
 The baseline here is a warehouse and raw store after a good run of the ENE, Census 2024 (tables
-and microdata) and poverty assets against the scripted server (territories from their SAMPLE).
+and microdata), poverty, DEIS establishments and INDH conflicts assets against the scripted server
+(territories from their SAMPLE); the facilities and conflicts cases are in cases_facilities.py.
 Each case serves one broken payload under a new ETag (every other request still answers 304),
 runs the family's assets in-process, and checks: the error names the source, the snapshot of the
 broken payload and the problem; the source's status is `failed`; every data table and raw-store
@@ -22,9 +23,16 @@ from pathlib import Path
 
 import openpyxl
 
-from pipelines import census2024, labour, poverty, territories
+from pipelines import census2024, conflicts, facilities, labour, poverty, territories
 from pipelines.resources import SourcesResource
-from sources import census2024_microdata, census2024_tables, ine_ene, mds_poverty
+from sources import (
+    census2024_microdata,
+    census2024_tables,
+    deis_establishments,
+    indh_conflicts,
+    ine_ene,
+    mds_poverty,
+)
 from sources.base import SourceError
 from tests.faults.harness import (
     FaultSources,
@@ -61,6 +69,8 @@ FAMILIES = {
         {name: census2024.SAMPLES[name] for name in ("dictionary", "viviendas", "personas")},
     ),
     mds_poverty.SOURCE.id: (poverty.ASSETS, {"multidimensional_2022": poverty.SAMPLE, "income_2022": None}),
+    deis_establishments.SOURCE.id: (facilities.ASSETS, {"workbook": facilities.SAMPLE}),
+    indh_conflicts.SOURCE.id: (conflicts.ASSETS, {"conflicts": conflicts.SAMPLE}),
 }
 REFUSED = (
     "refused: error names source, snapshot and problem; status failed; tables intact; payload quarantined"
@@ -73,7 +83,7 @@ def _path(source: str, name: str) -> str:
 
 
 def _serve(bad: dict[tuple[str, str], bytes] | None = None) -> None:
-    """Every request of the four sources: the good payload (304 when unchanged), or the given bad one."""
+    """Every request of the sources: the good payload (304 when unchanged), or the given bad one."""
     bad = bad or {}
     for source, (_, files) in FAMILIES.items():
         for name, sample in files.items():

@@ -21,6 +21,7 @@ _MODULES = (
     "cases_hostile",
     "cases_labour",
     "cases_air",
+    "cases_facilities",
     "cases_gates",
     "cases_provenance",
     "cases_failalone",
