@@ -56,7 +56,16 @@ SITE_COLUMNS = [
 ]
 # Marts other families publish that the report shows when present: name -> lens section.
 MART_TABLES = {"basin_comparison": "structural_constraints"}
-NAME_COLUMNS = ("name", "settlement_name", "nombre", "station_name", "gauge_name", "gauge_code", "code")
+NAME_COLUMNS = (
+    "name",
+    "title",
+    "settlement_name",
+    "nombre",
+    "station_name",
+    "gauge_name",
+    "gauge_code",
+    "code",
+)
 
 
 # --- sites -----------------------------------------------------------------------------------
@@ -354,6 +363,13 @@ def _air_station_layer(conn: duckdb.DuckDBPyConnection, extent) -> dict | None:
     }
 
 
+# Point marts of other families drawn as map layers: mart name -> (layer label, style).
+POINT_MARTS = {
+    "health_facilities": ("Health establishments (DEIS)", "facility"),
+    "socioenvironmental_conflicts": ("Socio-environmental conflicts (INDH)", "conflict"),
+}
+
+
 def map_data(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> MapData | None:
     """Layers for the report's map; None when no focus territory has a polygon yet."""
     focus = scope.territories[(scope.territories["role"] == "focus") & scope.territories["has_geometry"]]
@@ -417,21 +433,19 @@ def map_data(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> MapData | Non
         """
         SELECT table_schema, table_name FROM information_schema.tables
         WHERE table_schema IN ('marts', 'core')
-          AND (table_name = 'settlement_map' OR table_name ILIKE '%gauge%' OR table_name ILIKE '%station%')
+          AND (table_name = 'settlement_map' OR table_name ILIKE '%gauge%' OR table_name ILIKE '%station%'
+               OR (table_schema = 'marts' AND table_name IN (SELECT unnest(?::VARCHAR[]))))
         ORDER BY table_schema DESC, table_name
-        """
+        """,
+        [list(POINT_MARTS)],
     ).fetchall()
     for schema, name in relations:
         is_settlement = "settlement" in name
+        label, style = POINT_MARTS.get(
+            name, ("Informal settlements", "settlement") if is_settlement else ("Streamflow gauges", "gauge")
+        )
         try:
-            layer = _point_layer(
-                conn,
-                schema,
-                name,
-                extent,
-                "Informal settlements" if is_settlement else "Streamflow gauges",
-                "settlement" if is_settlement else "gauge",
-            )
+            layer = _point_layer(conn, schema, name, extent, label, style)
         except duckdb.Error as exc:  # another family's view that cannot be read now: say so, draw the rest
             layer = {"name": f"{schema}.{name}", "style": "error", "source": str(exc)[:200], "features": []}
         if layer and not any(existing["style"] == layer["style"] for existing in layers):

@@ -460,6 +460,8 @@ MAP_STYLES = {
     "basin": "fill:rgba(33,102,172,.12);stroke:#2166ac;stroke-width:1.8",
     "settlement": "fill:#c51b7d;stroke:#fff;stroke-width:.5",
     "gauge": "fill:#1b7837;stroke:#fff;stroke-width:.6",
+    "facility": "fill:#2b8cbe;stroke:#fff;stroke-width:.5",
+    "conflict": "fill:#e6550d;stroke:#fff;stroke-width:.6",
     "site": "fill:#111;stroke:#fff;stroke-width:1.5",
 }
 

@@ -3,7 +3,7 @@
 import pytest
 from dagster import materialize
 
-from pipelines import conflicts, territories
+from pipelines import conflicts, lens, territories
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources.samples.facilities import make_samples
 from warehouse import db
@@ -27,11 +27,15 @@ def offline(tmp_path_factory):
                 "WHERE source_id = 'indh_conflicts'"
             ).df()
             mart = conn.execute("SELECT * FROM marts.socioenvironmental_conflicts ORDER BY conflict_id").df()
-    return result, observations.set_index(["indicator_id", "territory_id"]), mart
+            label, style = lens.POINT_MARTS["socioenvironmental_conflicts"]
+            layer = lens._point_layer(
+                conn, "marts", "socioenvironmental_conflicts", (-76, -56, -66, -17), label, style
+            )
+    return result, observations.set_index(["indicator_id", "territory_id"]), mart, layer
 
 
 def test_counts_by_comuna_region_and_status(offline):
-    result, observations, mart = offline
+    result, observations, mart, layer = offline
     assert result.success
     rows = make_samples.CONFLICT_ROWS
     value = lambda i, t: observations.loc[(i, t), "value"]  # noqa: E731
@@ -54,3 +58,6 @@ def test_counts_by_comuna_region_and_status(offline):
         ]
     ]
     assert (mart["mode"] == "sample").all()
+    # The map layer: one point per conflict, named by its title.
+    assert layer["style"] == "conflict" and len(layer["features"]) == len(rows)
+    assert "Conflicto SAMPLE por agua en Calama" in {f["name"] for f in layer["features"]}
