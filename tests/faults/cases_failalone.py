@@ -73,7 +73,7 @@ def _core(state) -> dict:
 
 
 @case(
-    "S01",
+    "B01",
     "content",
     "one OECD indicator file with no Chilean rows, then the lens",
     "refused naming source and indicator; tables intact (0 rows lost); the lens still builds and names the failure",
@@ -94,7 +94,7 @@ def refused_source_fails_alone() -> str:
 
 
 @case(
-    "S02",
+    "B02",
     "hostile",
     "build --as-of a date before every snapshot",
     "exit 2 with a clear message; no asset runs; warehouse and output/ byte-identical (0 rows lost)",
@@ -113,7 +113,7 @@ def as_of_before_every_snapshot() -> str:
 
 
 @case(
-    "S03",
+    "B03",
     "hostile",
     "an endpoint override with a misspelt endpoint name, and one with an unknown source",
     "build refuses (exit 2) before anything runs, with the valid names and the nearest; tables intact",
@@ -135,7 +135,7 @@ def misspelt_override() -> str:
 
 
 @case(
-    "S04",
+    "B04",
     "hostile",
     "CONTEXT_LENS_FILE_ROOTS set to a mirror folder",
     "the mirror is allowed and so is the repository (its curated files); other folders are not",
@@ -155,7 +155,7 @@ def file_roots_add() -> str:
 
 
 @case(
-    "S05",
+    "B05",
     "hostile",
     "build --as-of 2024-13-45",
     "exit 2 with what is wrong and the expected format, not Python's message",
