@@ -115,6 +115,7 @@ def _failure_reason(result) -> str:
 
 def _run(selection: AssetSelection):
     """Run the selection with the code location's own assets, checks and resources."""
+    progress.quiet_dagster()  # here, not in main: sql, status and studies never import Dagster
     from dagster import materialize
 
     from pipelines import recovery
@@ -568,7 +569,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(progress.DropReportedFallbacks())
-    progress.quiet_dagster()
     # Progress of downloads and loads: the fetch and acquisition layers log at INFO.
     for name in ("sources", "pipelines"):
         logging.getLogger(name).setLevel(logging.INFO)

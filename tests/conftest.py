@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Tests are hermetic: each one that needs a persistent Dagster instance makes its own home. The one
+# `make test` exports (DAGSTER_HOME=.dagster_home, for `make run`) may not exist on a fresh clone.
+os.environ.pop("DAGSTER_HOME", None)
+
 SHARED_DATA = Path(os.environ.get("CONTEXT_LENS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
