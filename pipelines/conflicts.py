@@ -25,12 +25,12 @@ from dagster import (
 from pipelines import gates
 from pipelines.ingest import (
     acquire_all,
-    column_schema,
     derived_writer,
     load_indicators,
     log_acquisitions,
     publish,
     refuse,
+    table_declaration,
     validate_frame,
     write_tables,
 )
@@ -120,7 +120,10 @@ def locate(conflicts: pd.DataFrame, comunas, basins) -> pd.DataFrame:
     deps=[territories],
     description="INDH socio-environmental conflicts, each placed in a comuna and basin by its map point "
     "(staging.socioenvironmental_conflicts).",
-    metadata={"dagster/column_schema": column_schema(STAGING_COLUMNS), "source": SOURCE.landing_url},
+    metadata={
+        **table_declaration(STAGING_COLUMNS, "staging.socioenvironmental_conflicts"),
+        "source": SOURCE.landing_url,
+    },
 )
 def indh_conflicts(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource

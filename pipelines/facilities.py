@@ -29,12 +29,12 @@ from pipelines import gates
 from pipelines.health import health_population
 from pipelines.ingest import (
     acquire_all,
-    column_schema,
     derived_writer,
     load_indicators,
     log_acquisitions,
     publish,
     refuse,
+    table_declaration,
     validate_frame,
     write_tables,
 )
@@ -183,7 +183,12 @@ def staged_tables(payload, resolver, comunas: gpd.GeoDataFrame) -> dict[tuple[st
     deps=[territories],
     description="DEIS establishments in force and public hospital beds, each point checked against the "
     "polygon of its stated comuna (staging.health_facilities, staging.public_beds).",
-    metadata={"dagster/column_schema": column_schema(STAGING_COLUMNS), "source": SOURCE.landing_url},
+    metadata={
+        **table_declaration(
+            STAGING_COLUMNS, "staging.health_facilities", extra={"staging.public_beds": BEDS_STAGING_COLUMNS}
+        ),
+        "source": SOURCE.landing_url,
+    },
 )
 def deis_establishments(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource

@@ -4,6 +4,10 @@
 -- One row per establishment in force, with its public beds (NULL: none in the public-beds sheet),
 -- its point (NULL while DEIS has not geocoded it) and whether the point lies in the comuna it
 -- states: the map layer of state presence. Points are never moved.
+-- columns:
+--   comuna_name: official name of the stated comuna
+--   public_beds: beds of the establishment in the public-beds sheet (NULL: not listed there)
+--   geometry: the establishment's point, EPSG:4326 (NULL when not geocoded or flagged)
 CREATE OR REPLACE VIEW marts.health_facilities AS
 SELECT f.establishment_code, f.name, f.territory_id, f.comuna_code, t.name AS comuna_name, f.region_code,
        f.facility_type, f.dependency, f.provision, f.care_level, f.high_complexity, b.beds AS public_beds,

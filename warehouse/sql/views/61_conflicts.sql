@@ -3,6 +3,10 @@
 
 -- One row per conflict of the INDH map: title, start year, status, sector, link, where its map point
 -- lies (comuna, basin) and the region it is counted in; the list and map layer of the lens.
+-- columns:
+--   comuna_name: official name of the comuna holding the map point
+--   geometry: the conflict's map point, EPSG:4326 (NULL when flagged)
+--   source_id: source of the row (indh_conflicts)
 CREATE OR REPLACE VIEW marts.socioenvironmental_conflicts AS
 SELECT c.conflict_id, c.title, c.start_year, c.status, c.sector, c.indigenous_territory, c.url,
        c.placed_region_code, c.regions_stated, c.located_comuna_code, t.name AS comuna_name,
