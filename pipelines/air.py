@@ -36,12 +36,12 @@ from dagster import (
 from pipelines import gates
 from pipelines.ingest import (
     acquire_all,
-    column_schema,
     derived_writer,
     load_indicators,
     log_acquisitions,
     publish,
     refuse,
+    table_declaration,
     validate_frame,
     write_tables,
 )
@@ -227,7 +227,14 @@ def parse_all(acquired) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     description="SINCA air quality: stations located in comunas and basins with their operator "
     "(staging.sinca_stations), daily PM2.5, PM10 and airborne arsenic with their validation level "
     "(staging.sinca_daily) and validated annual figures per station (staging.sinca_annual).",
-    metadata={"dagster/column_schema": column_schema(DAILY_COLUMNS), "source": SOURCE.landing_url},
+    metadata={
+        **table_declaration(
+            DAILY_COLUMNS,
+            "staging.sinca_daily",
+            extra={"staging.sinca_stations": STATION_COLUMNS, "staging.sinca_annual": ANNUAL_COLUMNS},
+        ),
+        "source": SOURCE.landing_url,
+    },
 )
 def sinca_air_quality(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource

@@ -204,6 +204,7 @@ STATED_COLUMNS = {
     "document_date": "VARCHAR: its date",
     "transcribed_by": "VARCHAR: who transcribed the figure (curated data)",
     "note": "VARCHAR: note on the transcription",
+    "verification": "VARCHAR: checked (against the primary document) | unverified (secondary source)",
     "snapshot_id": "VARCHAR: core.snapshots id of the curated file",
 }
 STATED_SCHEMA = pa.DataFrameSchema(

@@ -116,31 +116,33 @@ CREATE TABLE IF NOT EXISTS core.observation_history (
 -- Written with core.observations in the same transaction (warehouse.store.replace_observations);
 -- an observation's mode is the weakest of its inputs' (marts.observation_lineage).
 CREATE TABLE IF NOT EXISTS core.observation_inputs (
-    indicator_id       VARCHAR NOT NULL,
-    territory_id       VARCHAR NOT NULL,
-    period             VARCHAR NOT NULL,
+    indicator_id       VARCHAR NOT NULL, -- indicator of the observation (core.indicators)
+    territory_id       VARCHAR NOT NULL, -- territory of the observation (core.territories)
+    period             VARCHAR NOT NULL, -- period of the observation
     source_id          VARCHAR NOT NULL,   -- the observation's source
-    role               VARCHAR NOT NULL,
-    input_snapshot_id  VARCHAR NOT NULL,
+    role               VARCHAR NOT NULL, -- what the input is to the value: value, numerator, denominator, parts, conversion_rate, standard_population, boundary
+    input_snapshot_id  VARCHAR NOT NULL, -- snapshot the value was computed from (core.snapshots)
     input_source_id    VARCHAR,            -- the source that snapshot belongs to (core.snapshots)
+    verification       VARCHAR,            -- 'unverified': a curated input not checked against the primary document
     PRIMARY KEY (indicator_id, territory_id, period, role, input_snapshot_id)
 );
 
 -- The lineage of every value in core.observation_history (keyed by the value's snapshot), so
 -- that `--as-of` rebuilds the inputs and modes of the values it selects.
 CREATE TABLE IF NOT EXISTS core.observation_input_history (
-    indicator_id       VARCHAR NOT NULL,
-    territory_id       VARCHAR NOT NULL,
-    period             VARCHAR NOT NULL,
+    indicator_id       VARCHAR NOT NULL, -- indicator of the observation (core.indicators)
+    territory_id       VARCHAR NOT NULL, -- territory of the observation (core.territories)
+    period             VARCHAR NOT NULL, -- period of the observation
     snapshot_id        VARCHAR NOT NULL,   -- the value's snapshot in core.observation_history
-    source_id          VARCHAR NOT NULL,
-    role               VARCHAR NOT NULL,
-    input_snapshot_id  VARCHAR NOT NULL,
-    input_source_id    VARCHAR,
+    source_id          VARCHAR NOT NULL, -- the observation's source
+    role               VARCHAR NOT NULL, -- what the input is to the value: value, numerator, denominator, parts, conversion_rate, standard_population, boundary
+    input_snapshot_id  VARCHAR NOT NULL, -- snapshot the value was computed from (core.snapshots)
+    input_source_id    VARCHAR, -- the source that snapshot belongs to (core.snapshots)
+    verification       VARCHAR,            -- 'unverified': a curated input not checked against the primary document
     PRIMARY KEY (indicator_id, territory_id, period, snapshot_id, role, input_snapshot_id)
 );
 
 -- Curated inputs say how sure they are: 'unverified' (transcribed from a secondary source, not
 -- checked against the primary document) makes the value curated-unverified; NULL otherwise.
-ALTER TABLE core.observation_inputs ADD COLUMN IF NOT EXISTS verification VARCHAR;
-ALTER TABLE core.observation_input_history ADD COLUMN IF NOT EXISTS verification VARCHAR;
+ALTER TABLE core.observation_inputs ADD COLUMN IF NOT EXISTS verification VARCHAR; -- 'unverified' for a curated input not checked against the primary document, else NULL
+ALTER TABLE core.observation_input_history ADD COLUMN IF NOT EXISTS verification VARCHAR; -- as in core.observation_inputs

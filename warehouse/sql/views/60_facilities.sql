@@ -5,6 +5,17 @@
 -- its point (NULL while DEIS has not geocoded it) and whether the point lies in the comuna it
 -- states: the map layer of state presence. Points are never moved.
 -- columns:
+--   care_level: primary, secondary, tertiary, not_applicable, pending or NULL
+--   comuna_mismatch: the point lies outside the comuna stated; NULL when not checkable
+--   coordinate_flag: coordinates pending, or outside Chile (then not used)
+--   dependency: Dependencia as published
+--   establishment_code: DEIS Código Nuevo
+--   facility_type: Tipo Establecimiento
+--   high_complexity: a high-complexity (alta complejidad) hospital or institute
+--   latitude: WGS84 degrees; NULL when pending
+--   longitude: WGS84 degrees; NULL when DEIS has not geocoded it (Pendiente)
+--   provision: public, private, other (armed forces, universities, mutuals) or unknown
+--   version: release date of the workbook (YYYY-MM-DD)
 --   comuna_name: official name of the stated comuna
 --   public_beds: beds of the establishment in the public-beds sheet (NULL: not listed there)
 --   geometry: the establishment's point, EPSG:4326 (NULL when not geocoded or flagged)

@@ -4,6 +4,18 @@
 -- One row per conflict of the INDH map: title, start year, status, sector, link, where its map point
 -- lies (comuna, basin) and the region it is counted in; the list and map layer of the lens.
 -- columns:
+--   conflict_id: INDH conflict id
+--   indigenous_territory: esTerritorioIndigena
+--   latitude: DOUBLE
+--   location_flag: no map point, or a point outside Chile (then not located)
+--   location_kind: point, polygon or none
+--   longitude: map point, or the representative point of the map polygon
+--   placed_region_code: region counted: the located comuna's, else the stated one
+--   region_mismatch: the point lies in another region than the one stated; NULL when not checkable
+--   regions_stated: every region the record states, comma-separated
+--   sector: sectorProductivo (Energía, Minería, ...)
+--   start_year: anyo, the year the conflict started
+--   url: the conflict's page on the INDH map
 --   comuna_name: official name of the comuna holding the map point
 --   geometry: the conflict's map point, EPSG:4326 (NULL when flagged)
 --   source_id: source of the row (indh_conflicts)

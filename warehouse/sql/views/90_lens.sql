@@ -15,10 +15,19 @@ CREATE OR REPLACE MACRO marts.input_mode(snapshot_mode, verification) AS
     CASE WHEN snapshot_mode = 'curated' AND verification = 'unverified' THEN 'curated-unverified'
          ELSE snapshot_mode END;
 
+-- marts.observation_input_modes: Every input of every value in core.observation_history with its mode.
+-- columns:
+--   input_mode: mode of the input (curated-unverified for an unverified curated input)
+--   snapshot_mode: mode of the input's snapshot (core.snapshots)
 CREATE OR REPLACE VIEW marts.observation_input_modes AS
 SELECT i.*, marts.input_mode(sn.mode, i.verification) AS input_mode, sn.mode AS snapshot_mode
 FROM core.observation_input_history i LEFT JOIN core.snapshots sn ON sn.snapshot_id = i.input_snapshot_id;
 
+-- marts.observation_lineage_history: Every value of core.observation_history with its mode (the weakest of its inputs) and its inputs listed (what --as-of reads).
+-- columns:
+--   mode: the observation's mode, the weakest of its inputs' (sample < stale < curated-unverified < curated < live)
+--   own_mode: the weakest snapshot mode among the inputs of the observation's own source
+--   inputs: every input as 'role: source snapshot (mode)'
 CREATE OR REPLACE VIEW marts.observation_lineage_history AS
 SELECT indicator_id, territory_id, period, snapshot_id,
        marts.rank_mode(min(marts.mode_rank(input_mode))) AS mode,
@@ -29,6 +38,11 @@ SELECT indicator_id, territory_id, period, snapshot_id,
 FROM marts.observation_input_modes
 GROUP BY ALL;
 
+-- marts.observation_lineage: Every current observation with its mode (the weakest of its inputs) and its inputs listed.
+-- columns:
+--   mode: the observation's mode, the weakest of its inputs' (sample < stale < curated-unverified < curated < live)
+--   own_mode: the weakest snapshot mode among the inputs of the observation's own source
+--   inputs: every input as 'role: source snapshot (mode)'
 CREATE OR REPLACE VIEW marts.observation_lineage AS
 WITH current_inputs AS (
     SELECT i.*, marts.input_mode(sn.mode, i.verification) AS input_mode, sn.mode AS snapshot_mode
@@ -52,6 +66,8 @@ GROUP BY ALL;
 -- say how long a series sits behind the latest value. Built on core tables only, so it
 -- exists whichever families are loaded. Documented in docs/lens.md.
 -- columns:
+--   mode: the weakest mode among the value's inputs
+--   inputs: every input of the value as 'role: source snapshot (mode)'
 --   periods_available: periods of the indicator observed for the territory
 --   first_period: the earliest of them
 --   territory_name: official name of the territory
