@@ -12,6 +12,7 @@ reason, and the rows this run wrote, read from `core.source_status`.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
@@ -192,6 +193,24 @@ def _poll_safely(watcher: Watcher) -> None:
         logging.getLogger(__name__).debug("could not read the run's events: %s", exc)
 
 
+URL = re.compile(r"\s*(?:for )?https?://\S+")
+REASON_CHARS = 240
+
+
+def short_reason(error: str | None) -> str:
+    """One line per source: each distinct cause once, without the URLs (`status --json` keeps them).
+
+    A source that fell back on every endpoint carries one reason per endpoint, joined by '; ';
+    the summary says the cause once and how many endpoints it hit.
+    """
+    parts = [" ".join(part.split()) for part in (error or "").split("; ") if part.strip()]
+    causes = list(dict.fromkeys(URL.sub("", part).rstrip(":;, ") for part in parts))
+    text = "; ".join(causes)
+    if len(parts) > 1:
+        text += f" ({len(parts)} endpoints)"
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+
+
 def summary_rows(conn, source_ids: Iterable[str], written: dict[str, int]) -> list[dict]:
     """One row per source of the run: status, mode served, rows written by this run, reason."""
     rows = conn.execute(
@@ -208,7 +227,7 @@ def summary_rows(conn, source_ids: Iterable[str], written: dict[str, int]) -> li
             "status": status or "never run",
             "mode": mode or "-",
             "rows": "-" if status == "failed" else str(written.get(source_id, 0)),
-            "reason": " ".join((error or "").split()),
+            "reason": short_reason(error),
         }
         for source_id, family, status, mode, error in rows
     ]

@@ -52,3 +52,19 @@ def test_step_count_counts_assets_and_check_definitions():
     assets = len(selection.resolve(graph))
     assert progress.step_count(defs, selection) > assets  # the checks run in steps of their own
     assert progress.step_count(defs, selection) < assets + len(selection.resolve_checks(graph))
+
+
+def test_summary_reason_says_each_cause_once_without_urls():
+    error = "; ".join(
+        f"fetch failed for source 'mindicador': host not reachable (name resolution failed) for "
+        f"https://mindicador.cl/api/{series}/{year}"
+        for series in ("dolar", "uf")
+        for year in (2019, 2020, 2021)
+    )
+    assert progress.short_reason(error) == (
+        "fetch failed for source 'mindicador': host not reachable (name resolution failed) (6 endpoints)"
+    )
+    mixed = "HTTP 503 for https://a.example/x; checksum mismatch: 12 != 13"
+    assert progress.short_reason(mixed) == "HTTP 503; checksum mismatch: 12 != 13 (2 endpoints)"
+    assert progress.short_reason(None) == ""
+    assert len(progress.short_reason("x" * 1000)) == progress.REASON_CHARS
