@@ -52,10 +52,9 @@ from pipelines.ingest import (
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.studies import all_studies
 from pipelines.territories import territories
-from sources import currency, mindicador, presupuesto_abierto, royalties, sinim
+from sources import currency, division, mindicador, presupuesto_abierto, royalties, sinim
 from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
 from sources.base import FetchError, FetchRequest, ParseError, SourceInfo, ValidationError
-from sources.division import comunas_by_region
 from sources.endpoints import EndpointError, endpoints, file_url_path
 from warehouse import store
 from warehouse.db import SQL_DIR, table_name
@@ -494,12 +493,6 @@ def comuna_territories(conn) -> frozenset[str] | None:
     return frozenset(codes) or None
 
 
-def region_comunas() -> dict[str, frozenset[str]]:
-    """Each region's full list of comunas (the official division), to tell a complete regional sum
-    from a partial one."""
-    return comunas_by_region()
-
-
 def unresolved_territories(conn, territory_ids) -> tuple[list[str], str]:
     """Territory ids with no territory, and what they were resolved against."""
     known = {r[0] for r in conn.execute("SELECT territory_id FROM core.territories").fetchall()}
@@ -560,35 +553,27 @@ def annual_rates(series: pd.DataFrame | None) -> pd.DataFrame:
     )
 
 
-def regional_sums(
-    frame: pd.DataFrame, keys: list[str], comunas_of: dict[str, frozenset[str]]
-) -> tuple[pd.DataFrame, list[str]]:
+def regional_sums(frame: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """Sum `value` over the comunas of each region, only where every comuna of the region is there.
 
-    `frame` has comuna_code, value, snapshot_id and `keys`. Returns (region rows with
-    region_code, keys, value, parts, snapshot_id; the incomplete groups, described).
+    The rule is `sources.division.sum_over_comunas` (the official division decides what "every
+    comuna" is). `frame` has comuna_code, value, snapshot_id and `keys`. Returns (region rows
+    with region_code, keys, value, parts, snapshot_id (the newest of the parts'); the regions
+    left out, with their coverage: 'region:05 2021 total_income M$: 3 of 38 comunas').
     """
-    if frame.empty:
-        return pd.DataFrame(columns=["region_code", *keys, "value", "parts", "snapshot_id"]), []
-    grouped = frame.assign(region_code=frame["comuna_code"].str[:2]).groupby(["region_code", *keys])
-    rows, incomplete = [], []
-    for group, part in grouped:
-        region = group[0]
-        expected = comunas_of.get(region)
-        present = frozenset(part["comuna_code"])
-        if expected is None or present != expected:
-            missing = (
-                "unknown comuna list" if expected is None else f"{len(expected - present)} comunas missing"
-            )
-            incomplete.append(f"region {region} {' '.join(str(g) for g in group[1:])}: {missing}")
-            continue
-        rows.append((*group, float(part["value"].sum()), len(present), part["snapshot_id"].max()))
-    return pd.DataFrame(rows, columns=["region_code", *keys, "value", "parts", "snapshot_id"]), incomplete
+    totals, partial = division.sum_over_comunas(frame, keys, levels=("region",))
+    totals = totals.assign(
+        region_code=totals["territory_id"].str.split(":").str[1],
+        snapshot_id=totals["snapshots"].map(max),
+    )
+    incomplete = [
+        f"{row['territory_id']} {' '.join(str(row[key]) for key in keys)}: {row['coverage']}"
+        for _, row in partial.iterrows()
+    ]
+    return totals[["region_code", *keys, "value", "parts", "snapshot_id"]], incomplete
 
 
-def sinim_amounts(
-    staging: pd.DataFrame, comunas_of: dict[str, frozenset[str]]
-) -> tuple[pd.DataFrame, list[str]]:
+def sinim_amounts(staging: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The SINIM amounts in nominal CLP, by comuna and (complete) region; M$ × 1000, recorded."""
     money = staging[staging["measure"].isin(list(SINIM_MONEY)) & (staging["value_status"] == "ok")]
     unknown_units = sorted(set(money["unit"]) - set(UNIT_FACTORS))
@@ -608,7 +593,7 @@ def sinim_amounts(
         }
     )
     regions, incomplete = regional_sums(
-        money.rename(columns={"unit": "published_unit"}), ["year", "measure", "published_unit"], comunas_of
+        money.rename(columns={"unit": "published_unit"}), ["year", "measure", "published_unit"]
     )
     regions = pd.DataFrame(
         {
@@ -782,12 +767,34 @@ def population_series(conn) -> pd.DataFrame:
     return _series(frame["territory_id"], frame["year"], frame["value"], frame["snapshot_id"], flags)
 
 
-def royalty_totals(amounts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(comuna totals, region totals of every listed allocation, region totals of the comuna allocations)."""
+def whole_region_years(rows: pd.DataFrame) -> tuple[pd.Series, dict[str, str]]:
+    """Which royalty rows belong to a region-year whose every fund lists all the comunas of the
+    region (`sources.division.coverage`), or that lists only region-level allocations; and the
+    region-years left out, with the coverage of each partial fund ('fondo_x: 3 of 9 comunas')."""
+    comunas = rows[rows["territory_id"].str.startswith("comuna:")]
+    partial: dict[str, list[str]] = {}
+    for (region, year, fund), group in comunas.groupby(["region", "year", "detail"], sort=True):
+        cover = division.coverage(region, group["code"])
+        if not cover.complete:
+            partial.setdefault(f"{region} {year}", []).append(f"{fund}: {cover.describe()}")
+    keys = rows["region"] + " " + rows["year"].astype(str)
+    return ~keys.isin(list(partial)), {key: "; ".join(funds) for key, funds in partial.items()}
+
+
+def royalty_totals(
+    amounts: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """(comuna totals, region totals of every listed allocation, region totals of the comuna
+    allocations, the region-years left out with their coverage).
+
+    A region's total is written only where its comuna allocations cover the whole region
+    (`whole_region_years`): a sum over some of its comunas is no value of the region.
+    """
     rows = amounts[amounts["measure"] == "royalty_allocation"].copy()
     rows["code"] = rows["territory_id"].str.split(":").str[1]
     rows["region"] = "region:" + rows["code"].str[:2]
     comunas = rows[rows["territory_id"].str.startswith("comuna:")]
+    whole, left_out = whole_region_years(rows)
 
     def totals(frame: pd.DataFrame, by: str) -> pd.DataFrame:
         grouped = frame.groupby([by, "year"]).agg(
@@ -815,7 +822,12 @@ def royalty_totals(amounts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, p
         ]
         return series
 
-    return totals(comunas, "territory_id"), totals(rows, "region"), totals(comunas, "region")
+    return (
+        totals(comunas, "territory_id"),
+        totals(rows[whole], "region"),
+        totals(comunas[whole[comunas.index]], "region"),
+        left_out,
+    )
 
 
 def fcm_dependence(staging: pd.DataFrame, amounts: pd.DataFrame) -> pd.DataFrame:
@@ -885,7 +897,9 @@ def finance_observations_frames(
         population_label,
     )
 
-    comuna_totals, region_totals, region_comuna_totals = royalty_totals(amounts)
+    comuna_totals, region_totals, region_comuna_totals, regions_left_out = royalty_totals(amounts)
+    if regions_left_out:
+        notes["royalty_regions_not_summed"] = "; ".join(f"{k} ({v})" for k, v in regions_left_out.items())
     all_totals = pd.concat([comuna_totals, region_totals], ignore_index=True)
     series["royalty_allocations_clp"] = (royalties.SOURCE.id, all_totals)
     derived(
@@ -952,7 +966,6 @@ def build_core(conn) -> dict:
     Runs inside the caller's transaction. A source whose staging table does not exist yet
     contributes nothing (and keeps no observations).
     """
-    comunas_of = region_comunas()
     sinim_rows = _table(conn, "staging", "sinim_finance")
     royalty_rows = _table(conn, "staging", "royalty_allocations")
     pagos_rows = _table(conn, "staging", "presupuesto_abierto_pagos")
@@ -960,7 +973,7 @@ def build_core(conn) -> dict:
 
     parts, metadata = [], {}
     if sinim_rows is not None:
-        amounts, incomplete = sinim_amounts(sinim_rows, comunas_of)
+        amounts, incomplete = sinim_amounts(sinim_rows)
         parts.append(amounts)
         metadata["sinim_regions_not_summed"] = MetadataValue.json(incomplete[:50])
     if royalty_rows is not None:

@@ -16,6 +16,8 @@ from warehouse.db import SQL_DIR, connect
 POPULATION = "ine_population-20240101000000-aaaaaaaaaaaa"
 ROYALTIES = "royalties_curated-20240102000000-bbbbbbbbbbbb"
 ROYALTIES_NEW = "royalties_curated-20240301000000-cccccccccccc"
+# The 9 comunas of region 02 (PROVENANCE.md: 02101 Antofagasta ... 02302 María Elena).
+REGION_02 = ["02101", "02102", "02103", "02104", "02201", "02202", "02203", "02301", "02302"]
 
 
 def _sidecar(snapshot_id: str, source: str, mode: str, retrieved_at: str) -> Sidecar:
@@ -137,17 +139,18 @@ def test_royalty_totals_carry_the_verification_of_their_rows():
         {
             "measure": "royalty_allocation",
             "detail": "fondo_puente",
-            "territory_id": ["comuna:02201", "comuna:02101"],
+            "territory_id": [f"comuna:{code}" for code in REGION_02],  # the whole region
             "year": 2024,
-            "amount_clp": [3.0, 4.0],
+            "amount_clp": [float(i) for i in range(1, len(REGION_02) + 1)],
             "snapshot_id": ROYALTIES,
-            "verification": ["unverified", "checked"],
+            "verification": ["unverified" if code == "02201" else "checked" for code in REGION_02],
         }
     )
-    comunas, regions, _ = finance.royalty_totals(amounts)
+    comunas, regions, _, left_out = finance.royalty_totals(amounts)
     by_comuna = comunas.set_index("territory_id")
     assert by_comuna.loc["comuna:02201", "inputs"] == [("value", ROYALTIES, "unverified")]
     assert by_comuna.loc["comuna:02101", "inputs"] == [("value", ROYALTIES)]
     region = regions.iloc[0]
-    assert region["value"] == 7.0 and region["inputs"] == [("parts", ROYALTIES, "unverified")]
-    assert "1 of 2 curated rows not checked against the primary document" in region["flag"]
+    assert region["value"] == sum(range(1, 10)) and region["inputs"] == [("parts", ROYALTIES, "unverified")]
+    assert "1 of 9 curated rows not checked against the primary document" in region["flag"]
+    assert left_out == {}

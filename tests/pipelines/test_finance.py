@@ -10,6 +10,7 @@ import shutil
 import statistics
 from urllib.parse import parse_qsl, urlparse
 
+import pandas as pd
 import pytest
 from dagster import RunRequest, SkipReason, build_sensor_context, materialize
 
@@ -501,6 +502,62 @@ def test_real_extract_values_equal_the_warehouse_after_conversion_back_to_thousa
         assert _observations(conn, "fcm_dependence_pct")[("region:02", "2022")] == pytest.approx(
             100 * fcm / (ipp + fcm)
         )
+
+
+def test_regional_sums_only_for_whole_regions_and_the_rest_reported_with_their_coverage():
+    """A region's SINIM sum needs every comuna of the official division; a blank cell is no part."""
+    valparaiso = ["05101", "05102", "05103"]  # 3 of Valparaíso's 38 comunas (official division)
+    rows = [(c, 2021, float(i), f"s-2021-{i}") for i, c in enumerate(REGION_02, start=1)]
+    rows += [(c, 2022, float(i), "s-2022") for i, c in enumerate(REGION_02[:-1], start=1)]
+    rows += [(REGION_02[-1], 2022, float("nan"), "s-2022")]  # "No Recepcionado": missing, not zero
+    rows += [(c, 2021, 1.0, "s-2021-5") for c in valparaiso]
+    frame = pd.DataFrame(rows, columns=["comuna_code", "year", "value", "snapshot_id"])
+    frame["measure"] = "total_income"
+
+    totals, incomplete = finance.regional_sums(frame, ["year", "measure"])
+
+    assert totals.to_dict("records") == [
+        {
+            "region_code": "02",
+            "year": 2021,
+            "measure": "total_income",
+            "value": float(sum(range(1, 10))),
+            "parts": 9,
+            "snapshot_id": "s-2021-9",  # the newest of the parts'
+        }
+    ]
+    assert sorted(incomplete) == [
+        "region:02 2022 total_income: 8 of 9 comunas",
+        "region:05 2021 total_income: 3 of 38 comunas",
+    ]
+
+
+def test_royalty_region_totals_only_where_every_fund_lists_the_whole_region():
+    """Region 02 lists fondo_puente for all 9 comunas (summed); region 03 lists 2 comunas (no total,
+    reported '2 of 9 comunas'); region 05 lists fondo_x for 3 comunas besides a region-level row
+    (no total either: the region row plus a few comunas is no value of the region)."""
+    rows = [("fondo_puente", f"comuna:{c}", float(i)) for i, c in enumerate(REGION_02, start=1)]
+    rows += [("fondo_puente", "comuna:03101", 10.0), ("fondo_puente", "comuna:03102", 20.0)]
+    rows += [("fondo_x", f"comuna:0510{i}", 1.0) for i in (1, 2, 3)] + [("fondo_x", "region:05", 100.0)]
+    rows += [("fondo_y", "region:06", 7.0)]  # a region-level allocation alone is the region's own
+    amounts = pd.DataFrame(rows, columns=["detail", "territory_id", "amount_clp"]).assign(
+        measure="royalty_allocation", year=2024, snapshot_id="royalties_curated-s", verification="checked"
+    )
+
+    comunas, regions, region_comunas, left_out = finance.royalty_totals(amounts)
+
+    assert len(comunas) == len(REGION_02) + 2 + 3
+    assert dict(zip(regions["territory_id"], regions["value"], strict=True)) == {
+        "region:02": float(sum(range(1, 10))),
+        "region:06": 7.0,
+    }
+    assert dict(zip(region_comunas["territory_id"], region_comunas["value"], strict=True)) == {
+        "region:02": float(sum(range(1, 10)))
+    }
+    assert left_out == {  # official division: Atacama has 9 comunas, Valparaíso 38
+        "region:03 2024": "fondo_puente: 2 of 9 comunas",
+        "region:05 2024": "fondo_x: 3 of 38 comunas",
+    }
 
 
 def test_credentials_stay_out_of_request_keys():
