@@ -563,11 +563,26 @@ def observation_rows(
     return frame, per_1000
 
 
+def boundary_snapshots(conn) -> dict[str, str]:
+    """Basin territory id -> snapshot of its polygon: what a count located by polygon rests on."""
+    return dict(
+        conn.execute(
+            "SELECT territory_id, snapshot_id FROM core.territories "
+            "WHERE kind = 'basin' AND geometry IS NOT NULL AND snapshot_id IS NOT NULL"
+        ).fetchall()
+    )
+
+
 def observation_lineage(
-    observations: pd.DataFrame, settlements_frame: pd.DataFrame, population: pd.DataFrame
+    observations: pd.DataFrame,
+    settlements_frame: pd.DataFrame,
+    population: pd.DataFrame,
+    boundaries: dict[str, str] | None = None,
 ) -> list[list[tuple[str, str]]]:
     """Every snapshot each observation was computed from: the catastro year's payloads (both
-    years' for a change), and for the per-1,000 rate the population value under it."""
+    years' for a change), for the per-1,000 rate the population value under it, and for a basin
+    (located by polygon, not by the catastro's attribution) the snapshot of its `boundaries`."""
+    boundaries = boundaries or {}
     by_year = {
         str(int(y)): sorted(set(group))
         for y, group in settlements_frame.groupby("catastro_year")["snapshot_id"]
@@ -590,6 +605,8 @@ def observation_lineage(
             inputs += [("denominator", people[(territory, period)])] if (territory, period) in people else []
         else:
             inputs = [("value", s) for year in years for s in by_year.get(year, [])]
+        if territory in boundaries:
+            inputs.append(("boundary", boundaries[territory]))
         lineage.append(sorted(set(inputs)))
     return lineage
 
@@ -634,7 +651,9 @@ def settlement_observations(
             parts.append(rows)
             per_1000 += rates
         observations = pd.concat(parts, ignore_index=True)
-        observations["inputs"] = observation_lineage(observations, frame, population)
+        observations["inputs"] = observation_lineage(
+            observations, frame, population, boundary_snapshots(conn)
+        )
         observations["lower"] = np.nan
         observations["upper"] = np.nan
         observations["source_id"] = SOURCE.id

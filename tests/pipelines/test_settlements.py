@@ -17,6 +17,8 @@ from dagster import materialize
 from shapely.geometry import shape
 
 from pipelines import settlements as family
+from pipelines import territories
+from pipelines.lens import LENS_VIEWS
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import dga_basins
 from sources import minvu_campamentos as mc
@@ -416,3 +418,44 @@ def test_live_paging_then_error_with_200_then_stale_replay(places, http_server, 
 
 def _quarantine():
     return db.raw_dir() / "quarantine" / mc.SOURCE.id
+
+
+def test_a_basin_count_rests_on_its_basin_polygon_and_takes_its_mode(warehouse_env, http_server, monkeypatch):
+    """Comunas and regions count by the catastro's own CUT; a basin counts by polygon, so its
+    value lists the basin polygon's snapshot (role boundary) and is no better than it: here the
+    SAMPLE basins make a live catastro's basin count sample, and leave the comuna counts live."""
+    monkeypatch.setenv("CONTEXT_LENS_OFFLINE", "1")
+    assert materialize(
+        territories.ASSETS,
+        resources={"warehouse": WarehouseResource(), "sources": SourcesResource(backoff_seconds=0.01)},
+        raise_on_error=False,
+    ).success
+    monkeypatch.delenv("CONTEXT_LENS_OFFLINE")
+    _serve_layer(http_server, _live_pages())
+    http_server.script(CNC_PATH, _serve_zip_with_etag)
+    monkeypatch.setenv(
+        "CONTEXT_LENS_ENDPOINT__MINVU_CAMPAMENTOS__CATASTRO_2024_LAYER", http_server.url(LAYER_PATH)
+    )
+    monkeypatch.setenv(
+        "CONTEXT_LENS_ENDPOINT__MINVU_CAMPAMENTOS__CNC_2022_SHAPEFILE", http_server.url(CNC_PATH)
+    )
+    assert _run(family.ASSETS).success
+    with db.writer() as conn:
+        conn.execute(LENS_VIEWS.read_text())
+        basin_snapshot = conn.execute(
+            "SELECT snapshot_id FROM core.territories WHERE territory_id = 'basin:021'"
+        ).fetchone()[0]
+        lineage = {
+            (territory, period): (mode, inputs)
+            for territory, period, mode, inputs in conn.execute(
+                "SELECT territory_id, period, mode, inputs FROM marts.observation_lineage "
+                "WHERE indicator_id = 'settlements_count'"
+            ).fetchall()
+        }
+    mode, inputs = lineage[("basin:021", "2024")]
+    assert mode == "sample" and f"boundary: dga_bna_basins {basin_snapshot} (sample)" in inputs
+    assert (
+        lineage[("comuna:02101", "2024")][0] == "live"
+        and "boundary" not in lineage[("comuna:02101", "2024")][1]
+    )
+    assert lineage[("region:02", "2024")][0] == "live"
