@@ -226,6 +226,9 @@ def build(shared_data, tmp_path_factory):
                     "SELECT source_id, mode, request_url FROM core.snapshots"
                 ).fetchall(),
                 "status": conn.execute("SELECT source_id, status, mode FROM core.source_status").fetchall(),
+                "by_comuna": conn.execute(
+                    "SELECT comuna_code, catastro_year, settlements, households FROM marts.settlements_by_comuna"
+                ).fetchall(),
             }
         yield Build(
             paths, features, places_and_people, catastros, list(server.requests), server.base_url, tables
@@ -278,6 +281,12 @@ def test_region_02_and_its_comunas_hold_the_counts_and_totals_of_the_files(build
     for territory, now in expected[2024].items():
         change = now.get("households", 0) - expected[2022][territory].get("households", 0)
         assert observed[("settlement_households_change", territory, "2022-2024")] == change, territory
+    # The lens mart of settlements by comuna says the same.
+    mart = {(code, year): (n, households) for code, year, n, households in build.tables["by_comuna"]}
+    for year, by_territory in expected.items():
+        for code in ANTOFAGASTA:
+            figures = by_territory[f"comuna:{code}"]
+            assert mart[(code, year)] == (figures.get("settlements", 0), figures.get("households", 0)), code
 
 
 def test_every_one_of_those_values_is_labelled_live_with_its_inputs(build):
