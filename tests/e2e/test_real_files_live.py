@@ -187,6 +187,13 @@ class Build:
     base_url: str
     tables: dict[str, list[tuple]]
 
+    def checks(self) -> dict[str, tuple[bool, dict]]:
+        return {
+            e.check_name: (e.passed, {key: value.value for key, value in e.metadata.items()})
+            for result in (self.places_and_people, self.catastros)
+            for e in result.get_asset_check_evaluations()
+        }
+
     def observed(self) -> dict[tuple[str, str, str], float]:
         return {(i, t, p): value for i, t, p, value in self.tables["observations"]}
 
@@ -208,8 +215,10 @@ def build(shared_data, tmp_path_factory):
         env.setenv("CONTEXT_LENS_OUTPUT", str(root / "output"))
         env.delenv("CONTEXT_LENS_OFFLINE", raising=False)
         features = _serve(server, paths, env)
-        places_and_people = _run([territories.territories, health.health_population])
-        catastros = _run(settlements.ASSETS)
+        places_and_people = _run(
+            [territories.territories, health.health_population, health.health_population_totals]
+        )
+        catastros = _run([*settlements.ASSETS, *settlements.CHECKS])
         with db.writer() as conn:
             conn.execute(LENS_VIEWS.read_text())  # marts.observation_lineage, marts.territory_profile
             tables = {
@@ -287,6 +296,24 @@ def test_region_02_and_its_comunas_hold_the_counts_and_totals_of_the_files(build
         for code in ANTOFAGASTA:
             figures = by_territory[f"comuna:{code}"]
             assert mart[(code, year)] == (figures.get("settlements", 0), figures.get("households", 0)), code
+
+
+def test_the_checks_see_the_quirks_of_the_real_files(build):
+    """PROVENANCE.md 3b: FOLIO 1320115 has an empty polygon; repeated folios are flagged, not merged."""
+    checks = build.checks()
+    empty = [f for f in build.features if not (f.get("geometry") or {}).get("coordinates")]
+    folios = Counter(f["properties"]["FOLIO"] for f in build.features)
+    folios_2022 = Counter(
+        r["FOLIO_NUM"] for r in read_dbf_bytes((build.paths["cnc"] / "CNC2022.dbf").read_bytes())
+    )
+    repeated = sum(n for n in folios.values() if n > 1) + sum(n for n in folios_2022.values() if n > 1)
+    passed, flags = checks["settlements_quality_flags"]
+    assert not passed and flags["by_flag"]["geometry_missing"] == len(empty) == 1
+    assert flags["by_flag"].get("folio_repeated", 0) == repeated
+    assert [f["properties"]["FOLIO"] for f in empty] == [1320115]
+    assert checks["settlement_territories_known"][0]  # every CUT is a comuna of the official division
+    passed, totals = checks["health_population_totals"]
+    assert passed and totals["country_published"] is False and totals["mismatches"] == []
 
 
 def test_every_one_of_those_values_is_labelled_live_with_its_inputs(build):
