@@ -40,7 +40,7 @@ from pipelines.ingest import (
     load_indicators,
     log_acquisitions,
     publish,
-    refuse,
+    refusing,
     table_declaration,
     validate_frame,
     write_tables,
@@ -245,7 +245,7 @@ def sinca_air_quality(
     ]
     acquirer, acquired = acquire_all(sources, SOURCE, pairs, warehouse=warehouse)
     metadata = log_acquisitions(context, acquired)
-    try:
+    with refusing(warehouse, acquirer, {SOURCE: acquired}):
         stations, daily, annual = parse_all(acquired)
         with warehouse.reader() as conn:
             comunas = territory_polygons(conn, "comuna")
@@ -259,9 +259,6 @@ def sinca_air_quality(
         stations = stations[list(STATION_COLUMNS)]
         daily = validate_frame(DAILY_SCHEMA, daily, SOURCE.id)
         check_daily(daily)
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, SOURCE, acquired, exc)
-        raise
     counts = publish(
         warehouse,
         acquirer,

@@ -34,7 +34,7 @@ from pipelines.ingest import (
     log_acquisitions,
     payload_file,
     publish,
-    refuse,
+    refusing,
     table_declaration,
     validate_frame,
     write_tables,
@@ -44,7 +44,7 @@ from pipelines.territories import load_resolver, territories
 from sources import census2024_microdata as microdata
 from sources import census2024_tables as tables
 from sources.acquire import SAMPLES_DIR
-from sources.base import ParseError, ValidationError
+from sources.base import ValidationError
 from sources.endpoints import endpoints
 from sources.territory_resolver import COUNTRY_ID, TerritoryResolver
 from warehouse import db, store
@@ -166,7 +166,7 @@ def census2024_tables(
         sources, tables.SOURCE, [(r, SAMPLES[r.name]) for r in tables.build_requests(urls)]
     )
     metadata = log_acquisitions(context, acquired)
-    try:
+    with refusing(warehouse, acquirer, {tables.SOURCE: acquired}):
         with warehouse.reader() as conn:
             resolver = load_resolver(conn, tables.SOURCE.id)
         raw, staging = parse_tables(acquired, resolver)
@@ -174,9 +174,6 @@ def census2024_tables(
             TABLE_SCHEMA, staging, tables.SOURCE.id, ", ".join(sorted(staging["snapshot_id"].unique()))
         )
         check_totals(staging)
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, tables.SOURCE, acquired, exc)
-        raise
     counts = publish(
         warehouse,
         acquirer,
@@ -293,7 +290,7 @@ def census2024_microdata(
     acquirer, acquired = acquire_all(sources, microdata.SOURCE, requests)
     metadata = log_acquisitions(context, acquired)
     by_name = {item.payload.name: item for item in acquired}
-    try:
+    with refusing(warehouse, acquirer, {microdata.SOURCE: acquired}):
         dictionary_payload = by_name["dictionary"].payload
         dictionary = microdata.parse_dictionary(dictionary_payload.content, dictionary_payload.snapshot_id)
         with tempfile.TemporaryDirectory(prefix="censo2024-") as tmp:
@@ -301,18 +298,15 @@ def census2024_microdata(
         with warehouse.reader() as conn:
             resolver = load_resolver(conn, microdata.SOURCE.id)
         staged = staged_cubes(found, dictionary, resolver)
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, microdata.SOURCE, acquired, exc)
-        raise
-    written = {
-        ("raw", "census2024_microdata_dictionary"): dictionary.assign(
-            snapshot_id=dictionary_payload.snapshot_id
-        ),
-        ("raw", "census2024_microdata_dwellings"): found["viviendas"],
-        ("raw", "census2024_microdata_persons"): found["personas"],
-        ("staging", "census2024_dwellings"): staged["dwellings"],
-        ("staging", "census2024_persons"): staged["persons"],
-    }
+        written = {
+            ("raw", "census2024_microdata_dictionary"): dictionary.assign(
+                snapshot_id=dictionary_payload.snapshot_id
+            ),
+            ("raw", "census2024_microdata_dwellings"): found["viviendas"],
+            ("raw", "census2024_microdata_persons"): found["personas"],
+            ("staging", "census2024_dwellings"): staged["dwellings"],
+            ("staging", "census2024_persons"): staged["persons"],
+        }
     counts = publish(warehouse, acquirer, microdata.SOURCE, acquired, written)
     records = {name: int(cube["records"].sum()) for name, cube in found.items()}
     return MaterializeResult(

@@ -29,7 +29,7 @@ from pipelines.ingest import (
     load_indicators,
     log_acquisitions,
     publish,
-    refuse,
+    refusing,
     table_declaration,
     validate_frame,
     write_tables,
@@ -39,7 +39,7 @@ from pipelines.settlements import coarsest_level, territory_polygons
 from pipelines.territories import territories
 from sources import indh_conflicts as indh
 from sources.acquire import SAMPLES_DIR
-from sources.base import ParseError, ValidationError
+from sources.base import ValidationError
 from sources.endpoints import endpoints
 from sources.geometry import locate_points
 from warehouse import store
@@ -132,7 +132,7 @@ def indh_conflicts(
     acquirer, acquired = acquire_all(sources, SOURCE, [(request, SAMPLE)], warehouse=warehouse)
     metadata = log_acquisitions(context, acquired)
     payload = acquired[0].payload
-    try:
+    with refusing(warehouse, acquirer, {SOURCE: acquired}):
         raw = indh.parse_conflicts(payload.content, payload.snapshot_id)
         with warehouse.reader() as conn:
             comunas = territory_polygons(conn, "comuna")
@@ -142,13 +142,10 @@ def indh_conflicts(
         staging = validate_frame(
             STAGING_SCHEMA, staging[list(STAGING_COLUMNS)], SOURCE.id, payload.snapshot_id
         )
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, SOURCE, acquired, exc)
-        raise
-    tables = {
-        ("raw", "indh_conflicts"): raw.assign(snapshot_id=payload.snapshot_id),
-        ("staging", "socioenvironmental_conflicts"): staging,
-    }
+        tables = {
+            ("raw", "indh_conflicts"): raw.assign(snapshot_id=payload.snapshot_id),
+            ("staging", "socioenvironmental_conflicts"): staging,
+        }
     counts = publish(warehouse, acquirer, SOURCE, acquired, tables)
     mismatched = staging[staging["region_mismatch"].fillna(False)]
     return MaterializeResult(

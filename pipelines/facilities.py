@@ -33,7 +33,7 @@ from pipelines.ingest import (
     load_indicators,
     log_acquisitions,
     publish,
-    refuse,
+    refusing,
     table_declaration,
     validate_frame,
     write_tables,
@@ -43,7 +43,7 @@ from pipelines.settlements import territory_polygons
 from pipelines.territories import load_resolver, territories
 from sources import deis_establishments as deis
 from sources.acquire import SAMPLES_DIR
-from sources.base import ParseError, ValidationError
+from sources.base import ValidationError
 from sources.endpoints import endpoints
 from sources.geometry import locate_points
 from warehouse import store
@@ -196,14 +196,11 @@ def deis_establishments(
     request = deis.build_requests(endpoints(SOURCE.id, deis.ENDPOINTS))[0]
     acquirer, acquired = acquire_all(sources, SOURCE, [(request, SAMPLE)], warehouse=warehouse)
     metadata = log_acquisitions(context, acquired)
-    try:
+    with refusing(warehouse, acquirer, {SOURCE: acquired}):
         with warehouse.reader() as conn:
             resolver = load_resolver(conn, SOURCE.id)
             comunas = territory_polygons(conn, "comuna")
         tables = staged_tables(acquired[0].payload, resolver, comunas)
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, SOURCE, acquired, exc)
-        raise
     counts = publish(warehouse, acquirer, SOURCE, acquired, tables)
     staging = tables[("staging", "health_facilities")]
     mismatched = staging[staging["comuna_mismatch"].fillna(False)]

@@ -14,7 +14,6 @@ no amount and no observation, and sums over comunas need every comuna of the reg
 
 import hashlib
 import io
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from pipelines.ingest import (
     load_indicators,
     log_acquisitions,
     publish,
-    refuse,
+    refusing,
     table_declaration,
     validate_frame,
     write_tables,
@@ -1016,15 +1015,6 @@ def build_core(conn) -> dict:
 # --- assets --------------------------------------------------------------------------------------
 
 
-def _refusing(warehouse, acquirer, source, acquired, parse: Callable[[], dict]) -> dict:
-    """Run `parse`; on a parse or validation error, quarantine and record the failure, then re-raise."""
-    try:
-        return parse()
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, source, acquired, exc)
-        raise
-
-
 def curated_paths() -> dict[str, Path]:
     """The curated royalty files, from the endpoints (overridable; file:// under an allowed root)."""
     urls = endpoints(royalties.SOURCE.id, royalties.ENDPOINTS)
@@ -1076,10 +1066,11 @@ def royalty_allocations(
             ),
         }
 
-    tables = _refusing(warehouse, acquirer, royalties.SOURCE, acquired, parse)
-    gaps = tables.pop("gaps")
-    tables[("raw", "royalty_allocations")] = raw_csv_rows(allocations.content, allocations.snapshot_id)
-    tables[("raw", "royalty_stated_totals")] = raw_csv_rows(stated.content, stated.snapshot_id)
+    with refusing(warehouse, acquirer, {royalties.SOURCE: acquired}):
+        tables = parse()
+        gaps = tables.pop("gaps")
+        tables[("raw", "royalty_allocations")] = raw_csv_rows(allocations.content, allocations.snapshot_id)
+        tables[("raw", "royalty_stated_totals")] = raw_csv_rows(stated.content, stated.snapshot_id)
     counts = publish(warehouse, acquirer, royalties.SOURCE, acquired, tables)
     for gap in gaps:
         context.log.warning(f"royalties: known gap: {gap}")
@@ -1110,19 +1101,17 @@ def sinim_municipal_finance(
     context: AssetExecutionContext, warehouse: WarehouseResource, sources: SourcesResource
 ) -> MaterializeResult:
     acquirer = sources.acquirer()
-    try:
+    # An answer inside the live walk that is unusable: the walk has quarantined what it fetched.
+    with refusing(warehouse, acquirer, {sinim.SOURCE: []}):
         acquired, walked = acquire_sinim(acquirer)
-    except (ParseError, ValidationError) as exc:
-        # An answer inside the live walk was unusable; the walk has quarantined what it fetched.
-        refuse(warehouse, acquirer, sinim.SOURCE, [], exc)
-        raise
     metadata = log_acquisitions(context, acquired)
 
     def parse() -> dict:
         raw, staging = parse_sinim(acquired, walked)
         return {("raw", "sinim_finance"): raw, ("staging", "sinim_finance"): staging}
 
-    tables = _refusing(warehouse, acquirer, sinim.SOURCE, acquired, parse)
+    with refusing(warehouse, acquirer, {sinim.SOURCE: acquired}):
+        tables = parse()
     staging = tables[("staging", "sinim_finance")]
     counts = publish(warehouse, acquirer, sinim.SOURCE, acquired, tables)
     status = staging.groupby("value_status").size().to_dict()
@@ -1172,7 +1161,8 @@ def fx_rates(
             ),
         }
 
-    tables = _refusing(warehouse, acquirer, mindicador.SOURCE, acquired, parse)
+    with refusing(warehouse, acquirer, {mindicador.SOURCE: acquired}):
+        tables = parse()
     counts = publish(warehouse, acquirer, mindicador.SOURCE, acquired, tables)
     return MaterializeResult(metadata={**metadata, **counts, "unavailable": MetadataValue.json(unavailable)})
 
@@ -1215,7 +1205,8 @@ def regional_budget(
             ),
         }
 
-    tables = _refusing(warehouse, acquirer, presupuesto_abierto.SOURCE, acquired, parse)
+    with refusing(warehouse, acquirer, {presupuesto_abierto.SOURCE: acquired}):
+        tables = parse()
     counts = publish(warehouse, acquirer, presupuesto_abierto.SOURCE, acquired, tables)
     return MaterializeResult(metadata={**metadata, **counts, "unavailable": MetadataValue.json(unavailable)})
 

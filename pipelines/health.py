@@ -36,7 +36,7 @@ from pipelines.ingest import (
     log_acquisitions,
     payload_file,
     publish,
-    refuse,
+    refusing,
     table_declaration,
     validate_frame,
     write_tables,
@@ -45,7 +45,7 @@ from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import load_resolver, territories
 from sources import deis_deaths, division, ine_population, mortality
 from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
-from sources.base import FetchError, FetchRequest, ParseError, ValidationError
+from sources.base import FetchError, FetchRequest, ValidationError
 from sources.endpoints import endpoints
 from sources.icd_groups import load_cause_groups
 from warehouse import store
@@ -287,7 +287,7 @@ def health_deaths(
     metadata = log_acquisitions(context, acquired)
     if weekly is None:
         context.log.warning(f"no weekly DEIS file, the official series only: {weekly_error}")
-    try:
+    with refusing(warehouse, acquirer, {deis_deaths.SOURCE: acquired}):
         with warehouse.writer() as conn:  # the zips are scanned by DuckDB; nothing is written here
             frame = aggregate_deaths(conn, acquirer, official, weekly)
             validate_frame(DEATHS_SCHEMA, frame, deis_deaths.SOURCE.id, official.payload.snapshot_id)
@@ -295,9 +295,6 @@ def health_deaths(
             load_resolver(conn, deis_deaths.SOURCE.id).resolve(
                 frame["comuna_code"].unique(), "comuna", snapshot=official.payload.snapshot_id
             )
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, deis_deaths.SOURCE, acquired, exc)
-        raise
     rows = publish(warehouse, acquirer, deis_deaths.SOURCE, acquired, {("core", "deaths"): frame})[
         "core.deaths"
     ]
@@ -387,36 +384,35 @@ def health_population(
     )
     metadata = log_acquisitions(context, acquired)
     payload = acquired[0].payload
-    try:
+    with refusing(warehouse, acquirer, {ine_population.SOURCE: acquired}):
         frame = ine_population.parse_comunas(payload.content, payload.snapshot_id)
         validate_frame(POPULATION_SCHEMA, frame, ine_population.SOURCE.id, payload.snapshot_id)
         with warehouse.reader() as conn:
             load_resolver(conn, ine_population.SOURCE.id).resolve(
                 frame["comuna_code"].unique(), "comuna", snapshot=payload.snapshot_id
             )
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, ine_population.SOURCE, acquired, exc)
-        raise
-    frame["snapshot_id"] = payload.snapshot_id
-    # What the payload itself adds up to per year, kept to check the loaded tables against.
-    totals = (
-        frame.groupby("year", as_index=False)["population"]
-        .sum()
-        .rename(columns={"population": "parsed_total"})
-    )
-    totals["snapshot_id"] = payload.snapshot_id
-    population = frame[list(POPULATION_COLUMNS)]
-    observations, partial = population_observations(population, ine_population.SOURCE.id, payload.snapshot_id)
-    if partial:
-        context.log.warning(
-            f"population: no value for {', '.join(f'{t} ({c})' for t, c in partial.items())}: "
-            "the file does not hold every comuna of the official division"
+        frame["snapshot_id"] = payload.snapshot_id
+        # What the payload itself adds up to per year, kept to check the loaded tables against.
+        totals = (
+            frame.groupby("year", as_index=False)["population"]
+            .sum()
+            .rename(columns={"population": "parsed_total"})
         )
-    tables = {
-        ("core", "population"): population,
-        ("staging", "population_parsed_totals"): totals,
-        ("core", "observations"): observations,
-    }
+        totals["snapshot_id"] = payload.snapshot_id
+        population = frame[list(POPULATION_COLUMNS)]
+        observations, partial = population_observations(
+            population, ine_population.SOURCE.id, payload.snapshot_id
+        )
+        if partial:
+            context.log.warning(
+                f"population: no value for {', '.join(f'{t} ({c})' for t, c in partial.items())}: "
+                "the file does not hold every comuna of the official division"
+            )
+        tables = {
+            ("core", "population"): population,
+            ("staging", "population_parsed_totals"): totals,
+            ("core", "observations"): observations,
+        }
     counts = publish(warehouse, acquirer, ine_population.SOURCE, acquired, tables)
     rows, written = counts["core.population"], counts["core.observations"]
     with warehouse.writer() as conn:

@@ -6,9 +6,11 @@ the last accepted ones (schema drift, volume; `pipelines.rules`), declared table
 values (`pipelines.gates`), and refuses the whole publication when a blocking rule fails.
 `publish` wraps it for payloads: tables, source row, snapshot rows and status in one
 transaction, and only then are the payloads marked as the last good ones. `derived_writer`
-wraps it for tables computed from accepted data. A parse, validation or gate failure goes
-through `refuse`: the payloads are quarantined, the status records the error, and no data
-table is touched. A failure to write at all (a lock held elsewhere, a full disk, a failed
+wraps it for tables computed from accepted data. A family parses and transforms its payloads
+inside `refusing`: any failure there, or a parse, validation or gate failure in `publishing`,
+goes through `refuse`: the payloads are quarantined, the status records the error, and no
+data table is touched. An exception nobody foresaw (a KeyError in a parser) is refused the
+same way, as an `UnexpectedError` whose `__cause__` is the original. A failure to write at all (a lock held elsewhere, a full disk, a failed
 commit) is recorded as `failed` too, in the warehouse if it can be, else beside it
 (`warehouse.journal`).
 """
@@ -30,7 +32,7 @@ from pipelines.resources import SourcesResource, WarehouseResource
 from sources.acquire import Acquired, Acquirer
 from sources.base import FetchError, FetchRequest, ParseError, SourceError, SourceInfo, ValidationError
 from warehouse import journal, store
-from warehouse.db import transaction
+from warehouse.db import LockTimeout, transaction
 
 log = logging.getLogger(__name__)
 # Rows this process has written per source (a run executes in the CLI's process): the build's
@@ -62,6 +64,23 @@ class PublishError(SourceError):
     """The warehouse could not be written (lock, disk, commit); nothing of the publication is kept."""
 
     stage = "publish"
+
+
+class UnexpectedError(ParseError):
+    """An exception a family's parse or transform code did not foresee (a KeyError, a TypeError).
+
+    The payloads are refused like any bad payload; the original exception is `__cause__`, so
+    its traceback stays in the run log: a payload the code cannot handle, or a bug.
+    """
+
+
+def unexpected(source: SourceInfo, acquired: list[Acquired], exc: Exception) -> UnexpectedError:
+    """The error recorded for `exc` raised while parsing or publishing `acquired`."""
+    return UnexpectedError(source.id, f"unexpected {_cause(exc)}", _snapshots(acquired))
+
+
+def _snapshots(acquired: list[Acquired]) -> str | None:
+    return ", ".join(sorted({item.payload.snapshot_id for item in acquired})) or None
 
 
 def acquire_all(
@@ -159,31 +178,80 @@ def publish(
 
 
 @contextmanager
+def refusing(
+    warehouse: WarehouseResource, acquirer: Acquirer, acquired: dict[SourceInfo, list[Acquired]]
+) -> Iterator[None]:
+    """Parse and transform payloads inside this: whatever fails there refuses them.
+
+    A parse or validation error, or any exception nobody foresaw (raised as an
+    `UnexpectedError` naming source, snapshot and cause), quarantines every payload and
+    records the sources as failed; the served tables are untouched. A fetch error met on the
+    way is recorded as failed, its payloads kept. Only that source's asset fails.
+    """
+    try:
+        yield
+    except Exception as exc:
+        error = _refused(warehouse, acquirer, acquired, exc)
+        if error is exc:
+            raise
+        raise error from exc
+
+
+def _refused(
+    warehouse: WarehouseResource,
+    acquirer: Acquirer,
+    acquired: dict[SourceInfo, list[Acquired]],
+    exc: Exception,
+) -> SourceError:
+    """Record the failure of every source in `acquired`; the error to raise (`exc` when it is one)."""
+    if isinstance(exc, (ParseError, ValidationError)):
+        for source, items in acquired.items():
+            refuse(warehouse, acquirer, source, items, exc)
+        return exc
+    if isinstance(exc, PublishError):  # recorded where it was raised
+        return exc
+    if isinstance(exc, SourceError):  # a fetch error on the way: the payloads are not at fault
+        for source in acquired:
+            record_failure(warehouse, source, exc)
+        return exc
+    if isinstance(exc, LockTimeout):  # nor are they when the warehouse could not be opened
+        errors = [
+            PublishError(source.id, f"could not open the warehouse: {_cause(exc)}", _snapshots(items))
+            for source, items in acquired.items()
+        ]
+        for source, error in zip(acquired, errors, strict=True):
+            record_failure(warehouse, source, error)
+        return errors[0]
+    errors = [unexpected(source, items, exc) for source, items in acquired.items()]
+    for (source, items), error in zip(acquired.items(), errors, strict=True):
+        refuse(warehouse, acquirer, source, items, error)
+    return errors[0]
+
+
+@contextmanager
 def publishing(
     warehouse: WarehouseResource, acquirer: Acquirer, acquired: dict[SourceInfo, list[Acquired]]
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """One transaction that publishes payloads of one or more sources; write through `write_tables`.
 
     The sources' rows, snapshot rows and statuses are recorded first (observations cite the
-    snapshots). A parse, validation or gate failure refuses every payload (quarantined, status
-    failed, tables as they were); a failure to write is recorded as failed. Only after the
-    commit are the payloads marked as their requests' last good ones.
+    snapshots). A parse, validation or gate failure, or any unforeseen exception, refuses
+    every payload as `refusing` does (quarantined, status failed, tables as they were); a
+    failure to write is recorded as failed. Only after the commit are the payloads marked
+    as their requests' last good ones.
     """
-    try:
-        with warehouse.writer() as conn, transaction(conn):
+    with refusing(warehouse, acquirer, acquired):
+        try:
+            with warehouse.writer() as conn, transaction(conn):
+                for source, items in acquired.items():
+                    record_acquisitions(conn, acquirer, source, items)
+                yield conn
+        except (duckdb.Error, OSError) as exc:
             for source, items in acquired.items():
-                record_acquisitions(conn, acquirer, source, items)
-            yield conn
-    except (ParseError, ValidationError) as exc:
-        for source, items in acquired.items():
-            refuse(warehouse, acquirer, source, items, exc)
-        raise
-    except (duckdb.Error, OSError) as exc:
-        for source, items in acquired.items():
-            snapshot = items[-1].payload.snapshot_id if items else None
-            error = PublishError(source.id, f"could not write the warehouse: {_cause(exc)}", snapshot)
-            record_failure(warehouse, source, error)
-        raise error from exc
+                snapshot = items[-1].payload.snapshot_id if items else None
+                error = PublishError(source.id, f"could not write the warehouse: {_cause(exc)}", snapshot)
+                record_failure(warehouse, source, error)
+            raise error from exc
     for source, items in acquired.items():
         journal.clear(source.id, warehouse.db_path)
         for item in items:
@@ -250,9 +318,15 @@ def refuse(
     acquired: list[Acquired],
     error: SourceError,
 ) -> None:
-    """Quarantine the payloads and record the failure; the served tables stay as they were."""
+    """Quarantine the payloads and record the failure; the served tables stay as they were.
+
+    A copy that cannot be kept aside (a full disk) is logged: the failure is recorded anyway.
+    """
     for item in acquired:
-        acquirer.reject(item, str(error))
+        try:
+            acquirer.reject(item, str(error))
+        except OSError as exc:
+            log.warning("%s: payload %s not quarantined: %s", source.id, item.payload.snapshot_id, exc)
     record_failure(warehouse, source, error)
 
 

@@ -30,7 +30,7 @@ from pipelines.ingest import (
     load_indicators,
     log_acquisitions,
     publish,
-    refuse,
+    refusing,
     table_declaration,
     validate_frame,
     write_tables,
@@ -39,7 +39,7 @@ from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import load_resolver, territories
 from sources import ine_ene
 from sources.acquire import SAMPLES_DIR
-from sources.base import ParseError, ValidationError
+from sources.base import ValidationError
 from sources.endpoints import endpoints
 from sources.territory_resolver import COUNTRY_ID
 from warehouse import store
@@ -211,15 +211,12 @@ def ine_ene_survey(
     requests = [(r, SAMPLE_DIR / f"{r.name}_SAMPLE.csv") for r in ine_ene.build_requests(urls)]
     acquirer, acquired = acquire_all(sources, SOURCE, requests)
     metadata = log_acquisitions(context, acquired)
-    try:
+    with refusing(warehouse, acquirer, {SOURCE: acquired}):
         raw = parse_payloads(acquired)
         with warehouse.reader() as conn:
             resolver = load_resolver(conn, SOURCE.id)
         current = raw[raw["series"] == ine_ene.BASE_2017]
         staging = validate_staging(with_territories(current, resolver)[list(STAGING_COLUMNS)])
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, SOURCE, acquired, exc)
-        raise
     counts = publish(
         warehouse, acquirer, SOURCE, acquired, {("raw", "ine_ene"): raw, ("staging", "ine_ene"): staging}
     )

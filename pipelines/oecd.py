@@ -26,7 +26,7 @@ from pipelines.ingest import (
     load_indicators,
     log_acquisitions,
     publish,
-    refuse,
+    refusing,
     table_declaration,
     validate_frame,
     write_tables,
@@ -35,7 +35,7 @@ from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import territories
 from sources import oecd
 from sources.acquire import SAMPLES_DIR
-from sources.base import ParseError, SourceError, ValidationError
+from sources.base import SourceError, ValidationError
 from sources.endpoints import endpoints
 from warehouse import store
 
@@ -163,12 +163,9 @@ def oecd_regional(
     )
     metadata = log_acquisitions(context, acquired)
     known_areas = known_oecd_areas(warehouse)
-    try:
+    with refusing(warehouse, acquirer, {oecd.SOURCE: acquired}):
         raw, selected = parse_payloads(acquired)
         staging = validate_staging(selected[list(STAGING_COLUMNS)], known_areas)
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, oecd.SOURCE, acquired, exc)
-        raise
     counts = publish(
         warehouse,
         acquirer,

@@ -16,7 +16,7 @@ from pipelines.ingest import (
     load_indicators,
     log_acquisitions,
     publish,
-    refuse,
+    refusing,
     table_declaration,
     validate_frame,
     write_tables,
@@ -25,7 +25,7 @@ from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import load_resolver, territories
 from sources import mds_poverty
 from sources.acquire import SAMPLES_DIR
-from sources.base import FetchError, ParseError, ValidationError
+from sources.base import FetchError, ValidationError
 from sources.endpoints import endpoints
 from warehouse import store
 
@@ -108,7 +108,7 @@ def mds_poverty_estimates(
 ) -> MaterializeResult:
     acquirer, acquired = acquire(context, sources)
     metadata = log_acquisitions(context, acquired)
-    try:
+    with refusing(warehouse, acquirer, {SOURCE: acquired}):
         frames = []
         for item in acquired:
             payload = item.payload
@@ -129,9 +129,6 @@ def mds_poverty_estimates(
         )[list(STAGING_COLUMNS)]
         staging = validate_frame(STAGING_SCHEMA, staging, SOURCE.id, ", ".join(raw["snapshot_id"].unique()))
         check_estimates(staging)
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, SOURCE, acquired, exc)
-        raise
     counts = publish(
         warehouse,
         acquirer,

@@ -41,7 +41,7 @@ from pipelines.ingest import (
     load_indicators,
     log_acquisitions,
     publish,
-    refuse,
+    refusing,
     table_declaration,
     validate_frame,
     write_tables,
@@ -53,7 +53,6 @@ from sources.arcgis import parse_page, query_request
 from sources.base import (
     Fetcher,
     FetchRequest,
-    ParseError,
     Payload,
     ValidationError,
 )
@@ -243,24 +242,18 @@ def settlement_catastros(
     for catastro in CATASTROS:
         url = urls[catastro.endpoint]
         acquired: list[Acquired] = []
-        try:
-            acquired = acquirer.acquire_walk(
+        with refusing(warehouse, acquirer, {SOURCE: acquired}):
+            acquired += acquirer.acquire_walk(
                 SOURCE, partial(_walk_at, catastro, url), catastro.sample, catastro.sample_request(url)
             )
             records = settlement_records(catastro.parse([item.payload for item in acquired]))
-        except (ParseError, ValidationError) as exc:
-            refuse(warehouse, acquirer, SOURCE, acquired, exc)
-            raise
         acquired_all += acquired
         tables[("raw", catastro.raw_table)] = records
         staging_parts.append(records)
     metadata = log_acquisitions(context, acquired_all)
-    staging = pd.concat(staging_parts, ignore_index=True)[list(STAGING_COLUMNS)]
-    try:
+    with refusing(warehouse, acquirer, {SOURCE: acquired_all}):
+        staging = pd.concat(staging_parts, ignore_index=True)[list(STAGING_COLUMNS)]
         staging = validate_frame(STAGING_SCHEMA, staging, SOURCE.id)
-    except ValidationError as exc:
-        refuse(warehouse, acquirer, SOURCE, acquired_all, exc)
-        raise
     tables[("staging", "settlements")] = staging
     counts = publish(warehouse, acquirer, SOURCE, acquired_all, tables)
     per_year = staging.groupby("catastro_year").size()

@@ -41,7 +41,7 @@ from pipelines.ingest import (
     derived_writer,
     log_acquisitions,
     publish,
-    refuse,
+    refusing,
     table_declaration,
     validate_frame,
     write_tables,
@@ -49,7 +49,7 @@ from pipelines.ingest import (
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import arcgis, dga_basins, ine_territories
 from sources.acquire import SAMPLES_DIR, Acquired
-from sources.base import FetchError, ParseError, ValidationError, fold_name, is_missing, normalize_cut
+from sources.base import FetchError, ValidationError, fold_name, is_missing, normalize_cut
 from sources.boundaries import dissolve_comunas
 from sources.division import all_comunas, comunas_of, load_division, region_codes
 from sources.endpoints import EndpointError, endpoint, endpoints
@@ -782,18 +782,12 @@ def ine_comuna_boundaries(
             p for p, _ in ine_territories.fetch_comuna_pages(fetcher, featureserver, page_size=INE_PAGE_SIZE)
         ]
 
-    try:
+    with refusing(warehouse, acquirer, {source: []}):  # an ArcGIS error answered with HTTP 200
         acquired = acquirer.acquire_walk(source, walk, INE_SAMPLE, first_page)
-    except ParseError as exc:  # an ArcGIS error answered with HTTP 200; the pages are quarantined
-        refuse(warehouse, acquirer, source, [], exc)
-        raise
     metadata = log_acquisitions(context, acquired)
-    try:
+    with refusing(warehouse, acquirer, {source: acquired}):
         raw, staging = parse_ine_pages([(a.payload.content, a.payload.snapshot_id) for a in acquired])
         staging = validate_frame(COMUNA_SCHEMA, staging, source.id)
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, source, acquired, exc)
-        raise
     repaired = staging.loc[staging["geometry_repaired"], "comuna_code"].tolist()
     if repaired:
         context.log.warning(f"{source.id}: repaired invalid polygons of comunas {repaired}")
@@ -836,12 +830,9 @@ def bna_basin_boundaries(
             context.log.warning(f"{source.id} {request.name}: {exc}; the {level} level is left out")
     items = list(acquired.values())
     metadata = log_acquisitions(context, items)
-    try:
+    with refusing(warehouse, acquirer, {source: items}):
         archives = {level: (a.payload.content, a.payload.snapshot_id) for level, a in acquired.items()}
         staging = validate_frame(BASIN_SCHEMA, parse_basin_archives(archives), source.id)
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, source, items, exc)
-        raise
     counts = publish(warehouse, acquirer, source, items, {("staging", "bna_basins"): staging})
     return MaterializeResult(metadata={**metadata, **counts, "levels": MetadataValue.json(sorted(acquired))})
 

@@ -42,7 +42,7 @@ from pipelines.ingest import (
     log_acquisitions,
     publish,
     publishing,
-    refuse,
+    refusing,
     table_declaration,
     validate_frame,
     write_tables,
@@ -50,7 +50,7 @@ from pipelines.ingest import (
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import camels_cl, cr2_streamflow, hydrology
 from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
-from sources.base import Fetcher, FetchError, FetchRequest, ParseError, Payload, SourceInfo, ValidationError
+from sources.base import Fetcher, FetchError, FetchRequest, Payload, SourceInfo, ValidationError
 from sources.endpoints import endpoints
 from sources.fetch import payload_from_sidecar
 from warehouse import store
@@ -354,9 +354,10 @@ def streamflow_daily(
     acquirer, acquired = acquire_streamflow(sources)
     metadata = {sid: log_acquisitions(context, items)["status"] for sid, items in acquired.items()}
     camels, cr2 = acquired[camels_cl.SOURCE.id][0].payload, acquired[cr2_streamflow.SOURCE.id][0].payload
+    by_source = {source: acquired[source.id] for source in (camels_cl.SOURCE, cr2_streamflow.SOURCE)}
     with tempfile.TemporaryDirectory(prefix="streamflow-") as tmp:
         workdir = Path(tmp)
-        try:
+        with refusing(warehouse, acquirer, by_source):
             files = {
                 camels_cl.SOURCE.id: (
                     camels_cl.daily_csv_file(camels.content, workdir, camels.snapshot_id),
@@ -368,11 +369,6 @@ def streamflow_daily(
                 ),
             }
             catalogue = gauge_catalogue(camels, cr2, files[cr2_streamflow.SOURCE.id][0], workdir)
-        except (ParseError, ValidationError) as exc:
-            for source in (camels_cl.SOURCE, cr2_streamflow.SOURCE):
-                refuse(warehouse, acquirer, source, acquired[source.id], exc)
-            raise
-        by_source = {source: acquired[source.id] for source in (camels_cl.SOURCE, cr2_streamflow.SOURCE)}
         with publishing(warehouse, acquirer, by_source) as conn:  # a ParseError rolls the whole load back
             loaded, counts = load_daily(conn, files), {}
             for source, items in by_source.items():
@@ -834,11 +830,8 @@ def macrobasin_annual_flows(
     request = camels_cl.macrobasin_request(endpoints(MACROBASIN_SOURCE.id, camels_cl.MACROBASIN_ENDPOINTS))
     acquirer, acquired = acquire_all(sources, MACROBASIN_SOURCE, [(request, MACROBASIN_SAMPLE)])
     status = log_acquisitions(context, acquired)
-    try:
+    with refusing(warehouse, acquirer, {MACROBASIN_SOURCE: acquired}):
         frame = pd.concat([macrobasin_frame(item.payload) for item in acquired], ignore_index=True)
-    except (ParseError, ValidationError) as exc:
-        refuse(warehouse, acquirer, MACROBASIN_SOURCE, acquired, exc)
-        raise
     counts = publish(
         warehouse,
         acquirer,
