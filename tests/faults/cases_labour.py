@@ -164,18 +164,23 @@ def refused(source: str, name: str, body: bytes, cause: str) -> str:
     """Serve `body` for one request, run the source's family, and check the refusal end to end."""
     with workspace() as ws:
         _serve({(source, name): body})
-        error = run_family(source)
-        require(error is not None, f"the broken {name} payload was accepted and published")
-        names_source_and_cause(str(error), cause, source)
-        require(error.snapshot and error.snapshot in str(error), f"the error names no snapshot: {error}")
-        row = status(ws.db, source)
-        require(row is not None and row[0] == "failed", f"source status is {row}, not failed")
-        before, after = _baseline()[1], capture(ws.root)
-        tables_intact(before, after)
-        kept = [meta for meta, content in quarantine(ws.raw, source) if content == body]
-        require(kept, f"the refused payload is not in quarantine ({len(quarantine(ws.raw, source))} kept)")
-        files_intact(before, after, ws.raw, frozenset({sha(body)}))
-        return f"{error.stage} error ({error.source}, snapshot named): {shown(error.problem)}; {REFUSED[9:]}"
+        return check_refused(ws, source, body, run_family(source), cause)
+
+
+def check_refused(ws: Workspace, source: str, body: bytes, error: SourceError | None, cause: str) -> str:
+    """The refusal of `body` end to end: error, status failed, tables and raw store intact, quarantine."""
+    require(error is not None, "the broken payload was accepted and published")
+    names_source_and_cause(str(error), cause, source)
+    require(error.snapshot and error.snapshot in str(error), f"the error names no snapshot: {error}")
+    row = status(ws.db, source)
+    require(row is not None and row[0] == "failed", f"source status is {row}, not failed")
+    names_source_and_cause(f"{source} {row[3]}", cause, source)
+    before, after = _baseline()[1], capture(ws.root)
+    tables_intact(before, after)
+    kept = [meta for meta, content in quarantine(ws.raw, source) if content == body]
+    require(kept, f"the refused payload is not in quarantine ({len(quarantine(ws.raw, source))} kept)")
+    files_intact(before, after, ws.raw, frozenset({sha(body)}))
+    return f"{error.stage} error ({error.source}, snapshot named): {shown(error.problem)}; {REFUSED[9:]}"
 
 
 # --- payload edits ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ _MODULES = (
     "cases_gates",
     "cases_provenance",
     "cases_failalone",
+    "cases_unexpected",
 )
 
 
