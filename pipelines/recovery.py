@@ -12,6 +12,10 @@ runs launched by the UI or the daemon, the pid Dagster stamps on the run's event
 only when the instance's storage is local (SQLite under DAGSTER_HOME): with a shared
 PostgreSQL instance another machine's pid means nothing here. The CLI calls `recover`
 before every run; the `dead_run_recovery` sensor does it under the daemon.
+
+A step blocked on a pool says so at WARNING (`report_waits`), naming the pool and the run and
+step that hold it: in the CLI's output every 10 s, and in the run's own event log (the UI) from
+the CLI and from the sensor's every tick.
 """
 
 from __future__ import annotations
@@ -204,10 +208,15 @@ def _free_finished_slots(instance: DagsterInstance) -> list[Recovered]:
 
 def waits(instance: DagsterInstance, run_id: str) -> list[str]:
     """What the steps of `run_id` wait for in the pools: one line per blocked step."""
+    return [line for _, line in _blocked_steps(instance, run_id)]
+
+
+def _blocked_steps(instance: DagsterInstance, run_id: str) -> list[tuple[str, str]]:
+    """(step key, what it waits for) of each step of `run_id` blocked on a pool slot held elsewhere."""
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return []
-    lines = []
+    blocked = []
     for key in sorted(storage.get_concurrency_keys()):
         info = storage.get_concurrency_info(key)
         mine = [s for s in info.pending_steps if s.run_id == run_id and s.assigned_timestamp is None]
@@ -217,20 +226,39 @@ def waits(instance: DagsterInstance, run_id: str) -> list[str]:
         if not holders:
             continue  # a slot just freed: the step is about to get it
         waited = time.time() - min(s.enqueued_timestamp.timestamp() for s in mine)
-        lines.append(
+        line = (
             f"step {mine[0].step_key} waits for pool {key} (limit {info.slot_count}), held by "
             f"{', '.join(holders)}; waiting {waited:.0f}s"
         )
+        blocked.append((mine[0].step_key, line))
+    return blocked
+
+
+def report_waits(instance: DagsterInstance, run_id: str) -> list[str]:
+    """Say what the run's blocked steps wait for: in this process's log and in the run's own
+    event log, both at WARNING (Dagster says "Step blocked by limit for pool" only at DEBUG)."""
+    from dagster import DagsterEvent, DagsterEventType
+    from dagster._core.events import EngineEventData
+
+    run = instance.get_run_by_id(run_id)
+    lines = []
+    for step_key, line in _blocked_steps(instance, run_id) if run is not None else []:
+        log.warning("waiting: %s", line)
+        event = DagsterEvent(
+            event_type_value=DagsterEventType.ENGINE_EVENT.value,
+            job_name=run.job_name,
+            message=f"waiting: {line}",
+            event_specific_data=EngineEventData({}),
+            step_key=step_key,
+        )
+        instance.report_dagster_event(event, run_id=run_id, log_level=logging.WARNING)
+        lines.append(line)
     return lines
 
 
 @contextmanager
 def reporting_waits(instance: DagsterInstance, tags: dict[str, str], every: float = 10.0) -> Iterator[None]:
-    """While the block runs, log (at WARNING) every pool wait of the run tagged with `tags`.
-
-    Dagster reports a step blocked by a pool only at DEBUG; a run that waits must say so,
-    and for what, at the default level.
-    """
+    """While the block runs, report (`report_waits`) every pool wait of the run tagged with `tags`."""
     stop = threading.Event()
 
     def watch() -> None:
@@ -240,8 +268,8 @@ def reporting_waits(instance: DagsterInstance, tags: dict[str, str], every: floa
                 if run_id is None:
                     runs = instance.get_runs(RunsFilter(tags=tags), limit=1)
                     run_id = runs[0].run_id if runs else None
-                for line in waits(instance, run_id) if run_id else []:
-                    log.warning("waiting: %s", line)
+                if run_id:
+                    report_waits(instance, run_id)
             except Exception as exc:  # noqa: BLE001 (reporting must never break the run it watches)
                 log.debug("could not read the pool state: %s", exc)
 
@@ -259,13 +287,18 @@ def reporting_waits(instance: DagsterInstance, tags: dict[str, str], every: floa
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
     description="Marks runs whose process died (SIGKILL, out of memory, restart) failed and frees the "
-    "duckdb_writer pool slots they held, so queued runs do not wait for them forever.",
+    "duckdb_writer pool slots they held, so queued runs do not wait for them forever; says in the run log "
+    "of every started run which of its steps waits for a pool, and for whom.",
 )
 def dead_run_recovery(context: SensorEvaluationContext) -> SkipReason:
     recovered = recover(context.instance)
-    if not recovered:
-        return SkipReason("no dead run holds a run or a pool slot")
-    return SkipReason("; ".join(item.describe() for item in recovered))
+    waiting = [
+        line
+        for run in context.instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+        for line in report_waits(context.instance, run.run_id)
+    ]
+    said = [item.describe() for item in recovered] + [f"waiting: {line}" for line in waiting]
+    return SkipReason("; ".join(said) or "no dead run holds a run or a pool slot; no step waits for one")
 
 
 SENSORS = [dead_run_recovery]

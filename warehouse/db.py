@@ -64,6 +64,9 @@ def load_spatial(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"LOAD '{spatial_extension_path()}'")
 
 
+LOCK_REPORT_SECONDS = 30.0  # how often a writer still waiting for the lock says so
+
+
 def lock_wait_seconds() -> float:
     """How long to wait for another process's lock: `CONTEXT_LENS_LOCK_WAIT` (seconds), default 300."""
     return float(os.environ.get("CONTEXT_LENS_LOCK_WAIT", LOCK_WAIT_SECONDS))
@@ -115,7 +118,7 @@ def connect(
     target.parent.mkdir(parents=True, exist_ok=True)
     allowed = budget.remaining() if budget is not None else lock_wait_seconds()
     started = time.monotonic()
-    delay = 0.05
+    delay, next_report = 0.05, 0.0
     while True:
         try:
             conn = duckdb.connect(str(target), read_only=read_only)
@@ -136,11 +139,13 @@ def connect(
                     f"the warehouse {target} is locked ({_holder(exc)}): gave up after {waited:.0f}s{spent} "
                     "(CONTEXT_LENS_LOCK_WAIT)"
                 ) from exc
-            if delay == 0.05:
+            if waited >= next_report:  # at once, then every LOCK_REPORT_SECONDS while it lasts
                 message = (
-                    f"waiting for the warehouse lock on {target} ({_holder(exc)}), for up to {allowed:.0f}s"
+                    f"waiting for the warehouse lock on {target} {_holder(exc)} "
+                    f"(waited {waited:.0f}s, budget {allowed:.0f}s)"
                 )
                 (budget.notify if budget is not None and budget.notify else log.warning)(message)
+                next_report = waited + LOCK_REPORT_SECONDS
             time.sleep(min(delay, max(0.0, allowed - waited)))
             delay = min(delay * 2, 1.0)
     if budget is not None:

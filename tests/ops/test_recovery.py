@@ -1,5 +1,6 @@
 """Crash recovery: a dead run never holds the writer pool against later runs (pipelines.recovery)."""
 
+import logging
 import os
 import shutil
 import signal
@@ -7,7 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, asset, materialize
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    asset,
+    build_sensor_context,
+    materialize,
+)
 
 from pipelines import recovery
 
@@ -51,7 +59,27 @@ def _wait_for(condition, seconds: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def test_a_killed_run_is_failed_and_its_slot_freed_a_live_one_left_alone(home):
+def _says_what_it_waits_for(instance, blocked: str, holder: str, caplog) -> None:
+    """At the default level (WARNING): in this process's log, and in the blocked run's own event
+    log under the blocked step (what the Dagster UI shows), from the CLI's reporter and the sensor."""
+    held = f"waits for pool duckdb_writer (limit 1), held by run {holder[:8]} step holds_the_pool"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        [line] = recovery.report_waits(instance, blocked)
+        reason = recovery.dead_run_recovery(build_sensor_context(instance=instance)).skip_message
+    said = [r for r in caplog.records if r.levelno == logging.WARNING and held in r.getMessage()]
+    assert held in line and len(said) == 2  # once by report_waits, once by the sensor's tick
+    assert f"waiting: step needs_the_pool {held}" in reason
+    logged = [
+        entry
+        for entry in instance.all_logs(blocked, of_type=DagsterEventType.ENGINE_EVENT)
+        if held in entry.dagster_event.message
+    ]
+    assert len(logged) == 2
+    assert all(e.level == logging.WARNING and e.step_key == "needs_the_pool" for e in logged)
+
+
+def test_a_killed_run_is_failed_and_its_slot_freed_a_live_one_left_alone(home, caplog):
     holder = _fork([holds_the_pool])  # untagged, as the UI or the daemon would start it
     _wait_for((home / "holding").exists)
     with DagsterInstance.get() as instance:
@@ -62,6 +90,7 @@ def test_a_killed_run_is_failed_and_its_slot_freed_a_live_one_left_alone(home):
         _wait_for(lambda: recovery.waits(instance, blocked))
         [line] = recovery.waits(instance, blocked)
         assert f"step needs_the_pool waits for pool duckdb_writer (limit 1), held by run {first[:8]}" in line
+        _says_what_it_waits_for(instance, blocked, first, caplog)
         os.kill(holder, signal.SIGKILL)  # not reaped yet: a zombie is dead too
         time.sleep(0.2)
         [dead] = recovery.recover(instance)
