@@ -74,6 +74,12 @@ class UnexpectedError(ParseError):
     """
 
 
+class DeriveError(SourceError):
+    """An unforeseen exception while computing tables from accepted data; the original is `__cause__`."""
+
+    stage = "derive"
+
+
 def unexpected(source: SourceInfo, acquired: list[Acquired], exc: Exception) -> UnexpectedError:
     """The error recorded for `exc` raised while parsing or publishing `acquired`."""
     return UnexpectedError(source.id, f"unexpected {_cause(exc)}", _snapshots(acquired))
@@ -264,18 +270,23 @@ def derived_writer(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A writer connection in one transaction, for tables computed from accepted data.
 
-    Write through `write_tables` inside it. A gate refusal or a failure to write rolls
-    everything back and records the source as failed (its stored mode kept), then raises.
+    Write through `write_tables` inside it. A gate refusal, a failure to write or any
+    unforeseen exception (a `DeriveError`, the original as its cause) rolls everything back
+    and records the source as failed (its stored mode kept), then raises.
     """
     source_id = source if isinstance(source, str) else source.id
     try:
         with warehouse.writer() as conn, transaction(conn):
             yield conn
-    except ValidationError as exc:
+    except SourceError as exc:
         record_failure(warehouse, source, exc)
         raise
     except (duckdb.Error, OSError) as exc:
         error = PublishError(source_id, f"could not write the warehouse: {_cause(exc)}")
+        record_failure(warehouse, source, error)
+        raise error from exc
+    except Exception as exc:
+        error = DeriveError(source_id, f"unexpected {_cause(exc)}")
         record_failure(warehouse, source, error)
         raise error from exc
 

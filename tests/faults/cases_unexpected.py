@@ -1,7 +1,8 @@
 """Issue 14 item 8 for exceptions nobody foresaw: a KeyError or TypeError raised by a family's own
 parse or transform code (not a ParseError or ValidationError) refuses the payload like any bad
 payload. The source is recorded `failed` naming source, snapshot and cause, the payload is in
-quarantine, no table changes, and the other sources and the lens still build.
+quarantine, no table changes, and the other sources and the lens still build. A step that
+computes tables from accepted data (no payload) is recorded `failed` the same way (U04).
 
 The fault is injected by wrapping one of the family's real functions so that it trips over a
 column the payload lacks (`frame["CUT"]`, pandas' own KeyError) or fails on a value, only while
@@ -13,10 +14,12 @@ from __future__ import annotations
 from unittest import mock
 
 from pipelines import gates, labour, lens
-from pipelines.ingest import UnexpectedError
+from pipelines import oecd as oecd_assets
+from pipelines.ingest import DeriveError, UnexpectedError
 from pipelines.resources import WarehouseResource
 from pipelines.studies import load_study
 from sources import ine_ene, oecd
+from sources.base import SourceError
 from tests.faults import cases_labour
 from tests.faults.harness import (
     INDICATORS,
@@ -25,10 +28,14 @@ from tests.faults.harness import (
     capture,
     expect_refused,
     live_bytes,
+    names_source_and_cause,
     require,
+    run_asset,
     run_oecd,
     serve_oecd,
+    shown,
     status,
+    tables_intact,
     workspace,
 )
 from tests.faults.matrix import case
@@ -141,3 +148,32 @@ def ene_helper_key_error() -> str:
             require(row is not None and row[0] != "failed", f"{source} status is {row}")
         require(status(ws.db, ENE)[0] == "failed", f"{ENE} status changed by the other runs")
     return f"{kind}: {observed}; {len(others)} other sources built"
+
+
+@case(
+    "U04",
+    "content",
+    "a ValueError while computing OECD observations from accepted data (a derived step)",
+    "DeriveError naming source and cause (original kept); status failed with it; the transaction rolled "
+    "back (0 rows lost or altered)",
+)
+def value_error_in_derived_step() -> str:
+    def failing(family):
+        raise ValueError(f"invalid literal for int() with base 10: {family!r}")
+
+    with workspace() as ws:
+        with mock.patch.object(oecd_assets, "load_indicators", failing):
+            try:
+                run_asset(oecd_assets.oecd_observations)
+            except SourceError as exc:
+                error = exc
+            else:
+                raise AssertionError("the failing derived step succeeded")
+        require(isinstance(error, DeriveError), f"not raised as DeriveError: {error!r}")
+        require(isinstance(error.__cause__, ValueError), f"the ValueError is not its cause: {error!r}")
+        names_source_and_cause(str(error), r"unexpected ValueError: invalid literal")
+        row = status(ws.db)
+        require(row is not None and row[0] == "failed", f"status is {row}, not failed")
+        names_source_and_cause(f"{OECD} {row[3]}", r"unexpected ValueError: invalid literal")
+        tables_intact(baseline().state, capture(ws.root))
+    return f"{shown(error)}; status failed with it; tables intact"
