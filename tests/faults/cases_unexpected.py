@@ -13,16 +13,14 @@ from __future__ import annotations
 
 from unittest import mock
 
-from pipelines import gates, labour, lens
+from pipelines import gates, labour
 from pipelines import oecd as oecd_assets
 from pipelines.ingest import DeriveError, UnexpectedError
-from pipelines.resources import WarehouseResource
-from pipelines.studies import load_study
 from sources import ine_ene, oecd
 from sources.base import SourceError
 from tests.faults import cases_labour
+from tests.faults.cases_failalone import POPULATION, lens_names_the_failure
 from tests.faults.harness import (
-    INDICATORS,
     OECD,
     baseline,
     capture,
@@ -41,8 +39,6 @@ from tests.faults.harness import (
 from tests.faults.matrix import case
 from tests.support.http import Reply
 
-STUDY = "calama-loa-2025"
-POPULATION = next(i for i in INDICATORS if i.endswith("population"))
 ENE = ine_ene.SOURCE.id
 EXPECTED = (
     "refused: error names source, snapshot and the original exception; status failed with it; payload "
@@ -84,16 +80,7 @@ def oecd_parser_key_error() -> str:
         observed = expect_refused(ws, error, r"unexpected KeyError: 'CUT'", body)
         kind = _unforeseen(error, KeyError)
         require(error.snapshot and error.snapshot in str(status(ws.db)[3]), "status names no snapshot")
-        lens.build_lens(WarehouseResource(), load_study(STUDY))
-        report = (ws.output / "lens" / STUDY / "lens.md").read_text(encoding="utf-8")
-        require(
-            OECD in report and "the newest refresh failed" in report, "the lens does not name the failure"
-        )
-        core = {k: v for k, v in capture(ws.root).data_tables().items() if not k.startswith("lens.")}
-        require(
-            core == {k: v for k, v in baseline().state.data_tables().items() if not k.startswith("lens.")},
-            "the lens run changed a source table",
-        )
+        lens_names_the_failure(ws, "unexpected KeyError")
     return f"{kind}: {observed}; lens written, its gaps name {OECD} as failed"
 
 
