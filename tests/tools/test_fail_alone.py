@@ -84,3 +84,38 @@ def test_a_refused_oecd_payload_fails_alone(sample_build, tmp_path, monkeypatch,
         ).fetchall()
     assert status == "failed" and REFUSED in error
     assert len(gap) == 1 and error in gap[0][0]
+
+
+def test_an_unforeseen_exception_in_a_parser_fails_alone(sample_build, tmp_path, monkeypatch, capsys):
+    """A KeyError in the ENE family's frame helper (not a ParseError): `build` exits 1 with a line
+    naming source, snapshot and cause; ENE is failed with that reason, its payloads quarantined and
+    its rows kept; every other source still builds and the lens is written."""
+    from pipelines import labour
+    from sources import ine_ene
+
+    shutil.copytree(sample_build.root, tmp_path / "build", symlinks=True)
+    build = SampleBuild(tmp_path / "build")
+    point_at(monkeypatch, build.root)
+    monkeypatch.setattr(labour, "with_territories", lambda frame, resolver: frame["CUT"])
+    source = ine_ene.SOURCE.id
+    with db.reader() as conn:
+        before = conn.execute("SELECT * FROM staging.ine_ene ORDER BY ALL").fetchall()
+    lens_md = build.output / "lens" / "antofagasta-2025" / "lens.md"
+    lens_md.unlink()
+
+    assert cli.main(["build", "--offline", "--study", "antofagasta-2025"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"parse failed for source '{source}', snapshot " in err and "unexpected KeyError: 'CUT'" in err
+
+    with db.reader() as conn:
+        statuses = dict(conn.execute("SELECT source_id, status FROM core.source_status").fetchall())
+        error = conn.execute("SELECT error FROM core.source_status WHERE source_id = ?", [source]).fetchone()[
+            0
+        ]
+        after = conn.execute("SELECT * FROM staging.ine_ene ORDER BY ALL").fetchall()
+    assert statuses.pop(source) == "failed" and "unexpected KeyError: 'CUT'" in error
+    assert len(statuses) > 10 and "failed" not in statuses.values(), statuses
+    assert after == before and before
+    kept = list((build.root / "raw" / "quarantine" / source).glob("*.json"))
+    assert len(kept) == len(ine_ene.DATAFLOWS)
+    assert lens_md.is_file()
