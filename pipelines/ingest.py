@@ -10,9 +10,9 @@ wraps it for tables computed from accepted data. A family parses and transforms 
 inside `refusing`: any failure there, or a parse, validation or gate failure in `publishing`,
 goes through `refuse`: the payloads are quarantined, the status records the error, and no
 data table is touched. An exception nobody foresaw (a KeyError in a parser) is refused the
-same way, as an `UnexpectedError` whose `__cause__` is the original. A failure to write at all (a lock held elsewhere, a full disk, a failed
-commit) is recorded as `failed` too, in the warehouse if it can be, else beside it
-(`warehouse.journal`).
+same way, as an `UnexpectedError` whose `__cause__` is the original. A failure to write at
+all (a lock held elsewhere, a full disk, a failed commit) is recorded as `failed` too, in the
+warehouse if it can be, else beside it (`warehouse.journal`).
 """
 
 import logging
