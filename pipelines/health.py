@@ -4,8 +4,10 @@ health_deaths: the DEIS deaths zip streamed through DuckDB into deaths by year x
     residence x sex x 5-year age group x cause group (core.deaths). The official-figures zip
     is the series; the newest weekly preliminary zip (discovered on the DEIS page) only adds
     the years after it.
-health_population: INE comuna population by sex and single age (core.population) and the
-    `population` indicator for every comuna, region and the country (core.observations).
+health_population: INE comuna population by sex and single age (core.population), INE's own
+    national projection (core.population_country) and the `population` indicator for every
+    comuna, region and the country (core.observations): Chile is the figure INE states for it,
+    the sum of comunas only a cross-check.
 health_rates: crude and directly standardised rates with 95% gamma intervals, rate ratios
     against the country (core.mortality_rates, marts.mortality_rates) and the rates of the
     registered cause groups as core.observations.
@@ -48,6 +50,7 @@ from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
 from sources.base import FetchError, FetchRequest, ValidationError
 from sources.endpoints import endpoints
 from sources.icd_groups import load_cause_groups
+from warehouse import gates as warehouse_gates
 from warehouse import store
 from warehouse.db import SQL_DIR
 
@@ -55,6 +58,10 @@ FAMILY = "health"
 SAMPLE_DIR = SAMPLES_DIR / "health"
 DEATHS_SAMPLE = SAMPLE_DIR / "DEFUNCIONES_FUENTE_DEIS_SAMPLE_2016_2020.zip"
 POPULATION_SAMPLE = SAMPLE_DIR / "ine_proyecciones_comunas_SAMPLE_2002-2035.csv"
+NATIONAL_SAMPLE = SAMPLE_DIR / "ine_proyecciones_pais_SAMPLE_1992-2050.csv"
+# Largest relative gap allowed between Chile as INE states it and the sum of all 346 comunas
+# (the real files agree exactly: 20,086,377 in 2024).
+COUNTRY_SUM_TOLERANCE = 1e-3
 VIEWS_SQL = SQL_DIR / "views" / "50_health.sql"
 
 # Cause groups published as indicators (ids as in sources/reference/icd_cause_groups.yaml).
@@ -94,6 +101,13 @@ POPULATION_COLUMNS = {
     "population": "BIGINT: persons at 30 June",
     "snapshot_id": "VARCHAR: core.snapshots id of the population payload",
 }
+COUNTRY_POPULATION_COLUMNS = {
+    "sex": "VARCHAR: T (both sexes, as INE states it), M or F",
+    "age": "BIGINT: completed years, 100 = 100 and over",
+    "year": "BIGINT: year (INE estimates and projections 1992-2050, base 2017)",
+    "population": "BIGINT: persons at 30 June, all of Chile",
+    "snapshot_id": "VARCHAR: core.snapshots id of the national projection payload",
+}
 RATE_COLUMNS = {
     "territory_id": "VARCHAR: comuna:<code>, region:<code> or country:CL",
     "period": "VARCHAR: '2016-2020' (pooled) or a single year",
@@ -114,7 +128,7 @@ RATE_COLUMNS = {
     "flag": "VARCHAR: ok, few_deaths, no_population, deaths_without_population",
     "min_deaths": "BIGINT: threshold of the few_deaths flag",
     "snapshot_id": "VARCHAR: deaths snapshot",
-    "population_snapshot_id": "VARCHAR: population snapshot",
+    "population_snapshot_id": "VARCHAR: population snapshot (for the country: the national projection)",
 }
 
 # core.deaths holds counts too small to judge cell by cell: its totals are judged instead, per year
@@ -162,6 +176,17 @@ gates.declare(
         ),
     ),
 )
+gates.declare(
+    "core.population_country",
+    gates.TableGates(
+        keys=("sex", "age", "year"),
+        aggregates=(
+            gates.Aggregate(
+                "population per year and sex", by={"year": "year", "sex": "sex"}, value="population"
+            ),
+        ),
+    ),
+)
 gates.declare("staging.population_parsed_totals", gates.TableGates(keys=("year",), values=("parsed_total",)))
 gates.declare(
     "core.mortality_rates",
@@ -197,11 +222,22 @@ POPULATION_SCHEMA = pa.DataFrameSchema(
     unique=["comuna_code", "sex", "age", "year"],
     strict=False,
 )
+COUNTRY_POPULATION_SCHEMA = pa.DataFrameSchema(
+    {
+        "sex": pa.Column(str, pa.Check.isin([mortality.SEX_TOTAL, "M", "F"])),
+        "age": pa.Column(int, pa.Check.in_range(0, 100)),
+        "year": pa.Column(int, pa.Check.in_range(1950, 2100)),
+        "population": pa.Column(int, pa.Check.ge(0)),
+    },
+    unique=["sex", "age", "year"],
+    strict=False,
+)
 
 
 class HealthConfig(Config):
-    """Rate settings. The default standard is Chile's population in `standard_year` (all comunas
-    summed); give `standard_counts` (17 counts, 0-4 .. 80+) and `standard_name` to use another."""
+    """Rate settings. The default standard is Chile's population in `standard_year` as the INE
+    national projection states it; give `standard_counts` (17 counts, 0-4 .. 80+) and
+    `standard_name` to use another."""
 
     pooled_window_end: int = 2020
     pooled_window_years: int = 5
@@ -315,17 +351,48 @@ def health_deaths(
 # --- population ----------------------------------------------------------------------------
 
 
+def country_totals(country: pd.DataFrame) -> pd.DataFrame:
+    """Chile per year as INE states it: the both-sexes block of the national projection."""
+    rows = country[country["sex"] == mortality.SEX_TOTAL]
+    totals = rows.groupby("year", as_index=False)["population"].sum()
+    return totals.rename(columns={"population": "value"})
+
+
+def country_cross_check(population: pd.DataFrame, country: pd.DataFrame) -> pd.DataFrame:
+    """Chile as INE states it vs the sum of its comunas, per year both files hold; empty unless
+    the comuna file holds every comuna (a sum of part of Chile is no check of Chile)."""
+    columns = ["year", "stated", "comunas_sum", "relative_gap"]
+    if not division.coverage(COUNTRY, population["comuna_code"].unique()).complete:
+        return pd.DataFrame(columns=columns)
+    summed = population.groupby("year", as_index=False)["population"].sum()
+    both = country_totals(country).merge(summed, on="year")
+    both = both.rename(columns={"value": "stated", "population": "comunas_sum"})
+    both["relative_gap"] = (both["comunas_sum"] - both["stated"]).abs() / both["stated"]
+    return both[columns]
+
+
 def population_observations(
-    population: pd.DataFrame, source_id: str, snapshot_id: str
+    population: pd.DataFrame,
+    source_id: str,
+    snapshot_id: str,
+    country: pd.DataFrame | None = None,
+    country_snapshot_id: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The `population` indicator by comuna, and by region and Chile only where the file holds
-    every comuna of the official division (`sources.division`): a four-region file has no Chile.
+    """The `population` indicator by comuna, by region where the file holds every comuna of it
+    (`sources.division`), and for Chile the figure INE states in its national projection
+    (`country`, filed under `country_snapshot_id`), never a sum of comunas. Without a national
+    projection Chile is published only as the sum of all 346 comunas.
 
     Returns (observations, {territory: coverage}) for the levels left out ('29 of 346 comunas'),
     reported, never published as the territory's value.
     """
     comunas = population.groupby(["comuna_code", "year"], as_index=False)["population"].sum()
     totals, partial = division.sum_over_comunas(comunas, ["year"], value="population", snapshot=None)
+    totals["snapshot_id"] = snapshot_id
+    if country is not None:
+        stated = country_totals(country).assign(territory_id=COUNTRY, snapshot_id=country_snapshot_id)
+        totals = pd.concat([totals[totals["territory_id"] != COUNTRY], stated], ignore_index=True)
+        partial = partial[partial["territory_id"] != COUNTRY]
     levels = pd.concat(
         [
             pd.DataFrame(
@@ -333,9 +400,10 @@ def population_observations(
                     "territory_id": "comuna:" + comunas["comuna_code"],
                     "year": comunas["year"],
                     "value": comunas["population"],
+                    "snapshot_id": snapshot_id,
                 }
             ),
-            totals[["territory_id", "year", "value"]],
+            totals[["territory_id", "year", "value", "snapshot_id"]],
         ],
         ignore_index=True,
     )
@@ -349,7 +417,7 @@ def population_observations(
             "upper": float("nan"),
             "flag": None,
             "source_id": source_id,
-            "snapshot_id": snapshot_id,
+            "snapshot_id": levels["snapshot_id"],
         }
     )
     left_out = dict(zip(partial["territory_id"], partial["coverage"], strict=True))
@@ -361,13 +429,18 @@ def population_observations(
     group_name=FAMILY,
     pool="duckdb_writer",
     deps=[territories],
-    description="INE comuna population by sex and single age, 2002-2035 (core.population), and the "
-    "`population` indicator for every comuna, region and the country (core.observations).",
+    description="INE comuna population by sex and single age, 2002-2035 (core.population), INE's national "
+    "projection 1992-2050 (core.population_country), and the `population` indicator for every comuna, "
+    "region and the country (core.observations); Chile's figure is the one INE states for it.",
     metadata={
         **table_declaration(
             POPULATION_COLUMNS,
             "core.population",
-            extra={"staging.population_parsed_totals": PARSED_TOTAL_COLUMNS},
+            "core.population_country",
+            extra={
+                "core.population_country": COUNTRY_POPULATION_COLUMNS,
+                "staging.population_parsed_totals": PARSED_TOTAL_COLUMNS,
+            },
         ),
         "source": ine_population.SOURCE.landing_url,
     },
@@ -379,14 +452,19 @@ def health_population(
     acquirer, acquired = acquire_all(
         sources,
         ine_population.SOURCE,
-        [(ine_population.comunas_request(urls), POPULATION_SAMPLE)],
+        [
+            (ine_population.comunas_request(urls), POPULATION_SAMPLE),
+            (ine_population.national_request(urls), NATIONAL_SAMPLE),
+        ],
         warehouse=warehouse,
     )
     metadata = log_acquisitions(context, acquired)
-    payload = acquired[0].payload
+    payload, national = acquired[0].payload, acquired[1].payload
     with refusing(warehouse, acquirer, {ine_population.SOURCE: acquired}):
         frame = ine_population.parse_comunas(payload.content, payload.snapshot_id)
         validate_frame(POPULATION_SCHEMA, frame, ine_population.SOURCE.id, payload.snapshot_id)
+        country = ine_population.parse_national_projection(national.content, national.snapshot_id)
+        validate_frame(COUNTRY_POPULATION_SCHEMA, country, ine_population.SOURCE.id, national.snapshot_id)
         with warehouse.reader() as conn:
             load_resolver(conn, ine_population.SOURCE.id).resolve(
                 frame["comuna_code"].unique(), "comuna", snapshot=payload.snapshot_id
@@ -400,9 +478,17 @@ def health_population(
         )
         totals["snapshot_id"] = payload.snapshot_id
         population = frame[list(POPULATION_COLUMNS)]
+        country["snapshot_id"] = national.snapshot_id
+        country = country[list(COUNTRY_POPULATION_COLUMNS)]
         observations, partial = population_observations(
-            population, ine_population.SOURCE.id, payload.snapshot_id
+            population, ine_population.SOURCE.id, payload.snapshot_id, country, national.snapshot_id
         )
+        cross_check = country_cross_check(population, country)
+        if not cross_check.empty:
+            context.log.info(
+                f"population: Chile as INE states it vs the sum of its 346 comunas, largest relative gap "
+                f"{cross_check['relative_gap'].max():.2e} over {len(cross_check)} years"
+            )
         if partial:
             context.log.warning(
                 f"population: no value for {', '.join(f'{t} ({c})' for t, c in partial.items())}: "
@@ -410,6 +496,7 @@ def health_population(
             )
         tables = {
             ("core", "population"): population,
+            ("core", "population_country"): country,
             ("staging", "population_parsed_totals"): totals,
             ("core", "observations"): observations,
         }
@@ -427,6 +514,12 @@ def health_population(
             "years": f"{frame['year'].min()}-{frame['year'].max()}",
             "observations": written,
             "partial_levels_not_published": MetadataValue.json(partial),
+            "country_source": f"INE national projection, snapshot {national.snapshot_id} ({national.mode})",
+            **(
+                {"country_vs_comunas_max_relative_gap": float(cross_check["relative_gap"].max())}
+                if not cross_check.empty
+                else {}
+            ),
         }
     )
 
@@ -438,17 +531,51 @@ SELECT year, comuna_code, region_code, sex, {mortality.sql_age_group("age")} AS 
        sum(population) AS population
 FROM core.population GROUP BY ALL
 """  # noqa: S608 - constant SQL from sources.mortality
+COUNTRY_BY_GROUP_SQL = f"""
+SELECT year, sex, {mortality.sql_age_group("age")} AS age_group, sum(population) AS population
+FROM core.population_country GROUP BY ALL
+"""  # noqa: S608 - constant SQL from sources.mortality
+
+
+def country_population(conn) -> tuple[pd.DataFrame, str, str] | None:
+    """(Chile by year x sex (T, M, F) x age group, its snapshot, its mode) from INE's national
+    projection, or None when the warehouse holds none (a warehouse loaded before it was read)."""
+    if not warehouse_gates.exists(conn, "core.population_country"):
+        return None
+    found = conn.execute(
+        "SELECT p.snapshot_id, s.mode FROM core.population_country p JOIN core.snapshots s USING (snapshot_id) "
+        "LIMIT 1"
+    ).fetchone()
+    if found is None:
+        return None
+    return conn.execute(COUNTRY_BY_GROUP_SQL).df(), found[0], found[1]
 
 
 def standard_population(
-    config: HealthConfig, population: pd.DataFrame, sample: bool, partial: str | None = None
+    config: HealthConfig,
+    population: pd.DataFrame,
+    sample: bool,
+    partial: str | None = None,
+    country: pd.DataFrame | None = None,
 ) -> mortality.StandardPopulation:
-    """The configured standard, else the country's population in `standard_year`; `partial`
-    ('40 of 346 comunas') names a file that does not hold all of Chile, so the name says so."""
+    """The configured standard, else Chile's population in `standard_year`: as INE's national
+    projection states it (`country`), else summed over the comunas; `partial` ('40 of 346
+    comunas') names a comuna file that does not hold all of Chile, so the name says so."""
     if config.standard_counts:
         return mortality.StandardPopulation(
             config.standard_name or "configured standard", tuple(config.standard_counts)
         )
+    if country is not None:
+        if sample:
+            name = (
+                f"SAMPLE country {config.standard_year} (the sample national projection), both sexes, "
+                "0-4..80+"
+            )
+            return mortality.standard_from_population(
+                country, config.standard_year, config.standard_name or name
+            )
+        standard = mortality.chile_standard(country, config.standard_year)
+        return mortality.StandardPopulation(config.standard_name or standard.name, standard.counts)
     name = f"Chile {config.standard_year}, INE comuna estimates base 2017 summed over all comunas, both sexes, 0-4..80+"
     if sample:
         name = f"SAMPLE country {config.standard_year} (sum of the sample comunas), both sexes, 0-4..80+"
@@ -464,21 +591,25 @@ def rate_table(
     standard,
     version: str,
     whole_only: bool = False,
+    country: pd.DataFrame | None = None,
 ):
     """Pooled windows for every comuna, region and the country; single years for regions and the country.
 
-    With `whole_only` (a live population file that does not hold all of Chile), the country
-    and the regions are computed only where the file holds every comuna of the official
+    The country's denominator is `country` (year, sex M/F, age group, population: INE's
+    national projection) when given, else the sum of every comuna. With `whole_only` (a live
+    comuna file that does not hold all of Chile), the regions, and the country when it has no
+    stated population, are computed only where the file holds every comuna of the official
     division: national deaths over the population of four regions is not Chile's rate.
     """
     comunas = {f"comuna:{c}": [c] for c in sorted(population["comuna_code"].unique())}
     regions = {
         f"region:{r}": sorted(rows["comuna_code"].unique()) for r, rows in population.groupby("region_code")
     }
-    country = {COUNTRY: None}
+    territory = {COUNTRY: None}
+    stated = {COUNTRY: country[country["sex"] != mortality.SEX_TOTAL]} if country is not None else None
     if whole_only:
         regions = {r: codes for r, codes in regions.items() if division.coverage(r, codes).complete}
-        country = {}
+        territory = territory if stated else {}
     years = sorted(set(deaths["year"]) & set(population["year"]))
     if not years:
         raise ValidationError(deis_deaths.SOURCE.id, "no year has both deaths and population")
@@ -486,9 +617,10 @@ def rate_table(
     pooled = mortality.pooled_periods(years[0], end, config.pooled_window_years)
     common = {
         "standard": standard,
-        "reference": COUNTRY if country else None,
+        "reference": COUNTRY if territory else None,
         "min_deaths": config.min_deaths,
         "cause_groups_version": version,
+        "stated_populations": stated,
     }
     parts = []
     if pooled:
@@ -496,7 +628,7 @@ def rate_table(
             mortality.mortality_table(
                 deaths,
                 population,
-                territories={**country, **regions, **comunas},
+                territories={**territory, **regions, **comunas},
                 periods=pooled,
                 **common,
             )
@@ -505,7 +637,7 @@ def rate_table(
         mortality.mortality_table(
             deaths,
             population,
-            territories={**country, **regions},
+            territories={**territory, **regions},
             periods=[(y, y) for y in years],
             **common,
         )
@@ -519,7 +651,8 @@ def rate_observations(
     table: pd.DataFrame, snapshot_id: str, inputs: list[tuple[str, str]] | None = None
 ) -> pd.DataFrame:
     """ASR and rate-ratio rows (both sexes) of the registered cause groups; `inputs` is the
-    lineage of every row (deaths, population, standard population), else the deaths snapshot."""
+    lineage every row shares (deaths, standard population), else the deaths snapshot. Each row
+    adds its own `population_snapshot_id` as denominator, and a rate ratio the country's too."""
     rows = table[(table["sex"] == mortality.SEX_TOTAL) & table["cause_group"].isin(INDICATOR_GROUPS)]
     flag = rows["flag"].where(rows["flag"] != mortality.FLAG_OK)
     base = {"territory_id": rows["territory_id"], "period": rows["period"], "flag": flag}
@@ -542,10 +675,17 @@ def rate_observations(
         }
     )
     ratio = ratio[rows["territory_id"] != COUNTRY]
+    shared = list(inputs or [("value", snapshot_id)])
+    denominators = rows.get("population_snapshot_id", pd.Series(None, index=rows.index))
+    reference = set(denominators[rows["territory_id"] == COUNTRY].dropna())
+    asr["inputs"] = [sorted({*shared, *([("denominator", d)] if d else [])}) for d in denominators]
+    ratio["inputs"] = [
+        sorted({*shared, *(("denominator", r) for r in reference), *([("denominator", d)] if d else [])})
+        for d in denominators[ratio.index]
+    ]
     frame = pd.concat([asr, ratio], ignore_index=True)
     frame = frame[frame["value"].notna()].copy()
     frame["source_id"], frame["snapshot_id"] = deis_deaths.SOURCE.id, snapshot_id
-    frame["inputs"] = [sorted(set(inputs or [("value", snapshot_id)]))] * len(frame)
     return frame[[*store.OBSERVATION_COLUMNS, "inputs"]].reset_index(drop=True)
 
 
@@ -573,25 +713,28 @@ def health_rates(
         ).fetchone()[0]
         cover = division.coverage(COUNTRY, population["comuna_code"].unique())
         partial = None if cover.complete else cover.describe()
-        standard = standard_population(config, population, pop_mode == "sample", partial)
+        stated = country_population(conn)  # Chile as INE states it, when the warehouse holds it
+        country, country_snapshot, country_mode = stated if stated else (None, pop_snapshot, pop_mode)
+        standard = standard_population(config, population, country_mode == "sample", partial, country)
         version = deaths["cause_groups_version"].iloc[0]
         context.log.info(f"standard population: {standard.name}; few_deaths below {config.min_deaths}")
         whole_only = (
             partial is not None and pop_mode != "sample"
-        )  # SAMPLE stand-ins keep their sample "country"
-        table, pooled = rate_table(deaths, population, config, standard, version, whole_only)
-        table["snapshot_id"], table["population_snapshot_id"] = deaths_snapshot, pop_snapshot
+        )  # SAMPLE stand-ins keep their sample regions
+        table, pooled = rate_table(deaths, population, config, standard, version, whole_only, country)
+        table["snapshot_id"] = deaths_snapshot
+        table["population_snapshot_id"] = pop_snapshot
+        table.loc[table["territory_id"] == COUNTRY, "population_snapshot_id"] = country_snapshot
         table = table[list(RATE_COLUMNS)]
         lineage = [("numerator", s) for s in sorted(deaths["snapshot_id"].unique())]
-        lineage.append(("denominator", pop_snapshot))
-        if not config.standard_counts:  # the standard is the country's population of that file
-            lineage.append(("standard_population", pop_snapshot))
+        if not config.standard_counts:  # the standard is Chile's population of that snapshot
+            lineage.append(("standard_population", country_snapshot))
         observations = rate_observations(table, deaths_snapshot, lineage)
         counts = write_tables(
             conn,
             deis_deaths.SOURCE.id,
             {("core", "mortality_rates"): table, ("core", "observations"): observations},
-            snapshot_ids=sorted({*deaths["snapshot_id"].unique(), pop_snapshot}),
+            snapshot_ids=sorted({*deaths["snapshot_id"].unique(), pop_snapshot, country_snapshot}),
         )
         conn.execute(VIEWS_SQL.read_text())
         store.record_indicators(
@@ -646,31 +789,58 @@ def _country_coverage(conn) -> division.Coverage:
 @asset_check(
     asset=health_population,
     description="Population totals match the payload's own totals per year (the comuna file has no total row, "
-    "so the totals summed at parse time); the country observation exists only when the file holds every "
-    "comuna of the official division, and then equals the comunas' sum.",
+    "so the totals summed at parse time); the country observation is the figure INE's national projection "
+    "states (its both-sexes block), and when the comuna file holds every comuna of the official division, "
+    "the comunas' sum agrees with it within COUNTRY_SUM_TOLERANCE (a cross-check, never the published value).",
 )
 def health_population_totals(warehouse: WarehouseResource) -> AssetCheckResult:
     with warehouse.reader() as conn:
         mismatches = conn.execute(
             """
-            WITH loaded AS (SELECT year, sum(population) AS loaded FROM core.population GROUP BY year),
-            country AS (SELECT CAST(period AS BIGINT) AS year, value FROM core.observations
-                        WHERE indicator_id = 'population' AND territory_id = 'country:CL')
-            SELECT t.year, t.parsed_total, l.loaded, c.value
-            FROM staging.population_parsed_totals t
-            LEFT JOIN loaded l USING (year) LEFT JOIN country c USING (year)
-            WHERE l.loaded IS DISTINCT FROM t.parsed_total
-               OR (c.value IS NOT NULL OR ?) AND c.value IS DISTINCT FROM t.parsed_total
-            """,
-            [complete := _country_coverage(conn).complete],
+            WITH loaded AS (SELECT year, sum(population) AS loaded FROM core.population GROUP BY year)
+            SELECT t.year, t.parsed_total, l.loaded FROM staging.population_parsed_totals t
+            LEFT JOIN loaded l USING (year) WHERE l.loaded IS DISTINCT FROM t.parsed_total
+            """
         ).fetchall()
         years = conn.execute("SELECT count(*) FROM staging.population_parsed_totals").fetchone()[0]
+        country = conn.execute(
+            """
+            WITH stated AS (SELECT CAST(year AS VARCHAR) AS period, sum(population) AS stated
+                            FROM core.population_country WHERE sex = ? GROUP BY year),
+            published AS (SELECT period, value FROM core.observations
+                          WHERE indicator_id = 'population' AND territory_id = ?)
+            SELECT s.period, s.stated, p.value FROM stated s FULL JOIN published p USING (period)
+            WHERE p.value IS DISTINCT FROM s.stated ORDER BY 1
+            """,
+            [mortality.SEX_TOTAL, COUNTRY],
+        ).fetchall()
+        complete = _country_coverage(conn).complete
+        gaps = conn.execute(
+            """
+            WITH summed AS (SELECT year, sum(population) AS summed FROM core.population GROUP BY year),
+            stated AS (SELECT year, sum(population) AS stated FROM core.population_country
+                       WHERE sex = ? GROUP BY year)
+            SELECT year, stated, summed, abs(summed - stated) / stated AS gap
+            FROM stated JOIN summed USING (year) WHERE ? ORDER BY gap DESC
+            """,
+            [mortality.SEX_TOTAL, complete],
+        ).fetchall()
+    worst = gaps[0][3] if gaps else None
     return AssetCheckResult(
-        passed=not mismatches and years > 0,
+        passed=not mismatches
+        and not country
+        and years > 0
+        and (worst is None or worst <= COUNTRY_SUM_TOLERANCE),
         metadata={
             "years": years,
-            "country_published": complete,
             "mismatches": MetadataValue.json([list(map(float, m)) for m in mismatches[:10]]),
+            "country_not_as_stated": MetadataValue.json([[p, s, v] for p, s, v in country[:10]]),
+            "comuna_file_complete": complete,
+            "country_vs_comunas_max_relative_gap": MetadataValue.json(
+                None
+                if worst is None
+                else {"year": gaps[0][0], "stated": gaps[0][1], "comunas": gaps[0][2], "gap": worst}
+            ),
         },
     )
 

@@ -44,7 +44,9 @@ from sources.mortality import SEX_TOTAL, age_band_to_group
 SOURCE = SourceInfo(
     id="ine_population",
     publisher="Instituto Nacional de Estadísticas (INE), Chile",
-    title="Estimaciones y proyecciones de población 2002-2035 por comuna, base Censo 2017",
+    title=(
+        "Estimaciones y proyecciones de población 2002-2035 por comuna, y 1992-2050 del país, base Censo 2017"
+    ),
     landing_url="https://www.ine.gob.cl/estadisticas/sociales/demografia-y-vitales/proyecciones-de-poblacion",
     licence="CC BY-SA 4.0 (as reported in SOURCES.md, not confirmed)",
     citation=(
@@ -60,6 +62,12 @@ ENDPOINTS: dict[str, str] = {
         "https://www.ine.gob.cl/docs/default-source/proyecciones-de-poblacion/cuadros-estadisticos/"
         "base-2017/estimaciones-y-proyecciones-2002-2035-comunas.xlsx"
     ),
+    # "Estimaciones y proyecciones de la población de Chile 1992-2050, país, base 2017", the
+    # single-age database CSV (the address used by public scripts that fetch it, PROVENANCE.md 4d).
+    "national_csv": (
+        "https://www.ine.gob.cl/docs/default-source/proyecciones-de-poblacion/cuadros-estadisticos/"
+        "base-2017/ine_estimaciones-y-proyecciones-de-poblaci%C3%B3n-1992-2050_base-2017_base-de-datos.csv"
+    ),
 }
 
 COMUNA_COLUMNS = ["region_code", "comuna_code", "sex", "age", "year", "population"]
@@ -73,6 +81,11 @@ COMUNAS_TOP_AGE = 80
 
 def comunas_request(endpoints: dict[str, str] = ENDPOINTS) -> FetchRequest:
     return FetchRequest(name="comunas-2002-2035", url=endpoints["comunas_xlsx"], expect="xlsx")
+
+
+def national_request(endpoints: dict[str, str] = ENDPOINTS) -> FetchRequest:
+    """Chile's own projection: the figure INE states for the whole country, 1992-2050."""
+    return FetchRequest(name="country-1992-2050", url=endpoints["national_csv"], expect="csv")
 
 
 # --- shared mechanics ---------------------------------------------------------------------

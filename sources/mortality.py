@@ -315,6 +315,7 @@ def mortality_table(
     alpha: float = 0.05,
     per: float = PER,
     cause_groups_version: str | None = None,
+    stated_populations: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """One row per territory x period x cause group x sex, with the columns `TABLE_COLUMNS`.
 
@@ -324,6 +325,9 @@ def mortality_table(
     territories: name -> comuna codes, or None for "every row" (the country, which then
     also counts deaths of unknown residence, comuna 99999). reference: the territory the
     rate ratios are taken against. Every year of every period must be in `population`.
+    stated_populations: territory -> its own population (`year, sex ('M','F'), age_group,
+    population`), the figure its publisher states for the whole territory (Chile from the INE
+    national projection), used as its denominator instead of the sum of its comunas' rows.
     """
     _require_columns(deaths, ["year", "comuna_code", "sex", "age_group", "cause_group", "deaths"], "deaths")
     if "age_group" not in population.columns:
@@ -337,6 +341,7 @@ def mortality_table(
         absent = sorted(set(codes or ()) - set(years_by_comuna))
         if absent:
             raise ValueError(f"territory {name!r}: comunas {absent} have no population rows")
+    stated = {name: frame for name, frame in (stated_populations or {}).items() if name in territories}
     if cause_groups is None:
         cause_groups = sorted(deaths["cause_group"].unique())
 
@@ -347,6 +352,10 @@ def mortality_table(
         missing_years = sorted(wanted - all_years)
         if missing_years:
             raise ValueError(f"period {period_label(period)}: no population for years {missing_years}")
+        for name, frame in stated.items():
+            lacking = sorted(wanted - set(frame["year"].unique()))
+            if lacking:
+                raise ValueError(f"territory {name!r}: its stated population lacks years {lacking}")
         for name, codes in territories.items():
             gaps = {code: sorted(wanted - years_by_comuna[code]) for code in codes or ()}
             gaps = {code: years for code, years in gaps.items() if years}
@@ -359,8 +368,23 @@ def mortality_table(
         dead = _by_territory(
             _with_total_sex(period_deaths, sexes), territories, ["cause_group", "sex", "age_group"], "deaths"
         )
-        pop = _by_territory(
-            _with_total_sex(period_pop, sexes), territories, ["sex", "age_group"], "population"
+        summed = {name: codes for name, codes in territories.items() if name not in stated}
+        pop = pd.concat(
+            [
+                _by_territory(_with_total_sex(period_pop, sexes), summed, ["sex", "age_group"], "population")
+                if summed
+                else None,
+                *(
+                    _by_territory(
+                        _with_total_sex(frame[frame["year"].between(start, end)], sexes),
+                        {name: None},
+                        ["sex", "age_group"],
+                        "population",
+                    )
+                    for name, frame in stated.items()
+                ),
+            ],
+            ignore_index=True,
         )
 
         strata = pd.MultiIndex.from_product(

@@ -93,6 +93,22 @@ def _sample_population() -> dict[tuple[str, int, str], int]:
     return totals
 
 
+def _national_by_age(path, year: int) -> dict[str, int]:
+    """Both sexes by single age ('0' .. '100+') in `year` from an INE national projection CSV, read
+    with the csv module alone: the first block (AMBOS SEXOS), '.' as thousands separator."""
+    with open(path, encoding="cp1252", newline="") as handle:
+        rows = [[cell.strip() for cell in row] for row in csv.reader(handle, delimiter=";")]
+    header = next(row for row in rows if row and row[0] == "EDAD")
+    column = header.index(str(year))
+    ages = {}
+    for row in rows[rows.index(header) + 1 :]:
+        if row[0] == "TOTAL":
+            assert sum(ages.values()) == int(row[column].replace(".", ""))
+            return ages
+        ages[row[0]] = int(row[column].replace(".", ""))
+    raise AssertionError(f"{path}: no TOTAL row in the first block")
+
+
 def test_pooled_asr_with_intervals_for_antofagasta_comunas_and_country(offline_warehouse):
     _, tables = offline_warehouse
     rates = tables["rates"]
@@ -119,9 +135,10 @@ def test_pooled_asr_with_intervals_for_antofagasta_comunas_and_country(offline_w
     assert {f"comuna:{c}" for c in ANTOFAGASTA if c != "02202"} <= set(ratio["territory_id"])
     assert "country:CL" not in set(ratio["territory_id"])
 
-    snapshots = tables["snapshots"].set_index("source_id")
-    assert snapshots.loc["deis_deaths", "mode"] == "sample"
-    assert snapshots.loc["ine_population", "mode"] == "sample"
+    snapshots = tables["snapshots"].set_index("name")
+    assert snapshots.loc["deaths-official", "mode"] == "sample"
+    assert snapshots.loc["comunas-2002-2035", "mode"] == "sample"
+    assert snapshots.loc["country-1992-2050", "mode"] == "sample"
     registered = tables["indicators"].set_index("indicator_id")
     assert registered.loc["health_asr_pneumoconiosis", "lens_section"] == "state_presence"
 
@@ -130,8 +147,10 @@ def test_warehouse_asr_of_calama_equals_a_hand_computation(offline_warehouse):
     _, tables = offline_warehouse
     population = _sample_population()
     groups = [f"{low}-{low + 4}" for low in range(0, 80, 5)] + ["80+"]
-    comunas = {comuna for comuna, _, _ in population}
-    standard = {g: sum(population[(c, 2017, g)] for c in comunas) for g in groups}
+    # The standard: the country of 2017 as the (sample) national projection states it.
+    standard = Counter()
+    for age, count in _national_by_age(health.NATIONAL_SAMPLE, 2017).items():
+        standard[_age_group(int(age.rstrip("+")))] += count
     weights = {g: standard[g] / sum(standard.values()) for g in groups}
     deaths = Counter(
         d["age_group"]
@@ -154,7 +173,7 @@ def test_warehouse_asr_of_calama_equals_a_hand_computation(offline_warehouse):
     assert row["deaths"] - row["deaths_unknown_age"] == sum(deaths.values())
 
 
-def test_population_observations_for_comunas_and_the_regions_the_file_covers(offline_warehouse):
+def test_population_observations_for_comunas_the_covered_regions_and_the_stated_country(offline_warehouse):
     _, tables = offline_warehouse
     population = _sample_population()
     observations = tables["observations"]
@@ -166,8 +185,14 @@ def test_population_observations_for_comunas_and_the_regions_the_file_covers(off
             v for (c, y, _), v in population.items() if c == comuna and y == 2017
         )
     # The SAMPLE holds 11 of Chile's 346 comunas (all of region 02, one of 05, one of 08):
-    # no Chile, region 05 or 08 value is published as a sum of the parts it happens to hold.
-    assert not {"country:CL", "region:05", "region:08"} & set(pop.index.get_level_values(0))
+    # no region 05 or 08 value is published as a sum of the parts it happens to hold.
+    assert not {"region:05", "region:08"} & set(pop.index.get_level_values(0))
+    # The country is what the (sample) national projection states, under that snapshot.
+    assert pop[("country:CL", "2024")] == sum(_national_by_age(health.NATIONAL_SAMPLE, 2024).values())
+    national = tables["snapshots"].set_index("name").loc["country-1992-2050"]
+    country = observations[(observations["indicator_id"] == "population") & (observations["territory_id"] == "country:CL")]
+    assert set(country["snapshot_id"]) == {national["snapshot_id"]} and national["mode"] == "sample"
+    assert len(country) == 2050 - 1992 + 1
     assert pop[("region:02", "2020")] == sum(
         v for (c, y, _), v in population.items() if y == 2020 and c.startswith("02")
     )
@@ -239,9 +264,12 @@ def test_live_official_and_discovered_weekly_zip(warehouse_env, http_server, mon
     http_server.script("/datos/", Reply(200, page.encode(), {"Content-Type": "text/html"}))
     xlsx_type = {"Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
     http_server.script("/ine.xlsx", Reply(200, _population_xlsx(), xlsx_type))
+    csv_type = {"Content-Type": "text/csv"}
+    http_server.script("/ine-pais.csv", Reply(200, health.NATIONAL_SAMPLE.read_bytes(), csv_type))
     monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__DEIS_DEATHS__OFFICIAL_ZIP", http_server.url("/official.zip"))
     monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__DEIS_DEATHS__OPEN_DATA_PAGE", http_server.url("/datos/"))
     monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__INE_POPULATION__COMUNAS_XLSX", http_server.url("/ine.xlsx"))
+    monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__INE_POPULATION__NATIONAL_CSV", http_server.url("/ine-pais.csv"))
 
     monkeypatch.setenv("CONTEXT_LENS_OFFLINE", "1")  # places from their SAMPLE; health is what goes live
     assert _run(territories.ASSETS).success
@@ -265,7 +293,12 @@ def test_live_official_and_discovered_weekly_zip(warehouse_env, http_server, mon
             "SELECT deaths, asr FROM core.mortality_rates WHERE territory_id = 'region:02' AND period = '2021' "
             "AND cause_group = 'all_causes' AND sex = 'T'"
         ).fetchone()
-    assert modes == {"deaths-official": "live", "deaths-weekly": "live", "comunas-2002-2035": "live"}
+    assert modes == {
+        "deaths-official": "live",
+        "deaths-weekly": "live",
+        "comunas-2002-2035": "live",
+        "country-1992-2050": "live",
+    }
     assert by_series == {"official:2016-2020": len(_sample_deaths()), "preliminary:2021-2021": 2}
     assert calama_2021[0] == 2 and calama_2021[1] > 0
 

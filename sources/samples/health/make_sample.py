@@ -10,7 +10,12 @@ Files:
   9 Antofagasta comunas and two comunas standing in for the rest of the country;
 - ine_proyecciones_comunas_SAMPLE_2002-2035.csv: the INE comunas projection layout
   (`Region,...,Sexo (1=Hombre 2=Mujer),Edad,Poblacion 2002..Poblacion 2035`) for the
-  same 11 comunas.
+  same 11 comunas;
+- ine_proyecciones_pais_SAMPLE_1992-2050.csv: the INE national single-age projection layout
+  (cp1252, `;`, a title row per block: both sexes, HOMBRES, MUJERES; `EDAD;1992;...;2050`,
+  "." as thousands separator, ages 0..99 and `100+`, a TOTAL row, trailing empty fields).
+  Its "country" is the SAMPLE country: the sum of the same 11 comunas (years 1992-2050, the
+  comunas' open 80+ group spread over 80..100+), so it is consistent with the comuna file.
 """
 
 from __future__ import annotations
@@ -28,6 +33,15 @@ HERE = Path(__file__).resolve().parent
 DEATHS_ZIP = "DEFUNCIONES_FUENTE_DEIS_SAMPLE_2016_2020.zip"
 DEATHS_CSV = "DEFUNCIONES_FUENTE_DEIS_SAMPLE_2016_2020.csv"
 POPULATION_CSV = "ine_proyecciones_comunas_SAMPLE_2002-2035.csv"
+NATIONAL_CSV = "ine_proyecciones_pais_SAMPLE_1992-2050.csv"
+NATIONAL_YEARS = range(1992, 2051)
+NATIONAL_TOP_AGE = 100
+NATIONAL_BLOCKS = (
+    ("POBLACIÓN TOTAL (AMBOS SEXOS)", (1, 2)),
+    ("HOMBRES", (1,)),
+    ("MUJERES", (2,)),
+)
+NATIONAL_WIDTH = 120  # the real file pads every row with empty fields to a fixed width
 SEED = 20261127
 DEATH_YEARS = range(2016, 2021)
 POPULATION_YEARS = range(2002, 2036)
@@ -91,13 +105,13 @@ def age_structure(scale: float) -> np.ndarray:
     return shares / shares.sum()
 
 
-def population_table() -> dict[tuple[int, int, int, int], int]:
+def population_table(years: range = POPULATION_YEARS) -> dict[tuple[int, int, int, int], int]:
     """{(comuna, sex, age, year): population}, invented but smooth."""
     table = {}
     for code, *_rest, pop2017, growth, scale, _factor in COMUNAS:
         shares = age_structure(scale)
         for sex, sex_share in ((1, 0.505), (2, 0.495)):
-            for year in POPULATION_YEARS:
+            for year in years:
                 total = pop2017 * (1 + growth) ** (year - 2017) * sex_share
                 for age in range(81):
                     table[(code, sex, age, year)] = int(round(total * shares[age]))
@@ -228,13 +242,57 @@ def write_population_csv(population: dict, target: Path) -> None:
                     )
 
 
+def spread_open_group(count: int) -> list[int]:
+    """An 80+ count spread over ages 80..100+ (invented decay), adding up to `count` exactly."""
+    shares = np.exp(-np.arange(NATIONAL_TOP_AGE - 79, dtype=float) / 4.5)
+    parts = np.floor(count * shares / shares.sum()).astype(int)
+    parts[0] += count - int(parts.sum())
+    return [int(p) for p in parts]
+
+
+def national_table() -> dict[tuple[int, int, int], int]:
+    """{(sex, age, year): population} of the SAMPLE country: the 11 comunas summed, 80+ spread."""
+    comunas = population_table(NATIONAL_YEARS)
+    table: dict[tuple[int, int, int], int] = {}
+    for sex in (1, 2):
+        for year in NATIONAL_YEARS:
+            by_age = [sum(comunas[(code, sex, age, year)] for code, *_ in COMUNAS) for age in range(81)]
+            for age, count in enumerate(by_age[:80] + spread_open_group(by_age[80])):
+                table[(sex, age, year)] = count
+    return table
+
+
+def thousands(count: int) -> str:
+    """INE's way of writing 299036: '299.036'."""
+    return f"{count:,}".replace(",", ".")
+
+
+def write_national_csv(national: dict, target: Path) -> None:
+    def padded(cells: list[str]) -> str:
+        return ";".join(cells + [""] * (NATIONAL_WIDTH - len(cells)))
+
+    lines = []
+    for title, sexes in NATIONAL_BLOCKS:
+        lines += [padded([title]), padded(["EDAD", *map(str, NATIONAL_YEARS)])]
+        totals = [0] * len(NATIONAL_YEARS)
+        for age in range(NATIONAL_TOP_AGE + 1):
+            counts = [sum(national[(sex, age, year)] for sex in sexes) for year in NATIONAL_YEARS]
+            totals = [t + c for t, c in zip(totals, counts, strict=True)]
+            label = f"{age}+" if age == NATIONAL_TOP_AGE else str(age)
+            lines.append(padded([label, *map(thousands, counts)]))
+        lines += [padded(["TOTAL", *map(thousands, totals)]), padded([])]
+    target.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
+
+
 def main(out_dir: Path = HERE) -> list[Path]:
     rng = np.random.default_rng(SEED)
     population = population_table()
     deaths_zip, population_csv = out_dir / DEATHS_ZIP, out_dir / POPULATION_CSV
     write_deaths_zip(death_rows(population, rng), deaths_zip)
     write_population_csv(population, population_csv)
-    return [deaths_zip, population_csv]
+    national_csv = out_dir / NATIONAL_CSV
+    write_national_csv(national_table(), national_csv)
+    return [deaths_zip, population_csv, national_csv]
 
 
 if __name__ == "__main__":
