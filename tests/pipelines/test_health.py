@@ -190,7 +190,9 @@ def test_population_observations_for_comunas_the_covered_regions_and_the_stated_
     # The country is what the (sample) national projection states, under that snapshot.
     assert pop[("country:CL", "2024")] == sum(_national_by_age(health.NATIONAL_SAMPLE, 2024).values())
     national = tables["snapshots"].set_index("name").loc["country-1992-2050"]
-    country = observations[(observations["indicator_id"] == "population") & (observations["territory_id"] == "country:CL")]
+    country = observations[
+        (observations["indicator_id"] == "population") & (observations["territory_id"] == "country:CL")
+    ]
     assert set(country["snapshot_id"]) == {national["snapshot_id"]} and national["mode"] == "sample"
     assert len(country) == 2050 - 1992 + 1
     assert pop[("region:02", "2020")] == sum(
@@ -269,7 +271,9 @@ def test_live_official_and_discovered_weekly_zip(warehouse_env, http_server, mon
     monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__DEIS_DEATHS__OFFICIAL_ZIP", http_server.url("/official.zip"))
     monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__DEIS_DEATHS__OPEN_DATA_PAGE", http_server.url("/datos/"))
     monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__INE_POPULATION__COMUNAS_XLSX", http_server.url("/ine.xlsx"))
-    monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__INE_POPULATION__NATIONAL_CSV", http_server.url("/ine-pais.csv"))
+    monkeypatch.setenv(
+        "CONTEXT_LENS_ENDPOINT__INE_POPULATION__NATIONAL_CSV", http_server.url("/ine-pais.csv")
+    )
 
     monkeypatch.setenv("CONTEXT_LENS_OFFLINE", "1")  # places from their SAMPLE; health is what goes live
     assert _run(territories.ASSETS).success
