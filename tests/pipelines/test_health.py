@@ -401,3 +401,145 @@ def test_live_rates_only_for_territories_the_population_file_covers():
     assert not {"country:CL", "region:05"} & kinds
     every, _ = health.rate_table(deaths, population, config, standard, "v")
     assert {"country:CL", "region:05"} <= set(every["territory_id"])
+
+
+NATIONAL_REAL = "ine_proyecciones_pais_1992-2050_base2017_edad_simple.csv"
+COMUNAS_REAL = "ine_proyecciones_comunas_2002-2035_regiones01-04.csv"
+
+
+def _serve_population(http_server, monkeypatch, comunas: bytes, national: bytes) -> None:
+    csv_type = {"Content-Type": "text/csv"}
+    http_server.script("/comunas.csv", Reply(200, comunas, csv_type))
+    http_server.script("/pais.csv", Reply(200, national, csv_type))
+    monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__INE_POPULATION__COMUNAS_XLSX", http_server.url("/comunas.csv"))
+    monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__INE_POPULATION__NATIONAL_CSV", http_server.url("/pais.csv"))
+
+
+def test_real_national_projection_is_chile_with_the_four_region_comuna_file(
+    shared_data, warehouse_env, http_server, monkeypatch
+):
+    """The real INE national CSV and the real four-region comuna file served live: Chile is INE's own
+    figure under the national snapshot (not 2,323,778, the four regions' sum), it is the country's
+    denominator and the standard population, and regions 05.. have no value."""
+    national_path, comunas_path = (
+        shared_data / "health" / NATIONAL_REAL,
+        shared_data / "health" / COMUNAS_REAL,
+    )
+    for path in (national_path, comunas_path):
+        if not path.is_file():
+            pytest.skip(f"{path} not found")
+    monkeypatch.setenv("CONTEXT_LENS_OFFLINE", "1")  # places and deaths from their SAMPLE
+    assert _run(territories.ASSETS).success
+    assert _run([health.health_deaths]).success
+    monkeypatch.delenv("CONTEXT_LENS_OFFLINE")
+    _serve_population(http_server, monkeypatch, comunas_path.read_bytes(), national_path.read_bytes())
+    result = _run([health.health_population, health.health_rates, health.health_population_totals])
+    assert result.success
+    chile_2024 = sum(_national_by_age(national_path, 2024).values())
+    chile_2017 = _national_by_age(national_path, 2017)
+    with db.reader() as conn:
+        national_snapshot, mode = conn.execute(
+            "SELECT snapshot_id, mode FROM core.snapshots WHERE name = 'country-1992-2050'"
+        ).fetchone()
+        population = dict(
+            conn.execute(
+                "SELECT territory_id, value FROM core.observations WHERE indicator_id = 'population' "
+                "AND period = '2024' AND territory_id NOT LIKE 'comuna:%'"
+            ).fetchall()
+        )
+        country_inputs = conn.execute(
+            "SELECT role, input_snapshot_id FROM core.observation_inputs WHERE indicator_id = 'population' "
+            "AND territory_id = 'country:CL' AND period = '2024'"
+        ).fetchall()
+        rate = conn.execute(
+            "SELECT population, population_snapshot_id, standard FROM core.mortality_rates "
+            "WHERE territory_id = 'country:CL' AND period = '2017' AND cause_group = 'all_causes' AND sex = 'T'"
+        ).fetchone()
+        asr_inputs = conn.execute(
+            "SELECT role, input_snapshot_id FROM core.observation_inputs WHERE indicator_id = "
+            "'health_asr_all_causes' AND territory_id = 'country:CL' AND period = '2016-2020' ORDER BY ALL"
+        ).fetchall()
+        ratio_inputs = conn.execute(
+            "SELECT role, input_snapshot_id FROM core.observation_inputs WHERE indicator_id = "
+            "'health_asr_ratio_all_causes' AND territory_id = 'comuna:02201' AND period = '2016-2020'"
+        ).fetchall()
+        marts_mode = conn.execute(
+            "SELECT DISTINCT population_mode FROM marts.mortality_rates WHERE territory_id = 'country:CL'"
+        ).fetchall()
+    assert mode == "live"
+    assert chile_2024 == 20_086_377  # read from the file above; not the 2,323,778 of regions 01-04
+    assert population["country:CL"] == chile_2024
+    assert set(population) == {"country:CL", "region:01", "region:02", "region:03", "region:04"}
+    assert country_inputs == [("value", national_snapshot)]
+    # The country's 2017 person-years are INE's stated 2017 population, all ages (100+ in 80+).
+    assert rate[0] == sum(chile_2017.values()) and rate[1] == national_snapshot
+    assert rate[2].startswith("Chile 2017, INE estimaciones y proyecciones base 2017")
+    assert ("denominator", national_snapshot) in asr_inputs
+    assert ("standard_population", national_snapshot) in asr_inputs
+    assert ("denominator", national_snapshot) in ratio_inputs  # the ratio divides by Chile's ASR
+    assert marts_mode == [("live",)]
+    check = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "health_population_totals"
+    )
+    assert check.passed and check.metadata["comuna_file_complete"].value is False
+
+
+def test_refused_national_projection_publishes_no_chile(warehouse_env, http_server, monkeypatch):
+    """A national file whose TOTAL disagrees with its ages is refused, naming the source and snapshot:
+    the population asset fails and nothing is published (no sum of comunas is put in Chile's place)."""
+    monkeypatch.setenv("CONTEXT_LENS_OFFLINE", "1")
+    assert _run(territories.ASSETS).success
+    monkeypatch.delenv("CONTEXT_LENS_OFFLINE")
+    text = health.NATIONAL_SAMPLE.read_bytes().decode("cp1252").split("\r\n")
+    total = next(i for i, line in enumerate(text) if line.startswith("TOTAL;"))
+    cells = text[total].split(";")
+    cells[1] = str(int(cells[1].replace(".", "")) + 1)  # one person more than its ages add up to
+    text[total] = ";".join(cells)
+    _serve_population(
+        http_server, monkeypatch, health.POPULATION_SAMPLE.read_bytes(), "\r\n".join(text).encode("cp1252")
+    )
+    result = _run([health.health_population])
+    assert not result.success
+    error = result.get_step_failure_events()[0].event_specific_data.error
+    message = error.message + (error.cause.message if error.cause else "")
+    assert "ine_population" in message and "TOTAL" in message and "ine_population-" in message
+    with db.reader() as conn:
+        status = conn.execute(
+            "SELECT status FROM core.source_status WHERE source_id = 'ine_population'"
+        ).fetchone()
+        tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        published = (
+            conn.execute(
+                "SELECT count(*) FROM core.observations WHERE territory_id = 'country:CL'"
+            ).fetchone()[0]
+            if "observations" in tables
+            else 0
+        )
+    assert status == ("failed",)
+    assert published == 0 and "population_country" not in tables
+
+
+def test_country_cross_check_of_the_real_346_comunas_against_the_national_projection(shared_data):
+    """All 346 comunas (yearly totals, bastianolea's processed INE file) against INE's national
+    figure: the cross-check finds them equal in every year 2002-2035."""
+    national_path = shared_data / "health" / NATIONAL_REAL
+    comunas_path = shared_data / "health" / "bastianolea_censo_proyecciones_anio_comunas.csv"
+    for path in (national_path, comunas_path):
+        if not path.is_file():
+            pytest.skip(f"{path} not found")
+    with open(comunas_path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter=";"))
+    comunas = pd.DataFrame(
+        {
+            "comuna_code": [r["cut_comuna"].zfill(5) for r in rows],
+            "year": [int(r["año"]) for r in rows],
+            "population": [int(r["población"]) for r in rows],
+        }
+    )
+    country = ine_population.parse_national_projection(national_path.read_bytes(), "real")
+    check = health.country_cross_check(comunas, country)
+    assert list(check["year"]) == list(range(2002, 2036))
+    assert (check["relative_gap"] == 0).all()
+    assert check.set_index("year").loc[2024, "stated"] == sum(_national_by_age(national_path, 2024).values())
+    # Part of Chile is no check of Chile.
+    assert health.country_cross_check(comunas[comunas["comuna_code"] < "05000"], country).empty
