@@ -14,6 +14,7 @@ from sources.ine_population import (
     COMUNA_COLUMNS,
     ENDPOINTS,
     comunas_request,
+    national_request,
     parse_census_2017_comunas,
     parse_comunas,
     parse_comunas_csv,
@@ -207,3 +208,25 @@ def test_comunas_request_is_built_from_the_endpoint():
         comunas_request({"comunas_xlsx": "https://mirror.example/c.xlsx"}).url
         == "https://mirror.example/c.xlsx"
     )
+
+
+def test_national_request_is_built_from_the_endpoint():
+    assert national_request().url == ENDPOINTS["national_csv"]
+    assert national_request({"national_csv": "file:///mirror/pais.csv"}).url == "file:///mirror/pais.csv"
+    assert national_request().expect == "csv"
+
+
+def test_the_national_sample_is_the_sample_comunas_in_the_real_layout():
+    """The SAMPLE national file parses with the real file's parser (blocks, TOTAL rows checked)
+    and its 'country' is the sum of the sample comunas, ages 80..100+ adding up to their 80+."""
+    from sources.samples.health import make_sample
+
+    national = parse_national_projection(make_sample.HERE / make_sample.NATIONAL_CSV)
+    comunas = parse_comunas(make_sample.HERE / make_sample.POPULATION_CSV)
+    assert sorted(national["year"].unique()) == list(range(1992, 2051))
+    capped = national[national["sex"] != "T"].assign(age=national["age"].clip(upper=80))
+    summed = capped.groupby(["sex", "age", "year"])["population"].sum()
+    expected = comunas.groupby(["sex", "age", "year"])["population"].sum()
+    assert summed.loc[expected.index].to_dict() == expected.to_dict()
+    raw = (make_sample.HERE / make_sample.NATIONAL_CSV).read_bytes()
+    assert raw.startswith("POBLACIÓN TOTAL (AMBOS SEXOS);".encode("cp1252")) and b"\r\n" in raw

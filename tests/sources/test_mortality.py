@@ -281,3 +281,47 @@ def test_sample_generator_is_deterministic(tmp_path):
 
     for written in make_sample.main(tmp_path):
         assert written.read_bytes() == (SAMPLES / written.name).read_bytes(), written.name
+
+
+def test_a_stated_population_replaces_the_sum_of_comunas_as_the_denominator():
+    """The country's deaths (all rows, unknown residence too) over the population its publisher
+    states, not over the comunas the file holds; regions still sum their comunas."""
+    groups = list(AGE_GROUPS)
+    population = pd.DataFrame(
+        [(2020, "02201", sex, g, 100.0) for sex in ("M", "F") for g in groups],
+        columns=["year", "comuna_code", "sex", "age_group", "population"],
+    )
+    stated = pd.DataFrame(
+        [(2020, sex, g, 1000.0 + i) for sex in ("M", "F") for i, g in enumerate(groups)],
+        columns=["year", "sex", "age_group", "population"],
+    )
+    deaths = pd.DataFrame(
+        [(2020, "02201", "M", "80+", "all_causes", 10), (2020, "99999", "F", "80+", "all_causes", 4)],
+        columns=["year", "comuna_code", "sex", "age_group", "cause_group", "deaths"],
+    )
+    standard = StandardPopulation("flat", tuple([1.0] * len(groups)))
+    table = mortality_table(
+        deaths,
+        population,
+        standard=standard,
+        territories={"Country": None, "Calama": ["02201"]},
+        periods=[(2020, 2020)],
+        reference="Country",
+        stated_populations={"Country": stated},
+    )
+    rows = table[table["sex"] == "T"].set_index("territory")
+    top = 2 * (1000.0 + len(groups) - 1)  # both sexes of the stated 80+ group
+    assert rows.loc["Country", "population"] == stated["population"].sum()
+    assert rows.loc["Country", "deaths"] == 14
+    assert rows.loc["Country", "asr"] == pytest.approx(100_000 * 14 / top / len(groups))
+    assert rows.loc["Calama", "population"] == population["population"].sum()
+    assert rows.loc["Calama", "asr"] == pytest.approx(100_000 * 10 / 200 / len(groups))
+    with pytest.raises(ValueError, match="stated population lacks years"):
+        mortality_table(
+            deaths,
+            population,
+            standard=standard,
+            territories={"Country": None},
+            periods=[(2020, 2020)],
+            stated_populations={"Country": stated.assign(year=2019)},
+        )
