@@ -436,7 +436,6 @@ def population_observations(
         **table_declaration(
             POPULATION_COLUMNS,
             "core.population",
-            "core.population_country",
             extra={
                 "core.population_country": COUNTRY_POPULATION_COLUMNS,
                 "staging.population_parsed_totals": PARSED_TOTAL_COLUMNS,
