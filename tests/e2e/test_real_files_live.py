@@ -44,10 +44,12 @@ POPULATION_YEARS = (2022, 2024)  # the catastro years, so the per-1,000 rates ha
 LAYER_PATH = urlparse(mc.ENDPOINTS["catastro_2024_layer"]).path
 CNC_PATH = urlparse(mc.ENDPOINTS["cnc_2022_shapefile"]).path
 INE_PATH = urlparse(ine_population.ENDPOINTS["comunas_xlsx"]).path
+NATIONAL_PATH = urlparse(ine_population.ENDPOINTS["national_csv"]).path
 FILES = {
     "layer": ("campamentos", "minvu_catastro_campamentos_2024_featureserver.geojson"),
     "cnc": ("campamentos", "CNC2022_shp"),
     "population": ("health", "ine_proyecciones_comunas_2002-2035_regiones01-04.csv"),
+    "national": ("health", "ine_proyecciones_pais_1992-2050_base2017_edad_simple.csv"),
 }
 SETTLEMENT_INDICATORS = (
     "settlements_count",
@@ -104,10 +106,13 @@ def _serve(server, paths, env) -> list[dict]:
         server.script(CNC_PATH + part, Reply(200, body, {"Content-Type": "application/octet-stream"}))
     population = paths["population"].read_bytes()
     server.script(INE_PATH, Reply(200, population, {"Content-Type": "text/csv; charset=utf-8"}))
+    national = paths["national"].read_bytes()
+    server.script(NATIONAL_PATH, Reply(200, national, {"Content-Type": "text/csv; charset=windows-1252"}))
     for source, name, path in [
         ("MINVU_CAMPAMENTOS", "CATASTRO_2024_LAYER", LAYER_PATH),
         ("MINVU_CAMPAMENTOS", "CNC_2022_SHAPEFILE", CNC_PATH),
         ("INE_POPULATION", "COMUNAS_XLSX", INE_PATH),
+        ("INE_POPULATION", "NATIONAL_CSV", NATIONAL_PATH),
     ]:
         env.setenv(f"CONTEXT_LENS_ENDPOINT__{source}__{name}", server.url(path))
     return features
@@ -170,6 +175,15 @@ def _expected_population(path) -> tuple[dict[tuple[str, str], int], set[str]]:
                 totals[(f"region:{REGION}", str(year))] += people
                 totals[(f"comuna:{row['Comuna'].zfill(5)}", str(year))] += people
     return dict(totals), comunas
+
+
+def _chile_stated(path, year: int) -> int:
+    """Chile in `year` as INE's national file states it: the TOTAL row of its first block
+    (both sexes), '.' as thousands separator, read with the csv module."""
+    with open(path, encoding="cp1252", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    column = next(row for row in rows if row and row[0] == "EDAD").index(str(year))
+    return int(next(row for row in rows if row and row[0] == "TOTAL")[column].replace(".", ""))
 
 
 # --- one live build, shared by the tests below ----------------------------------------------------
@@ -252,7 +266,7 @@ def test_the_build_walks_the_layer_as_arcgis_pages_it_and_fetches_every_part_liv
     layer = [parse_qs(urlparse(r["path"]).query) for r in build.requests if LAYER_PATH in r["path"]]
     assert [int(q["resultOffset"][0]) for q in layer] == list(range(0, len(build.features), MAX_RECORD_COUNT))
     paths = Counter(r["path"] for r in build.requests if LAYER_PATH not in r["path"])
-    assert paths == {**{CNC_PATH + part: 1 for part in mc.SHAPEFILE_PARTS}, INE_PATH: 1}
+    assert paths == {**{CNC_PATH + part: 1 for part in mc.SHAPEFILE_PARTS}, INE_PATH: 1, NATIONAL_PATH: 1}
     # Every snapshot is live and came from the local server: no sample, no other host.
     snapshots = build.tables["snapshots"]
     assert {(source, mode) for source, mode, _ in snapshots} == {
@@ -313,7 +327,8 @@ def test_the_checks_see_the_quirks_of_the_real_files(build):
     assert [f["properties"]["FOLIO"] for f in empty] == [1320115]
     assert checks["settlement_territories_known"][0]  # every CUT is a comuna of the official division
     passed, totals = checks["health_population_totals"]
-    assert passed and totals["country_published"] is False and totals["mismatches"] == []
+    assert passed and totals["comuna_file_complete"] is False and totals["mismatches"] == []
+    assert totals["country_not_as_stated"] == []
 
 
 def test_every_one_of_those_values_is_labelled_live_with_its_inputs(build):
@@ -332,14 +347,28 @@ def test_every_one_of_those_values_is_labelled_live_with_its_inputs(build):
     assert profile and set(profile.values()) == {"live"}
 
 
-def test_chile_is_no_sum_of_the_four_regions_the_population_file_holds(build):
+def test_chile_is_the_figure_ine_states_not_a_sum_of_the_four_regions_the_comuna_file_holds(build):
     _, comunas_in_file = _expected_population(build.paths["population"])
-    assert not [row for row in build.tables["observations"] if row[:2] == ("population", "country:CL")]
-    assert not [row for row in build.tables["profile"] if row[:2] == ("population", "country:CL")]
+    chile = _chile_stated(build.paths["national"], 2024)
+    with open(build.paths["population"], encoding="utf-8", newline="") as handle:
+        four_regions = sum(int(row["Poblacion 2024"]) for row in csv.DictReader(handle))
+    assert chile == 20_086_377 and four_regions == 2_323_778 and len(comunas_in_file) == 40
+    assert build.observed()[("population", "country:CL", "2024")] == chile != four_regions
+    mode, inputs = next(
+        (m, i)
+        for ind, t, p, m, i in build.tables["lineage"]
+        if (ind, t, p) == ("population", "country:CL", "2024")
+    )
+    region = next(
+        i for ind, t, p, _, i in build.tables["lineage"] if (ind, t, p) == ("population", "region:02", "2024")
+    )
+    # Its one input is the national snapshot, not the comuna file's that the regions are summed from.
+    assert mode == "live" and inputs.startswith("value: ine_population ") and ";" not in inputs
+    assert inputs != region
     events = [
         e
         for e in build.places_and_people.get_asset_materialization_events()
         if e.asset_key.path[-1] == "health_population"
     ]
     left_out = events[-1].materialization.metadata["partial_levels_not_published"].value
-    assert left_out == {"country:CL": f"{len(comunas_in_file)} of {COMUNAS_OF_CHILE} comunas"}
+    assert left_out == {}  # Chile is stated, regions 01-04 are whole: nothing is left out
