@@ -135,15 +135,26 @@ def _four_region_csv() -> bytes:
 @case(
     "P02",
     "content",
-    "an INE population file holding only regions 01-04 (40 of 346 comunas)",
-    "published for those comunas and regions; no country:CL value; partial level reported; 0 rows lost",
+    "an INE population file holding only regions 01-04 (40 of 346 comunas), beside INE's national file",
+    "published for those comunas and regions; country:CL is the national file's figure, not the 40 comunas' "
+    "sum; 0 rows lost",
 )
 def four_region_population() -> str:
     body = _four_region_csv()
-    path = "/provenance-faults/ine_population/comunas.csv"
+    path, national_path = (
+        "/provenance-faults/ine_population/comunas.csv",
+        "/provenance-faults/ine_population/pais.csv",
+    )
     server().script(path, Reply(200, body, {"ETag": '"four-regions"', "Content-Type": "text/csv"}))
-    variable = f"CONTEXT_LENS_ENDPOINT__{ine_population.SOURCE.id.upper()}__COMUNAS_XLSX"
-    with workspace() as ws, environment(**{variable: server().url(path)}):
+    national = health.NATIONAL_SAMPLE.read_bytes()  # written by us in INE's national layout
+    server().script(national_path, Reply(200, national, {"ETag": '"pais"', "Content-Type": "text/csv"}))
+    stated = ine_population.parse_national_projection(national).query("sex == 'T' and year == 2024")
+    prefix = f"CONTEXT_LENS_ENDPOINT__{ine_population.SOURCE.id.upper()}__"
+    variables = {
+        f"{prefix}COMUNAS_XLSX": server().url(path),
+        f"{prefix}NATIONAL_CSV": server().url(national_path),
+    }
+    with workspace() as ws, environment(**variables):
         before = capture(ws.root)
         run_asset(health.health_population, FaultSources(max_attempts=1, backoff_seconds=0.01))
         with connect(ws.db, read_only=True) as conn:
@@ -157,14 +168,23 @@ def four_region_population() -> str:
                 "SELECT count(DISTINCT territory_id) FROM core.observations "
                 "WHERE indicator_id = 'population' AND territory_id LIKE 'comuna:%'"
             ).fetchone()[0]
-        expected = {f"region:{r}" for r in ("01", "02", "03", "04")}
+        expected = {f"region:{r}" for r in ("01", "02", "03", "04")} | {"country:CL"}
         require(set(levels) == expected, f"population published for {sorted(levels)}, not {sorted(expected)}")
+        summed = sum(v for t, v in levels.items() if t.startswith("region:"))
+        chile = levels["country:CL"]
+        require(
+            chile == stated["population"].sum() and chile != summed,
+            f"country:CL 2024 is {chile}, not the national file's {stated['population'].sum()} (40 comunas: {summed})",
+        )
         require(comunas == 40, f"{comunas} comunas published, not 40")
         old = before.tables.get("core.observations", [])
         new = capture(ws.root).tables.get("core.observations", [])
         lost = sorted(set(map(repr, old)) - set(map(repr, new)))
         require(not lost, f"{len(lost)} observations already served were lost or altered, e.g. {lost[:1]}")
-        return f"published: 40 comunas and {', '.join(sorted(levels))}; no country:CL (40 of 346 comunas); 0 rows lost"
+        return (
+            f"published: 40 comunas and {', '.join(sorted(levels))}; country:CL {chile:,.0f} as the national "
+            f"file states it, not the 40 comunas' {summed:,.0f}; 0 rows lost"
+        )
 
 
 @case(
