@@ -415,6 +415,15 @@ def _serve_population(http_server, monkeypatch, comunas: bytes, national: bytes)
     monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__INE_POPULATION__NATIONAL_CSV", http_server.url("/pais.csv"))
 
 
+def _inputs(conn, indicator: str, territory: str, period: str) -> list[tuple[str, str]]:
+    """(role, snapshot) of every input of one observation."""
+    return conn.execute(
+        "SELECT role, input_snapshot_id FROM core.observation_inputs "
+        "WHERE indicator_id = ? AND territory_id = ? AND period = ? ORDER BY ALL",
+        [indicator, territory, period],
+    ).fetchall()
+
+
 def test_real_national_projection_is_chile_with_the_four_region_comuna_file(
     shared_data, warehouse_env, http_server, monkeypatch
 ):
@@ -447,22 +456,13 @@ def test_real_national_projection_is_chile_with_the_four_region_comuna_file(
                 "AND period = '2024' AND territory_id NOT LIKE 'comuna:%'"
             ).fetchall()
         )
-        country_inputs = conn.execute(
-            "SELECT role, input_snapshot_id FROM core.observation_inputs WHERE indicator_id = 'population' "
-            "AND territory_id = 'country:CL' AND period = '2024'"
-        ).fetchall()
+        country_inputs = _inputs(conn, "population", "country:CL", "2024")
         rate = conn.execute(
             "SELECT population, population_snapshot_id, standard FROM core.mortality_rates "
             "WHERE territory_id = 'country:CL' AND period = '2017' AND cause_group = 'all_causes' AND sex = 'T'"
         ).fetchone()
-        asr_inputs = conn.execute(
-            "SELECT role, input_snapshot_id FROM core.observation_inputs WHERE indicator_id = "
-            "'health_asr_all_causes' AND territory_id = 'country:CL' AND period = '2016-2020' ORDER BY ALL"
-        ).fetchall()
-        ratio_inputs = conn.execute(
-            "SELECT role, input_snapshot_id FROM core.observation_inputs WHERE indicator_id = "
-            "'health_asr_ratio_all_causes' AND territory_id = 'comuna:02201' AND period = '2016-2020'"
-        ).fetchall()
+        asr_inputs = _inputs(conn, "health_asr_all_causes", "country:CL", "2016-2020")
+        ratio_inputs = _inputs(conn, "health_asr_ratio_all_causes", "comuna:02201", "2016-2020")
         marts_mode = conn.execute(
             "SELECT DISTINCT population_mode FROM marts.mortality_rates WHERE territory_id = 'country:CL'"
         ).fetchall()
