@@ -155,9 +155,9 @@ def resolve_sites(
             if kind in by_kind:
                 continue
             if polygons.get(kind):
-                problems.append(f"the point lies in no {kind} polygon of core.territories")
+                problems.append(f"the point lies in no {kind} polygon of the loaded boundaries")
             else:
-                problems.append(f"no {kind} polygons are loaded in core.territories yet (territories family)")
+                problems.append(f"no {kind} polygons are loaded yet (territories family)")
         if not by_kind and any(polygons.get(k) for k in SITE_KINDS):
             raise StudyConfigError(
                 f"{study.id}.yaml: field '{site.field}' ({site.name}): the point lat {site.lat}, lon {site.lon} "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,7 @@ import pandas as pd
 import yaml
 from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from pipelines.studies import Study
 from warehouse.badges import badge
@@ -73,6 +75,12 @@ def number_format(indicator_id: str, unit: str) -> str:
         return "percent"
     if "ratio" in unit or "_ratio_" in (indicator_id or ""):
         return "ratio"
+    if (
+        unit.startswith("probability")
+        or "p_value" in (indicator_id or "")
+        or "pvalue" in (indicator_id or "")
+    ):
+        return "probability"
     if unit.startswith("index"):
         return "index"
     if " per " in unit:
@@ -80,6 +88,11 @@ def number_format(indicator_id: str, unit: str) -> str:
     if unit.split(" ")[0] in COUNT_UNITS:
         return "count"
     return "decimal"
+
+
+def _three(value: float) -> str:
+    """A Babel pattern giving at least three significant digits (6.57, 65.7, 657.3)."""
+    return "#,##0.00" if abs(value) < 10 else "#,##0.0"
 
 
 @dataclass(frozen=True)
@@ -100,11 +113,11 @@ class Numbers:
             return texts(self.lang)["no_value"]
         value = float(value)
         t = texts(self.lang)
-        if kind == "money":
+        if kind == "money":  # three significant digits in millions or thousands of millions
             if abs(value) >= 1e9:
-                return t["money_billion"].format(value=self.decimal(value / 1e9, "#,##0.0"))
+                return t["money_billion"].format(value=self.decimal(value / 1e9, _three(value / 1e9)))
             if abs(value) >= 1e6:
-                return t["money_million"].format(value=self.decimal(value / 1e6, "#,##0.0"))
+                return t["money_million"].format(value=self.decimal(value / 1e6, _three(value / 1e6)))
             return self.decimal(round(value), "#,##0") + " CLP"
         if kind == "count":
             return self.decimal(round(value), "#,##0")
@@ -114,10 +127,10 @@ class Numbers:
             return self.decimal(value, "#,##0.00")
         if kind == "index":
             return self.decimal(value, "#,##0.00#")
-        if kind == "rate":
+        if kind == "rate" and abs(value) >= 10:
             return self.decimal(value, "#,##0" if abs(value) >= 1000 else "#,##0.0")
-        if kind == "probability":
-            return self.decimal(value, "0.000")
+        if kind == "probability":  # a p-value below 0.001 is written as such, not as 1.05E-13
+            return "< " + self.decimal(0.001, "0.000") if 0 <= value < 0.001 else self.decimal(value, "0.000")
         magnitude = abs(value)
         if magnitude >= 1000:
             return self.decimal(value, "#,##0")
@@ -125,7 +138,7 @@ class Numbers:
             return self.decimal(value, "#,##0.0")
         if magnitude >= 0.01 or magnitude == 0:
             return self.decimal(value, "#,##0.00#")
-        return self.decimal(value, "0.###E0")
+        return self.decimal(value, "@@@" if magnitude >= 1e-6 else "0.##E0")  # 0.00816; 5.8E-11
 
     def of(self, value, indicator_id: str, unit: str) -> str:
         return self(value, number_format(indicator_id, unit), unit)
@@ -389,7 +402,14 @@ def _environment(markdown: bool) -> Environment:
         keep_trailing_newline=True,
     )
     environment.filters["md"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
+    environment.filters["marked"] = marked
     return environment
+
+
+def marked(text: str) -> Markup:
+    """Escaped text with its **bold** spans as <strong> (the texts' only markup)."""
+    escaped = str(escape(text))
+    return Markup(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped))
 
 
 def context(study: Study, lens: Lens, scope: LensScope, lang: str) -> dict:
@@ -432,3 +452,7 @@ def write_pdf(values: dict, target: Path) -> int:
     document.write_pdf(temp)
     temp.replace(target)
     return len(document.pages)
+
+
+def render_template(name: str, values: dict, markdown: bool) -> str:
+    return _environment(markdown).get_template(name).render(**values)

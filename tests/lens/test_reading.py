@@ -3,6 +3,8 @@ from templates, and lens.pdf (WeasyPrint) within its page bound with the claims 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pipelines import reading
@@ -17,7 +19,11 @@ MAX_PAGES = 25
     [
         (121_857_304_000, "money", "en", "121.9 thousand million CLP"),
         (121_857_304_000, "money", "es", "121,9 mil millones de CLP"),
-        (6_568_573_000, "money", "en", "6.6 thousand million CLP"),
+        (6_568_573_000, "money", "en", "6.57 thousand million CLP"),
+        (121_857_304_000, "money", "es", "121,9 mil millones de CLP"),
+        (1.05e-13, "probability", "en", "< 0.001"),
+        (0.0412, "probability", "es", "0,041"),
+        (-0.00816, "rate", "en", "-0.00816"),
         (403_048_200, "money", "es", "403,0 millones de CLP"),
         (52.0, "count", "en", "52"),
         (12_345.0, "count", "es", "12.345"),
@@ -45,6 +51,7 @@ def test_numbers_for_people(value, kind, lang, expected):
         ("x", "ratio (1 = same age-standardised rate as Chile)", "ratio"),
         ("x", "index (0 = equality, 1 = maximal inequality)", "index"),
         ("x", "m3/s", "decimal"),
+        ("x", "probability (two-sided)", "probability"),
     ],
 )
 def test_number_format_read_from_the_unit(indicator_id, unit, kind):
@@ -113,7 +120,7 @@ def test_pdf_exists_within_its_page_bound_with_the_claims_table(sample_env):
 
 
 def test_axis_ticks_are_round():
-    from pipelines.report import nice_ticks
+    from pipelines.charts import nice_ticks
 
     assert nice_ticks(19.63, 49.51) == [10, 20, 30, 40, 50]
     assert nice_ticks(0.311, 0.47) == [0.3, 0.4, 0.5]
@@ -122,7 +129,7 @@ def test_axis_ticks_are_round():
 def test_a_chart_with_more_series_than_colours_says_what_it_left_out():
     import pandas as pd
 
-    from pipelines.report import PALETTE, series_chart
+    from pipelines.charts import PALETTE, series_chart
 
     rows = [
         {
@@ -148,7 +155,7 @@ def test_a_chart_with_more_series_than_colours_says_what_it_left_out():
 
 def test_map_has_a_scale_bar_marks_sample_geometry_and_labels_do_not_collide():
     from pipelines.lens import MapData
-    from pipelines.report import map_svg
+    from pipelines.lens_map import map_svg
 
     box = {"type": "Polygon", "coordinates": [[[-70, -24], [-68, -24], [-68, -22], [-70, -22], [-70, -24]]]}
     feature = {"name": "Calama", "geometry": box, "label": [-69, -23]}
@@ -170,3 +177,23 @@ def test_map_has_a_scale_bar_marks_sample_geometry_and_labels_do_not_collide():
     assert "SAMPLE geometry" not in map_svg(
         MapData((-70.5, -24.5, -67.5, -21.5), [{**layers[0], "sample": False}])
     )
+
+
+def test_the_whole_lens_in_spanish_from_the_same_templates(sample_env):
+    """--lang es: the body (focus, sections, sources) speaks Spanish too, numbers in es_CL."""
+    from pipelines.lens import study_scope
+    from pipelines.report import render
+    from warehouse import db
+
+    with db.reader() as conn:
+        scope = study_scope(conn, sample_env.study)
+    front = reading.context(sample_env.study, sample_env.built.lens, scope, "es")
+    markdown, page = render(sample_env.study, sample_env.built.lens, scope, None, {}, front)
+    for heading in ("## Foco del estudio", "## Condiciones de gobernanza", "## Fuentes y limitaciones"):
+        assert heading in markdown
+    for english in ("## Study focus", "Study question", "claim level", "Sources and limitations"):
+        assert english not in markdown and english not in page
+    assert "nivel de afirmación: **contribución**" in markdown
+    assert '<html lang="es">' in page and "<strong>contribución</strong>" in page
+    # Babel's es_CL: a decimal comma in the body's values, e.g. "585,0" deaths per 100,000
+    assert re.search(r"\| \d+,\d ", markdown)

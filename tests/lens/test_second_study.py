@@ -58,5 +58,5 @@ def test_empty_warehouse_gives_a_lens_that_says_what_is_missing(warehouse_env):
     assert site["status"] == "unresolved" and "no comuna polygons are loaded" in site["message"]
     md = (warehouse_env / "output" / "lens" / "calama-loa-2025" / "lens.md").read_text(encoding="utf-8")
     assert md.count("No indicator for this section is in the warehouse yet") == 3
-    assert "No map: core.territories holds no polygon" in md
+    assert "No map: no boundary polygon of the focus territories is loaded yet" in md
     assert "Site not placed" in md and "no comuna polygons are loaded" in md
