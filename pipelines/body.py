@@ -163,13 +163,16 @@ def indicator_block(w: Writer, rows: pd.DataFrame, comparisons: pd.DataFrame, la
     unit = unit_text(shown.text(w.lang, "unit", _text(first.unit)))
     label = shown.text(w.lang, "label", _text(first.label))
     kind = number_format(indicator_id, _text(first.unit))
-    named = rows.assign(territory_name=rows["territory_id"].map(w.names).fillna(rows["territory_name"]))
+    named = rows.assign(
+        territory_name=rows["territory_id"].map(w.names).fillna(rows["territory_name"]),
+        source_title=rows["source_id"].map(w.source_titles),
+    )
     latest = headline(named, last_year)
     chart_title = f"{label}, {unit}" if unit else label
-    drawn = [charts.series_chart(named, unit, chart_title, w.lang)]
-    interval = charts.interval_chart(latest, unit, chart_title, indicator_id, w.lang)
+    drawn = [charts.series_chart(named, unit, chart_title, w.lang, kind)]
+    interval = charts.interval_chart(latest, unit, chart_title, indicator_id, w.lang, kind)
     if not interval and named["period"].nunique() == 1:
-        interval = charts.bar_chart(latest, unit, chart_title, w.lang)
+        interval = charts.bar_chart(latest, unit, chart_title, w.lang, kind)
     drawn.append(interval)
     mine = comparisons[comparisons["indicator_id"] == indicator_id]
     if kind == "probability":  # a ratio of two p-values means nothing

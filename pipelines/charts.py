@@ -1,76 +1,46 @@
-"""Charts of the lens as inline SVG: yearly series per territory, intervals and bars.
+"""Charts of the lens as Vega-Lite specifications (Altair), rendered offline to static SVG (vl-convert).
 
-Every chart says how many series its data has (`data-series`) and how many it draws
-(`data-drawn`); nothing is dropped in silence.
+Every series the data has is drawn: up to `MAX_LINES` territories share one chart (20
+colours, the legend names each one); more become small multiples, one panel per territory.
+When one series is over 20 times another, the y scale is logarithmic (positive values) or
+each panel gets its own scale. Ticks are Vega's "nice" round numbers; p-values and zero rate
+ratios are never drawn as marks (the tables hold them). Each chart carries its source line
+and a SAMPLE mark when any input is sample. The root <svg> says how many series its data has
+(`data-series`) and how many it draws (`data-drawn`). The same data gives the same bytes.
 """
 
-import html
+from __future__ import annotations
+
 import math
 import re
-from types import SimpleNamespace
+from functools import lru_cache
+from html import escape
 
+import altair as alt
 import pandas as pd
 
 from warehouse.lens import KIND_ORDER, ROLE_ORDER
 
-PALETTE = ["#b2182b", "#2166ac", "#1b7837", "#762a83", "#e08214", "#01665e", "#c51b7d", "#8c510a", "#4d4d4d"]
-
-
-def records(frame: pd.DataFrame) -> list[SimpleNamespace]:
-    """Rows as attribute objects; much faster than itertuples on the wide lens frames."""
-    return [SimpleNamespace(**row) for row in frame.to_dict("records")]
-
-
-def _missing(value) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def fmt(value) -> str:
-    """A number for a reader: thousands separated, three significant decimals below one."""
-    if _missing(value):
-        return "–"
-    value = float(value)
-    magnitude = abs(value)
-    if magnitude >= 1000:
-        return f"{value:,.0f}"
-    if magnitude >= 1:
-        return f"{value:,.2f}"
-    if magnitude == 0:
-        return "0"
-    return f"{value:.3g}"
-
-
-def _signed(value) -> str:
-    return "–" if _missing(value) else ("+" if value > 0 else "") + fmt(value)
-
-
-def _date(value) -> str:
-    return "–" if _missing(value) or value is pd.NaT else str(value)[:10]
-
-
-def _scale(lo: float, hi: float, out_lo: float, out_hi: float):
-    span = (hi - lo) or 1.0
-    return lambda v: out_lo + (v - lo) / span * (out_hi - out_lo)
-
-
-def _svg_open(kind: str, title: str, width: int, height: int) -> str:
-    return (
-        f'<svg class="chart" data-chart="{kind}" role="img" aria-label="{html.escape(title)}" '
-        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
-        f"<title>{html.escape(title)}</title>"
-    )
-
-
-SERIES_COLUMNS = [
-    "territory_id",
-    "territory_name",
-    "role",
-    "value",
-    "trend_per_year",
-    "trend_intercept",
-    "trend_first_year",
-    "trend_last_year",
-]
+MAX_LINES = 20  # one chart with a colour each; beyond, small multiples
+PANEL_COLUMNS = 4
+WIDTH = 560
+SPREAD = 20  # one series over 20 times another flattens it: log scale or separate panels
+PALETTE = [  # ColorBrewer / Tableau 20, colour-blind-aware order, focus first
+    "#b2182b", "#2166ac", "#1b7837", "#762a83", "#e08214", "#01665e", "#c51b7d", "#8c510a",
+    "#4d4d4d", "#5aae61", "#9970ab", "#f4a582", "#92c5de", "#d6604d", "#4393c3", "#a6dba0",
+    "#c2a5cf", "#fdb863", "#80cdc1", "#bababa",
+]  # fmt: skip
+LOCALES = {"en": "en-GB", "es": "es-ES"}  # d3-format locales vl-convert ships
+WORDS = {
+    "en": {"year": "Year", "source": "Source", "sample": "SAMPLE data: do not cite", "log": "log scale",
+           "panels": "one panel per territory, each on its own scale", "zero": "not drawn (ratio 0)",
+           "reference": "reference", "same": "1 = same as the comparison",
+           "million": "million CLP", "billion": "thousand million CLP"},
+    "es": {"year": "Año", "source": "Fuente", "sample": "datos de MUESTRA: no citar", "log": "escala logarítmica",
+           "panels": "un panel por territorio, cada uno con su escala", "zero": "no dibujado (razón 0)",
+           "reference": "referencia", "same": "1 = igual que la comparación",
+           "million": "millones de CLP", "billion": "miles de millones de CLP"},
+}  # fmt: skip
 
 
 def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
@@ -88,85 +58,11 @@ def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
     return ticks
 
 
-def series_chart(group: pd.DataFrame, unit: str, title: str, lang: str = "en") -> str:
-    """Yearly series per territory (focus solid, comparisons dashed) with each focus trend line dotted."""
-    yearly = group[group["period"].astype(str).str.fullmatch(r"\d{4}") & group["value"].notna()].copy()
-    if yearly.empty:
-        return ""
-    yearly["year"] = yearly["period"].astype(int)
-    yearly = yearly[[*SERIES_COLUMNS, "year"]]
-    counts = yearly.groupby("territory_id")["year"].nunique()
-    yearly = yearly[yearly["territory_id"].isin(counts[counts >= 2].index)]
-    if yearly.empty:
-        return ""
-    width, height, left, right, top, bottom = 640, 230, 64, 170, 16, 30
-    x0, x1 = int(yearly["year"].min()), int(yearly["year"].max())
-    y0, y1 = float(yearly["value"].min()), float(yearly["value"].max())
-    if y0 == y1:
-        y0, y1 = y0 - 1, y1 + 1
-    ticks = nice_ticks(y0, y1)
-    y0, y1 = min(y0, ticks[0]), max(y1, ticks[-1])
-    sx, sy = _scale(x0, x1, left, width - right), _scale(y0, y1, height - bottom, top)
-    parts = [_svg_open("series", title, width, height)]
-    parts.append(
-        f'<line class="axis" x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}"/>'
-        f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}"/>'
-    )
-    for tick in sorted({x0, x1, (x0 + x1) // 2}):
-        parts.append(
-            f'<text class="tick" x="{sx(tick):.1f}" y="{height - 10}" text-anchor="middle">{tick}</text>'
-        )
-    for tick in ticks:
-        parts.append(
-            f'<text class="tick" x="{left - 4}" y="{sy(tick) + 4:.1f}" text-anchor="end">{fmt(tick)}</text>'
-        )
-    territories = yearly[["territory_id", "territory_name", "role"]].drop_duplicates("territory_id")
+def _ordered_territories(frame: pd.DataFrame) -> pd.DataFrame:
+    territories = frame[["territory_id", "territory_name", "role"]].drop_duplicates("territory_id")
     kind = territories["territory_id"].str.split(":").str[0].map(KIND_ORDER).fillna(9)
     territories = territories.assign(_role=territories["role"].map(ROLE_ORDER).fillna(9), _kind=kind)
-    territories = territories.sort_values(["_role", "_kind", "territory_id"])  # the region before its comunas
-    drawn, rest = records(territories.head(len(PALETTE))), records(territories.iloc[len(PALETTE) :])
-    parts[0] = parts[0].replace(
-        "<svg ", f'<svg data-series="{len(territories)}" data-drawn="{len(drawn)}" ', 1
-    )
-    for index, t in enumerate(drawn):
-        colour = PALETTE[index]
-        rows = yearly[yearly["territory_id"] == t.territory_id].sort_values("year")
-        dash = "" if t.role == "focus" else ' stroke-dasharray="5 3"'
-        points = " ".join(
-            f"{sx(y):.1f},{sy(v):.1f}" for y, v in zip(rows["year"], rows["value"], strict=True)
-        )
-        parts.append(
-            f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="2"{dash} points="{points}"/>'
-        )
-        points_rows = records(rows)
-        for r in points_rows:
-            parts.append(
-                f'<circle cx="{sx(r.year):.1f}" cy="{sy(r.value):.1f}" r="2.5" fill="{colour}">'
-                f"<title>{html.escape(str(t.territory_name))} {r.year}: {fmt(r.value)} {html.escape(unit)}</title></circle>"
-            )
-        first = points_rows[0]
-        if t.role == "focus" and not _missing(first.trend_per_year):
-            a, b = int(first.trend_first_year), int(first.trend_last_year)
-            slope, intercept = float(first.trend_per_year), float(first.trend_intercept)
-            ya, yb = slope * a + intercept, slope * b + intercept
-            parts.append(
-                f'<line class="trend" x1="{sx(a):.1f}" y1="{sy(ya):.1f}" x2="{sx(b):.1f}" y2="{sy(yb):.1f}" '
-                f'stroke="{colour}" stroke-dasharray="1 3" stroke-width="1.5">'
-                f"<title>trend {html.escape(str(t.territory_name))} {a}–{b}: {_signed(slope)} {html.escape(unit)} per year</title></line>"
-            )
-        label_y = top + 14 * index + 8
-        parts.append(
-            f'<text class="legend" x="{width - right + 10}" y="{label_y}" fill="{colour}">'
-            f"{html.escape(str(t.territory_name)[:24])}{'' if t.role == 'focus' else ' (' + t.role + ')'}</text>"
-        )
-    if rest:  # said, never dropped in silence: the table below and data/ hold every series
-        parts.append(
-            f'<text class="legend" x="{width - right + 10}" y="{top + 14 * len(drawn) + 8}" fill="#444">'
-            f"+ {len(rest)} more in the table</text><title>not drawn: "
-            f"{html.escape(', '.join(str(t.territory_name) for t in rest))}</title>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+    return territories.sort_values(["_role", "_kind", "territory_id"])  # the region before its comunas
 
 
 def _is_ratio(unit: str, indicator_id: str) -> bool:
@@ -174,71 +70,201 @@ def _is_ratio(unit: str, indicator_id: str) -> bool:
     return "ratio" in text or re.search(r"(^|_)rr(_|$)", indicator_id.lower()) is not None
 
 
-def interval_chart(latest: pd.DataFrame, unit: str, title: str, indicator_id: str, lang: str = "en") -> str:
+def _caption(frame: pd.DataFrame, lang: str, extra: list[str]) -> list[str]:
+    words = WORDS[lang]
+    lines = []
+    if "source_title" in frame.columns:
+        titles = sorted({str(t) for t in frame["source_title"].dropna()})
+        if titles:
+            lines.append(f"{words['source']}: {'; '.join(titles)}"[:160])
+    if "mode" in frame.columns and (frame["mode"] == "sample").any():
+        lines.append(words["sample"])
+    return lines + extra
+
+
+@lru_cache(maxsize=4096)
+def _svg(spec_json: str, lang: str) -> str:
+    import vl_convert
+
+    return vl_convert.vegalite_to_svg(spec_json, format_locale=LOCALES[lang])
+
+
+def _render(chart: alt.TopLevelMixin, kind: str, title: str, lang: str, series: int, drawn: int) -> str:
+    """The chart as inline SVG, its root marked for the page script and the tests."""
+    spec = chart.to_json(sort_keys=True, indent=None)
+    svg = _svg(spec, lang)
+    svg = re.sub(r'\s+xmlns:xlink="[^"]*"', "", svg, count=1)
+    attributes = (
+        f'class="chart" data-chart="{kind}" data-series="{series}" data-drawn="{drawn}" role="img" '
+        f'aria-label="{escape(title)}" '
+    )
+    svg = re.sub(r'<svg ([^>]*?)class="marks" ', lambda m: f"<svg {attributes}{m[1]}", svg, count=1)
+    return svg.replace(">", f"><title>{escape(title)}</title>", 1)
+
+
+def _money_unit(data: pd.DataFrame, unit: str, kind: str, lang: str) -> str:
+    """Money drawn in millions or thousands of millions of CLP (the data frame is scaled in place)."""
+    if kind != "money" or data.empty:
+        return unit
+    top = float(data["value"].abs().max())
+    for name in ("value", "low", "high"):
+        if name in data.columns:
+            data[name] = data[name] / (1e9 if top >= 1e10 else 1e6 if top >= 1e7 else 1)
+    if top >= 1e10:
+        return WORDS[lang]["billion"]
+    return WORDS[lang]["million"] if top >= 1e7 else unit
+
+
+def _title(title: str, lines: list[str]) -> alt.TitleParams:
+    return alt.TitleParams(
+        text=title, subtitle=lines or [""], anchor="start", fontSize=13, subtitleFontSize=10
+    )
+
+
+def series_chart(group: pd.DataFrame, unit: str, title: str, lang: str = "en", kind: str = "") -> str:
+    """Yearly series per territory: focus solid, comparisons dashed, every territory drawn."""
+    if kind == "probability":
+        return ""  # p-values are read in the table, not as a line
+    yearly = group[group["period"].astype(str).str.fullmatch(r"\d{4}") & group["value"].notna()].copy()
+    if yearly.empty:
+        return ""
+    yearly["year"] = yearly["period"].astype(int)
+    counts = yearly.groupby("territory_id")["year"].nunique()
+    yearly = yearly[yearly["territory_id"].isin(counts[counts >= 2].index)]
+    if yearly.empty:
+        return ""
+    words = WORDS[lang]
+    territories = _ordered_territories(yearly)
+    order = territories["territory_name"].astype(str).tolist()
+    series = len(order)
+    data = yearly.assign(
+        territory=yearly["territory_name"].astype(str),
+        line=yearly["role"].map(lambda r: "focus" if r == "focus" else "comparison"),
+    )[["territory", "line", "year", "value"]].sort_values(["territory", "year"])
+    unit = _money_unit(data, unit, kind, lang)
+    maxima = data.groupby("territory")["value"].apply(lambda v: v.abs().max())
+    spread = maxima.max() / max(maxima[maxima > 0].min(), 1e-300) if (maxima > 0).any() else 1.0
+    positive = bool((data["value"] > 0).all())
+    panels = series > MAX_LINES or (spread > SPREAD and not positive)
+    extra = []
+    if spread > SPREAD and positive:
+        y_scale = alt.Scale(type="log", nice=True)
+        extra.append(words["log"])
+    else:
+        y_scale = alt.Scale(nice=True, zero=False)
+    if panels:
+        extra.append(words["panels"])
+    x = alt.X("year:Q", title=words["year"], axis=alt.Axis(format="d", tickMinStep=1))
+    y = alt.Y("value:Q", title=unit, scale=y_scale, axis=alt.Axis(tickCount=5, titleLimit=190))
+    dash = alt.StrokeDash(
+        "line:N",
+        scale=alt.Scale(domain=["focus", "comparison"], range=[[1, 0], [5, 3]]),
+        legend=None,
+    )
+    colour = alt.Color(
+        "territory:N",
+        scale=alt.Scale(domain=order, range=[PALETTE[i % len(PALETTE)] for i in range(series)]),
+        legend=alt.Legend(title=None, orient="right", labelLimit=180, symbolLimit=0, columns=1),
+    )
+    base = alt.Chart(alt.Data(values=data.to_dict("records")))
+    lines = base.mark_line(point=alt.OverlayMarkDef(size=18), strokeWidth=1.8).encode(
+        x=x, y=y, color=colour, strokeDash=dash
+    )
+    if panels:
+        chart = lines.properties(width=WIDTH // PANEL_COLUMNS - 20, height=90).facet(
+            facet=alt.Facet("territory:N", sort=order, title=None), columns=PANEL_COLUMNS
+        )
+        chart = chart.resolve_scale(y="independent").properties(
+            title=_title(title, _caption(group, lang, extra))
+        )
+    else:
+        chart = lines.properties(
+            width=WIDTH - 180, height=200, title=_title(title, _caption(group, lang, extra))
+        )
+    return _render(chart.configure_view(stroke=None), "series", title, lang, series, series)
+
+
+def interval_chart(
+    latest: pd.DataFrame, unit: str, title: str, indicator_id: str, lang: str = "en", kind: str = ""
+) -> str:
     """Dot and whisker per territory for the latest period, with a reference line (1 for ratios)."""
     rows = latest[latest["value"].notna()].copy()
-    if rows.empty or not (rows["lower"].notna() | rows["upper"].notna()).any():
+    if kind == "probability" or rows.empty or not (rows["lower"].notna() | rows["upper"].notna()).any():
         return ""
-    rows = rows.head(24)
-    width, left, right, row_h, top = 640, 200, 30, 18, 20
-    height = top + row_h * len(rows) + 26
-    lows = rows["lower"].fillna(rows["value"])
-    highs = rows["upper"].fillna(rows["value"])
-    reference, reference_name = (
-        (1.0, "1 = same as the comparison") if _is_ratio(unit, indicator_id) else (None, "")
+    words = WORDS[lang]
+    extra = []
+    ratio = _is_ratio(unit, indicator_id)
+    if ratio:  # a ratio of 0 (no deaths) is a count, not a point on a ratio scale
+        zero = rows[rows["value"] <= 0]
+        if len(zero):
+            extra.append(f"{words['zero']}: {', '.join(zero['territory_name'].astype(str))}")
+        rows = rows[rows["value"] > 0]
+    if rows.empty:
+        return ""
+    rows = rows.assign(
+        territory=rows["territory_name"].astype(str),
+        low=rows["lower"].fillna(rows["value"]),
+        high=rows["upper"].fillna(rows["value"]),
+        line=rows["role"].map(lambda r: "focus" if r == "focus" else "comparison"),
     )
+    order = rows["territory"].tolist()
+    data = rows[["territory", "line", "value", "low", "high"]].copy()
+    unit = _money_unit(data, unit, kind, lang)
+    reference, reference_name = (1.0, words["same"]) if ratio else (None, "")
     if reference is None:
         country = rows[rows["territory_id"].str.startswith("country:")]
         if len(country):
-            reference, reference_name = (
-                float(country["value"].iloc[0]),
-                str(country["territory_name"].iloc[0]),
-            )
-    lo = min(float(lows.min()), reference if reference is not None else math.inf)
-    hi = max(float(highs.max()), reference if reference is not None else -math.inf)
-    pad = (hi - lo) * 0.05 or 1.0
-    sx = _scale(lo - pad, hi + pad, left, width - right)
-    parts = [_svg_open("interval", title, width, height)]
+            reference, reference_name = float(country["value"].iloc[0]), str(country["territory"].iloc[0])
+    colour = alt.Color(
+        "line:N", scale=alt.Scale(domain=["focus", "comparison"], range=[PALETTE[0], "#555555"]), legend=None
+    )
+    y = alt.Y("territory:N", sort=order, title=None, axis=alt.Axis(labelLimit=200))
+    x_scale = alt.Scale(nice=True, zero=False)
+    base = alt.Chart(alt.Data(values=data.to_dict("records")))
+    layers = [
+        base.mark_rule(strokeWidth=2).encode(
+            x=alt.X("low:Q", title=unit[:60], scale=x_scale), x2="high:Q", y=y, color=colour
+        ),
+        base.mark_point(filled=True, size=40).encode(x="value:Q", y=y, color=colour),
+    ]
     if reference is not None:
-        parts.append(
-            f'<line class="reference" x1="{sx(reference):.1f}" y1="{top - 6}" x2="{sx(reference):.1f}" '
-            f'y2="{height - 22}"><title>reference {fmt(reference)}</title></line>'
-            f'<text class="tick" x="{sx(reference):.1f}" y="{height - 8}" text-anchor="middle">'
-            f"{html.escape(reference_name)}: {fmt(reference)}</text>"
+        extra.append(f"{words['reference']}: {reference_name}")
+        layers.append(
+            alt.Chart(alt.Data(values=[{"ref": reference}]))
+            .mark_rule(strokeDash=[4, 3], color="#777777")
+            .encode(x="ref:Q")
         )
-    for index, (r, low, high) in enumerate(zip(records(rows), lows, highs, strict=True)):
-        y = top + row_h * index + row_h / 2
-        colour = PALETTE[0] if r.role == "focus" else "#555"
-        parts.append(
-            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{html.escape(str(r.territory_name)[:28])}</text>'
-            f'<line class="whisker" x1="{sx(low):.1f}" y1="{y:.1f}" x2="{sx(high):.1f}" y2="{y:.1f}" stroke="{colour}"/>'
-            f'<circle cx="{sx(r.value):.1f}" cy="{y:.1f}" r="3.5" fill="{colour}"><title>{html.escape(str(r.territory_name))} '
-            f"{html.escape(str(r.period))}: {fmt(r.value)} [{fmt(r.lower)}–{fmt(r.upper)}] {html.escape(unit)}</title></circle>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+    height = max(18 * len(order), 40)
+    chart = alt.layer(*layers).properties(
+        width=WIDTH - 220, height=height, title=_title(title, _caption(latest, lang, extra))
+    )
+    return _render(chart.configure_view(stroke=None), "interval", title, lang, len(order), len(order))
 
 
-def bar_chart(latest: pd.DataFrame, unit: str, title: str, lang: str = "en") -> str:
+def bar_chart(latest: pd.DataFrame, unit: str, title: str, lang: str = "en", kind: str = "") -> str:
     """Horizontal bars when there is one period and several territories (e.g. nine comunas)."""
-    rows = latest[latest["value"].notna()].head(24)
-    if len(rows) < 2:
+    rows = latest[latest["value"].notna()]
+    if kind == "probability" or len(rows) < 2:
         return ""
-    width, left, right, row_h, top = 640, 200, 90, 18, 8
-    height = top + row_h * len(rows) + 8
-    hi = max(float(rows["value"].max()), 0.0)
-    lo = min(float(rows["value"].min()), 0.0)
-    sx = _scale(lo, hi or 1.0, left, width - right)
-    parts = [_svg_open("bars", title, width, height)]
-    for index, r in enumerate(records(rows)):
-        y = top + row_h * index
-        x_start, x_end = sorted((sx(0), sx(r.value)))
-        colour = PALETTE[1] if r.role == "focus" else "#999"
-        parts.append(
-            f'<text class="tick" x="{left - 6}" y="{y + 12}" text-anchor="end">{html.escape(str(r.territory_name)[:28])}</text>'
-            f'<rect x="{x_start:.1f}" y="{y + 2}" width="{max(x_end - x_start, 0.5):.1f}" height="{row_h - 5}" fill="{colour}">'
-            f"<title>{html.escape(str(r.territory_name))} {html.escape(str(r.period))}: {fmt(r.value)} {html.escape(unit)}</title></rect>"
-            f'<text class="tick" x="{x_end + 4:.1f}" y="{y + 12}">{fmt(r.value)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+    data = rows.assign(
+        territory=rows["territory_name"].astype(str),
+        line=rows["role"].map(lambda r: "focus" if r == "focus" else "comparison"),
+    )[["territory", "line", "value"]].copy()
+    unit = _money_unit(data, unit, kind, lang)
+    order = data["territory"].tolist()
+    colour = alt.Color(
+        "line:N", scale=alt.Scale(domain=["focus", "comparison"], range=[PALETTE[1], "#999999"]), legend=None
+    )
+    base = alt.Chart(alt.Data(values=data.to_dict("records")))
+    y = alt.Y("territory:N", sort=order, title=None, axis=alt.Axis(labelLimit=200))
+    chart = alt.layer(
+        base.mark_bar().encode(
+            x=alt.X("value:Q", title=unit[:60], scale=alt.Scale(nice=True)), y=y, color=colour
+        ),
+        base.mark_text(align="left", dx=3, fontSize=10).encode(
+            x="value:Q", y=y, text=alt.Text("value:Q", format=",.3~g")
+        ),
+    ).properties(
+        width=WIDTH - 260, height=max(18 * len(order), 40), title=_title(title, _caption(latest, lang, []))
+    )
+    return _render(chart.configure_view(stroke=None), "bars", title, lang, len(order), len(order))

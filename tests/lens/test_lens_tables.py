@@ -120,7 +120,13 @@ def test_provenance_and_freshness_against_cadence(sample_env):
 
 
 def test_rebuild_is_deterministic(sample_env):
+    from pipelines import charts
+
+    before = {n: (sample_env.folder / n).read_bytes() for n in ("lens.html", "lens.md")}
+    charts._svg.cache_clear()  # the charts are rendered again, not served from memory
     again = build_lens(WarehouseResource(), sample_env.study)
+    for name, content in before.items():  # byte-identical documents, charts included
+        assert (sample_env.folder / name).read_bytes() == content, name
     assert again.lens.content_hash == sample_env.built.lens.content_hash
     manifest = dict(
         (r["key"], r["value"]) for r in _rows("SELECT key, value FROM lens.sample_lens_test_manifest")

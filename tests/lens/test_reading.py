@@ -126,31 +126,76 @@ def test_axis_ticks_are_round():
     assert nice_ticks(0.311, 0.47) == [0.3, 0.4, 0.5]
 
 
-def test_a_chart_with_more_series_than_colours_says_what_it_left_out():
-    import pandas as pd
-
-    from pipelines.charts import PALETTE, series_chart
-
+def _series_rows(count: int, scale=lambda i: 1.0) -> list[dict]:
     rows = [
         {
             "territory_id": f"comuna:021{i:02d}",
             "territory_name": f"Comuna {i}",
             "role": "focus",
             "period": str(year),
-            "value": float(i + year - 2000),
-            "trend_per_year": None,
-            "trend_intercept": None,
-            "trend_first_year": None,
-            "trend_last_year": None,
+            "value": float(i + year - 2000) * scale(i),
+            "source_title": "SAMPLE source",
+            "mode": "sample",
         }
-        for i in range(12)
+        for i in range(count)
         for year in (2020, 2021, 2022)
     ]
-    rows += [{**r, "territory_id": "region:02", "territory_name": "Region"} for r in rows[:3]]
-    svg = series_chart(pd.DataFrame(rows), "CLP", "t")
-    assert f'data-series="13" data-drawn="{len(PALETTE)}"' in svg
-    assert ">Region</text>" in svg  # the region is drawn before its comunas
-    assert f"+ {13 - len(PALETTE)} more in the table" in svg
+    return rows + [{**r, "territory_id": "region:02", "territory_name": "Region"} for r in rows[:3]]
+
+
+def test_a_chart_draws_every_series_it_has():
+    import pandas as pd
+
+    from pipelines.charts import series_chart
+
+    svg = series_chart(pd.DataFrame(_series_rows(12)), "CLP", "t")
+    assert 'data-series="13" data-drawn="13"' in svg
+    for name in ["Region", *(f"Comuna {i}" for i in range(12))]:
+        assert f">{name}</text>" in svg  # each one named in the legend
+    assert "SAMPLE data: do not cite" in svg and "Source: SAMPLE source" in svg
+    assert svg.index(">Region</text>") < svg.index(">Comuna 0</text>")  # the region before its comunas
+
+
+def test_more_series_than_colours_become_small_multiples():
+    import pandas as pd
+
+    from pipelines.charts import MAX_LINES, series_chart
+
+    svg = series_chart(pd.DataFrame(_series_rows(MAX_LINES + 4)), "CLP", "t")
+    assert f'data-series="{MAX_LINES + 5}" data-drawn="{MAX_LINES + 5}"' in svg
+    assert "one panel per territory" in svg and ">Comuna 23</text>" in svg
+
+
+def test_a_series_100_times_another_gets_a_log_scale_and_p_values_no_chart():
+    import pandas as pd
+
+    from pipelines.charts import interval_chart, series_chart
+
+    flat = series_chart(pd.DataFrame(_series_rows(2)), "m³/s", "t")
+    assert "log scale" not in flat
+    steep = series_chart(pd.DataFrame(_series_rows(2, lambda i: 1000.0**i)), "m³/s", "t")
+    assert "log scale" in steep
+    assert series_chart(pd.DataFrame(_series_rows(2)), "p", "t", kind="probability") == ""
+    ratios = pd.DataFrame(
+        [
+            {"territory_id": "comuna:02101", "territory_name": "Antofagasta", "role": "focus", "period": "2016-2020",
+             "value": 1.2, "lower": 1.1, "upper": 1.3},
+            {"territory_id": "comuna:02202", "territory_name": "Ollagüe", "role": "focus", "period": "2016-2020",
+             "value": 0.0, "lower": 0.0, "upper": 3.1},
+        ]
+    )  # fmt: skip
+    svg = interval_chart(ratios, "ratio", "t", "health_rr_x")
+    assert 'data-series="1"' in svg and "not drawn (ratio 0): Ollagüe" in svg
+
+
+def test_charts_are_byte_identical_across_renders():
+    import pandas as pd
+
+    from pipelines import charts
+
+    first = charts.series_chart(pd.DataFrame(_series_rows(5)), "CLP", "t", "es")
+    charts._svg.cache_clear()
+    assert charts.series_chart(pd.DataFrame(_series_rows(5)), "CLP", "t", "es") == first
 
 
 def test_map_has_a_scale_bar_marks_sample_geometry_and_labels_do_not_collide():
