@@ -322,6 +322,7 @@ def _indicator_entry(
         "badge": mode,
         "higher_is": higher if isinstance(higher, str) and higher in ("better", "worse") else "",
         "headline": shown.headline,
+        "indicator_id": indicator_id,
         "order": shown.order,
     }
 
@@ -371,6 +372,44 @@ def sections_view(lens: Lens, scope: LensScope, lang: str) -> list[dict]:
     return sections
 
 
+def key_figures(lens: Lens, scope: LensScope, sections: list[dict], lang: str) -> dict:
+    """The summary's table: each headline indicator for every focus territory, the region and Chile.
+
+    Rows follow the sections and their headline ranks; a column is a focus territory (region,
+    then comunas, then basins) or Chile, kept only when it has a value. A cell from another period
+    than the row's names its period; every cell carries its mode badge.
+    """
+    num, names = Numbers(lang), territory_names(scope, lang)
+    roles = scope.territories
+    focus = roles[roles["role"] == "focus"]
+    rank = focus["kind"].map(lambda k: HEADLINE_KINDS.index(k) if k in HEADLINE_KINDS else 9)
+    order = focus.assign(_rank=rank.map({0: 0, 1: 3, 2: 1, 3: 2}).fillna(9)).sort_values(
+        "_rank", kind="stable"
+    )
+    columns = [*order["territory_id"], "country:CL"]
+    indicators = lens.indicators
+    rows, used = [], set()
+    for section in sections:
+        for entry in section["headlines"]:
+            mine = _latest(indicators[indicators["indicator_id"] == entry["indicator_id"]])
+            mine = mine[mine["territory_id"].isin(columns) & mine["value"].notna()]
+            by_territory = {r["territory_id"]: r for r in mine.to_dict("records")}
+            cells = {}
+            for territory_id, r in by_territory.items():
+                kind = number_format(entry["indicator_id"], r.get("unit") or "")
+                cells[territory_id] = {
+                    "value": num(r["value"], kind),
+                    "period": "" if str(r["period"]) == entry["period"] else str(r["period"]),
+                    "badge": badge(r.get("mode"), r.get("freshness")),
+                }
+                used.add(territory_id)
+            rows.append(
+                {"label": entry["label"], "unit": entry["unit"], "period": entry["period"], "cells": cells}
+            )
+    shown = [c for c in columns if c in used]
+    return {"columns": [{"id": c, "name": names.get(c, c)} for c in shown], "rows": rows}
+
+
 def sources_view(lens: Lens) -> list[dict]:
     sources = lens.tables["sources"]
     out = []
@@ -415,13 +454,15 @@ def marked(text: str) -> Markup:
 def context(study: Study, lens: Lens, scope: LensScope, lang: str) -> dict:
     t = texts(lang)
     as_of = lens.as_of.isoformat() if lens.as_of else t["latest"]
+    sections = sections_view(lens, scope, lang)
     return {
         "t": t,
         "lang": lang,
         "study": {"id": study.id, "title": study.title},
         "meta": t["meta"].format(study=study.id, as_of=as_of, reference=lens.reference_date.isoformat()),
         "claims": claims_view(lens, study, lang, territory_names(scope, lang)),
-        "sections": sections_view(lens, scope, lang),
+        "sections": sections,
+        "key_figures": key_figures(lens, scope, sections, lang),
         "sources": sources_view(lens),
         "stylesheet": stylesheet("print.css") + stylesheet("reader.css"),
     }

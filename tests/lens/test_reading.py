@@ -86,7 +86,19 @@ def test_front_matter_in_both_languages(sample_env):
         "state_presence",
         "structural_constraints",
     ]
-    page = reading.front_html(english)
+    # the key figures: a headline indicator for each focus territory with data and Chile, badge on each
+    headline = {"indicator_id": "sample_gdp", "label": "GDP", "unit": "USD", "period": "2020"}
+    figures = reading.key_figures(built.lens, scope, [{"headlines": [headline]}], "en")
+    assert [c["id"] for c in figures["columns"]] == ["region:02", "country:CL"]
+    (row,) = figures["rows"]
+    gdp = built.lens.indicators.query("indicator_id == 'sample_gdp'")
+    newest = gdp.assign(y=gdp["period"].astype(int)).sort_values("y").groupby("territory_id").tail(1)
+    for territory_id in ("region:02", "country:CL"):
+        value = newest.loc[newest["territory_id"] == territory_id, "value"].iloc[0]
+        assert row["cells"][territory_id]["value"] == reading.Numbers("en")(value)
+        assert row["cells"][territory_id]["badge"] == "live"
+    page = reading.front_html(english | {"key_figures": figures})
+    assert "Key figures by focus territory, against Chile" in page
     assert "The study&#39;s claims checked against the data" in page and "None" not in page
     assert "Las afirmaciones del estudio" in reading.front_html(spanish)
     markdown = reading.front_markdown(spanish)
