@@ -52,6 +52,8 @@ TOPICS = {
 }
 # Mart tables shown as they are, under a section's topic.
 MART_SECTIONS = {"basin_comparison": ("structural_constraints", "water")}
+# Lists of the focus territories' cases, under a section's topic.
+LIST_SECTIONS = {"focus_conflicts": ("governance", "conflicts")}
 MART_ROWS = 40
 
 
@@ -275,6 +277,45 @@ def mart_table(w: Writer, name: str, frame: pd.DataFrame, sources: pd.DataFrame)
     }
 
 
+def conflicts_view(w: Writer, frame: pd.DataFrame) -> dict:
+    """The focus territories' conflicts: title linked to the INDH page, start year, status, where."""
+    b = w.b
+    rows = []
+    for c in records(frame):
+        where = _text(c.comuna_name) or w.names.get(f"region:{_text(c.placed_region_code)}", "")
+        mode = _text(c.mode) or "unknown"
+        rows.append(
+            [
+                link(_text(c.title), _text(c.url)),
+                str(int(c.start_year)) if not _missing(c.start_year) else "",
+                b["conflict_status"].get(_text(c.status), _text(c.status)),
+                _text(c.sector),
+                where,
+                b["yes_word"] if c.indigenous_territory is True else "",
+                {"badge": mode, "text": w.badge_text(mode)},
+            ]
+        )
+    used = set(frame["source_id"].dropna()) if "source_id" in frame.columns else set()
+    return {
+        "header": [
+            b["conflict"],
+            b["year"],
+            b["status"],
+            b["sector"],
+            b["where"],
+            b["indigenous"],
+            b["mode"],
+        ],
+        "rows": rows,
+        "source": ", ".join(sorted(w.source_titles.get(s, s) for s in used)),
+        "sample": (
+            ("all" if (frame["mode"] == "sample").all() else "some")
+            if len(frame) and (frame["mode"] == "sample").any()
+            else ""
+        ),
+    }
+
+
 def _distinct_titles(blocks: list[dict]) -> None:
     """Two indicators that read alike (Population, persons) get their source in the title."""
     counts: dict[str, int] = {}
@@ -308,17 +349,25 @@ def section_view(
     for topic in [*TOPICS.get(key, ()), Topic("other", ())]:
         group = by_topic.get(topic.key)
         marts = [n for n, (s, t) in MART_SECTIONS.items() if s == key and t == topic.key and n in extras]
+        lists = [n for n, (s, t) in LIST_SECTIONS.items() if s == key and t == topic.key and n in extras]
         if topic.key == "other" and group is None:
             continue
         texts_of = w.b["topics"].get(topic.key, {})
         entry = {"title": texts_of.get("title", w.b["other_topic"]), "missing": "", "blocks": [], "marts": []}
-        if group is None and not marts:
+        if group is None and not marts and not lists:
             entry["missing"] = w.b["topic_missing"].format(expected=texts_of.get("expected", ""))
         if group is not None:
             blocks = dict(iter(group.groupby("indicator_id", sort=True)))
             for indicator_id in sorted(blocks, key=lambda i: (presentation(i).order, i)):  # registry order
                 entry["blocks"].append(indicator_block(w, blocks[indicator_id], comparisons, last_year))
         entry["marts"] = [mart_table(w, name, extras[name], sources) for name in marts]
+        entry["conflicts"] = (
+            conflicts_view(w, extras["focus_conflicts"])
+            if LIST_SECTIONS["focus_conflicts"] == (key, topic.key) and "focus_conflicts" in extras
+            else None
+        )
+        if entry["conflicts"] is not None:
+            entry["missing"] = ""
         topics.append(entry)
     _distinct_titles([block for topic in topics for block in topic["blocks"]])
     return {

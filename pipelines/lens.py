@@ -36,6 +36,7 @@ from warehouse.lens import (
     LensScope,
     build_lens_tables,
     export_lens,
+    focus_conflicts,
 )
 
 LENS_VIEWS = SQL_DIR / "views" / "90_lens.sql"
@@ -542,6 +543,8 @@ def build_lens(warehouse: WarehouseResource, study: Study) -> LensBuild:
             lens.tables["claims"] = claims
             geo = map_data(conn, scope)
             extras = mart_extras(conn)
+            roles = scope.territories
+            conflicts = focus_conflicts(conn, list(roles.loc[roles["role"] == "focus", "territory_id"]))
             profile = conn.execute(
                 "SELECT * FROM marts.territory_profile WHERE territory_id IN (SELECT unnest(?::VARCHAR[])) "
                 "ORDER BY territory_id, indicator_id",
@@ -556,6 +559,8 @@ def build_lens(warehouse: WarehouseResource, study: Study) -> LensBuild:
         if present:
             export_lens(conn, lens, folder / "data", study.id, study.title, exports)
     front = reading.context(study, lens, scope, reading.language())
+    if conflicts is not None:  # listed in the lens, not exported: the mart itself is in output/export
+        extras = extras | {"focus_conflicts": conflicts}
     markdown, page = render(study, lens, scope, geo, extras, front)
     write_report(study, markdown, page, folder)
     reading.write_pdf(front, folder / "lens.pdf")

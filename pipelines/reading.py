@@ -323,6 +323,9 @@ def _indicator_entry(
         "higher_is": higher if isinstance(higher, str) and higher in ("better", "worse") else "",
         "headline": shown.headline,
         "indicator_id": indicator_id,
+        "value_unit": ""
+        if kind in ("money", "percent", "share", "count", "ratio")
+        else shown.text(lang, "unit", unit),
         "order": shown.order,
     }
 

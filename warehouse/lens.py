@@ -615,6 +615,39 @@ def gap_rows(
     return frame.drop_duplicates().reset_index(drop=True)
 
 
+CONFLICT_COLUMNS = (
+    "title", "start_year", "status", "sector", "indigenous_territory", "url", "comuna_name",
+    "located_comuna_code", "located_basin_code", "placed_region_code", "mode", "source_id",
+)  # fmt: skip
+
+
+def focus_conflicts(conn: duckdb.DuckDBPyConnection, territory_ids: list[str]) -> pd.DataFrame | None:
+    """The documented socio-environmental conflicts placed in the focus comunas, basins or regions.
+
+    None when marts.socioenvironmental_conflicts does not exist (the conflicts family has not run),
+    an empty frame when it exists and none is in the focus territories. Newest first.
+    """
+    present = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts' "
+        "AND table_name = 'socioenvironmental_conflicts'"
+    ).fetchone()[0]
+    if not present:
+        return None
+
+    def codes(kind: str) -> list[str]:
+        return [t.split(":", 1)[1] for t in territory_ids if t.startswith(f"{kind}:")]
+
+    columns = ", ".join(CONFLICT_COLUMNS)
+    return conn.execute(
+        f"SELECT {columns} FROM marts.socioenvironmental_conflicts "  # noqa: S608 (constant column list)
+        "WHERE located_comuna_code IN (SELECT unnest(?::VARCHAR[])) "
+        "OR located_basin_code IN (SELECT unnest(?::VARCHAR[])) "
+        "OR placed_region_code IN (SELECT unnest(?::VARCHAR[])) "
+        "ORDER BY start_year DESC NULLS LAST, title",
+        [codes("comuna"), codes("basin"), codes("region")],
+    ).df()
+
+
 def _canonical(frame: pd.DataFrame) -> str:
     """Rows as sorted CSV text: floats to 12 significant digits, every kind of missing value alike."""
     canonical = frame.copy()
