@@ -440,7 +440,7 @@ def focus_view(w: Writer, study: Study, lens: Lens, scope: LensScope, geo) -> di
         "dates": b["dates"].format(start=study.start.isoformat(), end=study.end.isoformat(), periods=periods),
         "coverage_header": [b["focus_territory"], *[w.t["sections"][s]["title"] for s in SECTION_ORDER]],
         "coverage": coverage,
-        "map": Markup(map_svg(geo)) if geo is not None else "",
+        "map": Markup(map_svg(geo, w.lang)) if geo is not None else "",
         "not_on_map": b["not_on_map"].format(layers=", ".join(missing_layers)) if missing_layers else "",
     }
 

@@ -1,9 +1,13 @@
-"""The lens map as inline SVG: focus territories, basins, settlements, gauges, facilities, conflicts
-and sites, with a legend, a scale bar, labels that do not collide and SAMPLE geometry marked."""
+"""The lens map: focus territories, basins, settlements, gauges, facilities, conflicts, air stations
+and sites, with a legend, a scale bar, labels that do not collide and SAMPLE geometry marked.
 
-import html
+This module projects and places; `templates/_map.html.j2` writes the SVG and its legend, and
+`templates/texts.yaml` (body.map) holds the words in each language.
+"""
+
 import math
-import re
+
+from pipelines import reading
 
 MAP_STYLES = {
     "region": "fill:#f3efe6;stroke:#8a8170;stroke-width:1",
@@ -14,8 +18,11 @@ MAP_STYLES = {
     "gauge": "fill:#1b7837;stroke:#fff;stroke-width:.6",
     "facility": "fill:#2b8cbe;stroke:#fff;stroke-width:.5",
     "conflict": "fill:#e6550d;stroke:#fff;stroke-width:.6",
+    "air_station": "fill:#6a51a3;stroke:#fff;stroke-width:.6",
     "site": "fill:#111;stroke:#fff;stroke-width:1.5",
 }
+WIDTH = 640
+LABEL_CHARS = 36
 
 
 def _swatch(style: str) -> str:
@@ -36,105 +43,107 @@ def _rings(geometry: dict) -> list[list]:
     return []
 
 
-def map_svg(geo) -> str:
-    """An equirectangular map (longitudes shrunk by cos(latitude)) of the focus, basins, settlements,
-    gauges and sites."""
+def _mark(style: str, geometry: dict, name: str, project) -> dict | None:
+    """One feature as a mark: a circle, a triangle (gauges) or a path."""
+    if geometry.get("type") == "Point":
+        x, y = project(*geometry["coordinates"][:2])
+        if style == "gauge":
+            d = f"M{x:.1f},{y - 5:.1f} L{x + 4.5:.1f},{y + 3.5:.1f} L{x - 4.5:.1f},{y + 3.5:.1f} Z"
+            return {"shape": "path", "d": d, "name": name}
+        return {
+            "shape": "circle",
+            "x": f"{x:.1f}",
+            "y": f"{y:.1f}",
+            "r": 6 if style == "site" else 2.8,
+            "name": name,
+        }
+    d = " ".join(
+        "M" + " L".join(f"{px:.1f},{py:.1f}" for px, py in (project(*pt[:2]) for pt in ring)) + " Z"
+        for ring in _rings(geometry)
+        if len(ring) >= 3
+    )
+    return {"shape": "path", "d": d, "name": name, "evenodd": True} if d else None
+
+
+def _label(style: str, feature: dict, name: str, project, width: int) -> dict | None:
+    short = name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1] + "…"
+    if style == "site":
+        x, y = project(*feature["geometry"]["coordinates"][:2])
+        end = x > width * 0.55  # a site on the right is labelled on its left, inside the frame
+        return {"x": x - 9 if end else x + 9, "y": y + 4, "end": end, "css": "site-label", "text": short}
+    if feature.get("label") and style in ("comuna", "basin", "basin-other"):
+        x, y = project(*feature["label"])
+        return {"x": x, "y": y, "end": False, "css": f"{style}-label", "text": name}
+    return None
+
+
+def map_view(geo, lang: str = "en") -> dict | None:
+    """An equirectangular map (longitudes shrunk by cos(latitude)), ready for the template."""
     if geo is None:
-        return ""
+        return None
+    words = reading.texts(lang)["body"]["map"]
     west, south, east, north = geo.extent
     shrink = math.cos(math.radians((south + north) / 2))
-    width = 640
+    width = WIDTH
     height = int(min(max(width * (north - south) / max((east - west) * shrink, 1e-9), 240), 820))
-    # keep the aspect: fit the tighter dimension
-    span_x, span_y = (east - west) * shrink, north - south
+    span_x, span_y = (east - west) * shrink, north - south  # keep the aspect: fit the tighter dimension
     scale = min(width / span_x, height / span_y)
     cx, cy = (west + east) / 2, (south + north) / 2
 
     def project(lon: float, lat: float) -> tuple[float, float]:
         return width / 2 + (lon - cx) * shrink * scale, height / 2 - (lat - cy) * scale
 
-    parts = [
-        f'<svg id="lens-map" data-map="study" class="map" role="img" aria-label="Map of the study area" '
-        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
-        "<title>Study area</title>"
-    ]
-    legend, all_labels = [], []
+    layers, labelled = [], []
     for index, layer in enumerate(geo.layers):
-        layer_id = f"map-layer-{index}"
         style = MAP_STYLES.get(layer["style"], "fill:none;stroke:#999")
         marks, labels = [], []
         for feature in layer["features"]:
-            full = str(feature.get("name") or "")
-            name, short = html.escape(full), html.escape(full if len(full) <= 36 else full[:35] + "…")
-            geometry = feature["geometry"]
-            if geometry.get("type") == "Point":
-                x, y = project(*geometry["coordinates"][:2])
-                if layer["style"] == "site":
-                    marks.append(
-                        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" style="{style}"><title>{name}</title></circle>'
-                    )
-                    labels.append(
-                        f'<text class="map-label site-label" x="{x - 9 if x > width * 0.55 else x + 9:.1f}" '
-                        f'y="{y + 4:.1f}" text-anchor="{"end" if x > width * 0.55 else "start"}">{short}</text>'
-                    )
-                elif layer["style"] == "gauge":
-                    marks.append(
-                        f'<path d="M{x:.1f},{y - 5:.1f} L{x + 4.5:.1f},{y + 3.5:.1f} L{x - 4.5:.1f},{y + 3.5:.1f} Z" '
-                        f'style="{style}"><title>{name}</title></path>'
-                    )
-                else:
-                    marks.append(
-                        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.8" style="{style}"><title>{name}</title></circle>'
-                    )
-                continue
-            path = " ".join(
-                "M" + " L".join(f"{px:.1f},{py:.1f}" for px, py in (project(*pt[:2]) for pt in ring)) + " Z"
-                for ring in _rings(geometry)
-                if len(ring) >= 3
-            )
-            if path:
-                marks.append(
-                    f'<path d="{path}" style="{style}" fill-rule="evenodd"><title>{name}</title></path>'
-                )
-            if feature.get("label") and layer["style"] in ("comuna", "basin", "basin-other"):
-                x, y = project(*feature["label"])
-                labels.append(
-                    f'<text class="map-label {layer["style"]}-label" x="{x:.1f}" y="{y:.1f}">{name}</text>'
-                )
-        parts.append(f'<g id="{layer_id}" class="layer">{"".join(marks)}</g>')
-        all_labels.append((0 if layer["style"] == "site" else 1, layer_id, labels))  # sites placed first
-        count = len(layer["features"])
-        sample = " · SAMPLE geometry" if layer.get("sample") else ""
-        legend.append(
-            f'<label><input type="checkbox" checked data-layer="{layer_id}"> '
-            f'<span class="swatch" style="background:{_swatch(style)}"></span>{html.escape(layer["name"])} '
-            f"({count}{sample})</label>"
+            name = str(feature.get("name") or "")
+            mark = _mark(layer["style"], feature["geometry"], name, project)
+            if mark:
+                marks.append(mark)
+            label = _label(layer["style"], feature, name, project, width)
+            if label:
+                labels.append(label)
+        layer_id = f"map-layer-{index}"
+        layers.append(
+            {
+                "id": layer_id,
+                "style": style,
+                "swatch": _swatch(style),
+                "name": words["layers"].get(layer["style"], layer["name"]),
+                "count": len(layer["features"]),
+                "sample": bool(layer.get("sample")),
+                "marks": marks,
+            }
         )
+        labelled.append((0 if layer["style"] == "site" else 1, layer_id, labels))  # sites placed first
     placed: list[tuple[float, float, float, float]] = []
-    for _, layer_id, labels in sorted(all_labels, key=lambda item: item[0]):  # none over another
-        kept = [text for text in labels if _place_label(text, placed, width, height)]
-        parts.append(f'<g class="labels" data-labels-for="{layer_id}">{"".join(kept)}</g>')
-    parts.append(_scale_bar(scale, shrink, height))
-    if any(layer.get("sample") for layer in geo.layers):
-        parts.append(
-            '<text class="map-sample" x="8" y="18" fill="#b2182b" font-weight="700">'
-            "SAMPLE geometry: not official boundaries</text>"
-        )
-    parts.append("</svg>")
-    return (
-        '<figure class="map-figure">'
-        + "".join(parts)
-        + f'<figcaption class="legend">{" ".join(legend)}</figcaption></figure>'
-    )
+    label_groups = [
+        {"layer": layer_id, "labels": [lab for lab in labels if _place_label(lab, placed, width, height)]}
+        for _, layer_id, labels in sorted(labelled, key=lambda item: item[0])  # none over another
+    ]
+    return {
+        "width": width,
+        "height": height,
+        "layers": layers,
+        "label_groups": label_groups,
+        "scale_bar": _scale_bar(scale, height),
+        "sample": any(layer["sample"] for layer in layers),
+        "words": words,
+    }
 
 
-def _place_label(text: str, placed: list, width: int, height: int) -> bool:
+def map_svg(geo, lang: str = "en") -> str:
+    view = map_view(geo, lang)
+    return reading.render_template("_map.html.j2", {"map": view}, markdown=False) if view else ""
+
+
+def _place_label(label: dict, placed: list, width: int, height: int) -> bool:
     """Keep a label when its box (estimated from its length) overlaps no kept one and stays inside."""
-    x = float(re.search(r' x="([-\d.]+)"', text)[1])
-    y = float(re.search(r' y="([-\d.]+)"', text)[1])
-    length = 6.2 * len(html.unescape(re.sub(r"<[^>]+>", "", text)))
-    left = x - length if 'text-anchor="end"' in text else x
-    box = (left, y - 11, left + length, y + 3)
+    length = 6.2 * len(label["text"])
+    left = label["x"] - length if label["end"] else label["x"]
+    box = (left, label["y"] - 11, left + length, label["y"] + 3)
     if box[0] < 0 or box[2] > width or box[1] < 0 or box[3] > height:
         return False
     if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
@@ -143,19 +152,12 @@ def _place_label(text: str, placed: list, width: int, height: int) -> bool:
     return True
 
 
-def _scale_bar(scale: float, shrink: float, height: int) -> str:
+def _scale_bar(scale: float, height: int) -> dict:
     """A scale bar of a round length near 120 px (km at the map's middle latitude)."""
     km_per_px = 111.32 / scale  # one degree of latitude is ~111.32 km; x is already shrunk by cos(lat)
     target = 120 * km_per_px
     power = 10 ** math.floor(math.log10(target))
     length_km = max(m * power for m in (1, 2, 5, 10) if m * power <= target)
-    pixels = length_km / km_per_px
-    x, y = 12, height - 14
     label = f"{length_km:,.0f} km" if length_km >= 1 else f"{length_km * 1000:,.0f} m"
-    return (
-        f'<g class="scale-bar" data-km="{length_km:g}"><line x1="{x}" y1="{y}" x2="{x + pixels:.1f}" y2="{y}" '
-        'stroke="#222" stroke-width="2"/>'
-        f'<line x1="{x}" y1="{y - 4}" x2="{x}" y2="{y + 4}" stroke="#222"/>'
-        f'<line x1="{x + pixels:.1f}" y1="{y - 4}" x2="{x + pixels:.1f}" y2="{y + 4}" stroke="#222"/>'
-        f'<text x="{x + pixels / 2:.1f}" y="{y - 6}" text-anchor="middle" font-size="11">{label}</text></g>'
-    )
+    return {"x": 12, "y": height - 14, "pixels": f"{length_km / km_per_px:.1f}", "end": f"{12 + length_km / km_per_px:.1f}",
+            "middle": f"{12 + length_km / km_per_px / 2:.1f}", "km": f"{length_km:g}", "label": label}  # fmt: skip
