@@ -136,6 +136,12 @@ class Writer:
     def num(self) -> Numbers:
         return Numbers(self.lang)
 
+    @classmethod
+    def for_lens(cls, lens: Lens, scope: LensScope, lang: str) -> Writer:
+        sources = lens.tables["sources"]
+        titles = dict(zip(sources["source_id"], sources["title"], strict=True))
+        return cls(lang, territory_names(scope, lang), titles)
+
     def badge_text(self, mode: str) -> str:
         return self.t["badges"].get(mode, mode)
 
@@ -513,9 +519,7 @@ def reproducibility_view(w: Writer, study: Study, lens: Lens) -> list[str]:
 
 def body_view(study: Study, lens: Lens, scope: LensScope, geo, extras: dict, lang: str) -> dict:
     sources = lens.tables["sources"]
-    w = Writer(
-        lang, territory_names(scope, lang), dict(zip(sources["source_id"], sources["title"], strict=True))
-    )
+    w = Writer.for_lens(lens, scope, lang)
     indicators = lens.indicators
     keys = [k for k in SECTION_ORDER]
     keys += sorted(set(indicators["section"]) - set(keys))

@@ -35,11 +35,13 @@ WORDS = {
     "en": {"year": "Year", "source": "Source", "sample": "SAMPLE data: do not cite", "log": "log scale",
            "panels": "one panel per territory, each on its own scale", "zero": "not drawn (ratio 0)",
            "reference": "reference", "same": "1 = same as the comparison",
-           "million": "million CLP", "billion": "thousand million CLP"},
+           "million": "million CLP", "billion": "thousand million CLP",
+           "trend": "dotted: least-squares trend of each focus territory"},
     "es": {"year": "Año", "source": "Fuente", "sample": "datos de MUESTRA: no citar", "log": "escala logarítmica",
            "panels": "un panel por territorio, cada uno con su escala", "zero": "no dibujado (razón 0)",
            "reference": "referencia", "same": "1 = igual que la comparación",
-           "million": "millones de CLP", "billion": "miles de millones de CLP"},
+           "million": "millones de CLP", "billion": "miles de millones de CLP",
+           "trend": "punteado: tendencia por mínimos cuadrados de cada territorio foco"},
 }  # fmt: skip
 
 
@@ -102,17 +104,38 @@ def _render(chart: alt.TopLevelMixin, kind: str, title: str, lang: str, series: 
     return svg.replace(">", f"><title>{escape(title)}</title>", 1)
 
 
-def _money_unit(data: pd.DataFrame, unit: str, kind: str, lang: str) -> str:
-    """Money drawn in millions or thousands of millions of CLP (the data frame is scaled in place)."""
+def _money_unit(data: pd.DataFrame, unit: str, kind: str, lang: str, *others: pd.DataFrame) -> str:
+    """Money drawn in millions or thousands of millions of CLP (the frames are scaled in place)."""
     if kind != "money" or data.empty:
         return unit
     top = float(data["value"].abs().max())
-    for name in ("value", "low", "high"):
-        if name in data.columns:
-            data[name] = data[name] / (1e9 if top >= 1e10 else 1e6 if top >= 1e7 else 1)
+    divisor = 1e9 if top >= 1e10 else 1e6 if top >= 1e7 else 1
+    for frame in (data, *others):
+        for name in ("value", "low", "high"):
+            if name in frame.columns:
+                frame[name] = frame[name] / divisor
     if top >= 1e10:
         return WORDS[lang]["billion"]
     return WORDS[lang]["million"] if top >= 1e7 else unit
+
+
+def _trend_lines(yearly: pd.DataFrame) -> pd.DataFrame:
+    """The least-squares trend of each focus territory, as its two end points."""
+    needed = {"trend_per_year", "trend_intercept", "trend_first_year", "trend_last_year"}
+    if not needed <= set(yearly.columns):
+        return pd.DataFrame(columns=["territory", "year", "value"])
+    focus = yearly[(yearly["role"] == "focus") & yearly["trend_per_year"].notna()]
+    points = []
+    for r in focus.drop_duplicates("territory_id").itertuples():
+        for year in (int(r.trend_first_year), int(r.trend_last_year)):
+            points.append(
+                {
+                    "territory": str(r.territory_name),
+                    "year": year,
+                    "value": r.trend_per_year * year + r.trend_intercept,
+                }
+            )
+    return pd.DataFrame(points, columns=["territory", "year", "value"])
 
 
 def _title(title: str, lines: list[str]) -> alt.TitleParams:
@@ -141,7 +164,8 @@ def series_chart(group: pd.DataFrame, unit: str, title: str, lang: str = "en", k
         territory=yearly["territory_name"].astype(str),
         line=yearly["role"].map(lambda r: "focus" if r == "focus" else "comparison"),
     )[["territory", "line", "year", "value"]].sort_values(["territory", "year"])
-    unit = _money_unit(data, unit, kind, lang)
+    trends = _trend_lines(yearly)
+    unit = _money_unit(data, unit, kind, lang, trends)
     maxima = data.groupby("territory")["value"].apply(lambda v: v.abs().max())
     spread = maxima.max() / max(maxima[maxima > 0].min(), 1e-300) if (maxima > 0).any() else 1.0
     positive = bool((data["value"] > 0).all())
@@ -161,15 +185,24 @@ def series_chart(group: pd.DataFrame, unit: str, title: str, lang: str = "en", k
         scale=alt.Scale(domain=["focus", "comparison"], range=[[1, 0], [5, 3]]),
         legend=None,
     )
+    colour_scale = alt.Scale(domain=order, range=[PALETTE[i % len(PALETTE)] for i in range(series)])
     colour = alt.Color(
         "territory:N",
-        scale=alt.Scale(domain=order, range=[PALETTE[i % len(PALETTE)] for i in range(series)]),
+        scale=colour_scale,
         legend=alt.Legend(title=None, orient="right", labelLimit=180, symbolLimit=0, columns=1),
     )
     base = alt.Chart(alt.Data(values=data.to_dict("records")))
     lines = base.mark_line(point=alt.OverlayMarkDef(size=18), strokeWidth=1.8).encode(
         x=x, y=y, color=colour, strokeDash=dash
     )
+    if not panels and len(trends) and (positive is False or (trends["value"] > 0).all() or spread <= SPREAD):
+        trend = (
+            alt.Chart(alt.Data(values=trends.to_dict("records")))
+            .mark_line(strokeDash=[1, 3], strokeWidth=1.5)
+            .encode(x="year:Q", y="value:Q", color=alt.Color("territory:N", scale=colour_scale, legend=None))
+        )
+        lines = alt.layer(lines, trend)
+        extra.append(words["trend"])
     if panels:
         chart = lines.properties(width=WIDTH // PANEL_COLUMNS - 20, height=90).facet(
             facet=alt.Facet("territory:N", sort=order, title=None), columns=PANEL_COLUMNS

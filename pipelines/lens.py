@@ -20,6 +20,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from pipelines import reading
+from pipelines.body import Writer, conflicts_view
 from pipelines.families import observation_asset_keys
 from pipelines.paths import lens_dir
 from pipelines.report import render, write_report
@@ -563,7 +564,11 @@ def build_lens(warehouse: WarehouseResource, study: Study) -> LensBuild:
         extras = extras | {"focus_conflicts": conflicts}
     markdown, page = render(study, lens, scope, geo, extras, front)
     write_report(study, markdown, page, folder)
-    reading.write_pdf(front, folder / "lens.pdf")
+    listed = extras.get("focus_conflicts")
+    conflicts_list = (
+        None if listed is None else conflicts_view(Writer.for_lens(lens, scope, front["lang"]), listed)
+    )
+    reading.write_pdf(front | {"focus_conflicts": conflicts_list}, folder / "lens.pdf")
     return LensBuild(lens, markdown, folder)
 
 

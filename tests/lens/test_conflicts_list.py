@@ -55,3 +55,19 @@ def test_the_list_reads_title_year_status_and_links_in_both_languages():
     spanish = conflicts_view(Writer("es", {}, {}), frame)
     assert [row[2] for row in spanish["rows"]] == ["activo", "latente", "archivado"]
     assert isinstance(frame, pd.DataFrame)
+
+
+def test_the_pdf_lists_them_under_governance(sample_env):
+    from pipelines import reading
+    from pipelines.lens import study_scope
+    from warehouse import db
+
+    with db.reader() as conn:
+        scope = study_scope(conn, sample_env.study)
+    front = reading.context(sample_env.study, sample_env.built.lens, scope, "en")
+    listed = conflicts_view(Writer("en", {}, {}), focus_conflicts(_warehouse(), ["region:02"]))
+    page = reading.print_html(front | {"focus_conflicts": listed})
+    governance = page.split('id="governance"', 1)[1].split("</section>", 1)[0]
+    assert "Socio-environmental conflicts in the focus territories" in governance
+    assert '<a href="https://example.invalid/c/0">Agua en Calama</a>' in governance
+    assert "Socio-environmental conflicts in the focus" not in reading.print_html(front)  # no mart: no list

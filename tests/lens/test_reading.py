@@ -254,3 +254,18 @@ def test_the_whole_lens_in_spanish_from_the_same_templates(sample_env):
     assert '<html lang="es">' in page and "<strong>contribución</strong>" in page
     # Babel's es_CL: a decimal comma in the body's values, e.g. "585,0" deaths per 100,000
     assert re.search(r"\| \d+,\d ", markdown)
+
+
+def test_a_focus_trend_is_drawn_dotted_between_its_years():
+    import pandas as pd
+
+    from pipelines.charts import series_chart
+
+    rows = pd.DataFrame(_series_rows(2))
+    plain = series_chart(rows, "CLP", "t")
+    trended = rows.assign(
+        trend_per_year=2.0, trend_intercept=-4000.0, trend_first_year=2020, trend_last_year=2022
+    )
+    svg = series_chart(trended, "CLP", "t")
+    assert "least-squares trend" in svg and "least-squares trend" not in plain
+    assert svg.count('stroke-dasharray="1,3"') == 3  # one per focus territory (two comunas, the region)
