@@ -395,6 +395,16 @@ def _placed_by(w: Writer, method: str) -> str:
     return f"{text} {placed['failed']}" if "failed" in method else text
 
 
+def _origin(w: Writer, origin: str) -> str:
+    """Why a territory is in the study, in the reader's language ('configured; site: X')."""
+    words = w.b["origins"]
+    parts = []
+    for part in origin.split("; "):
+        kind, _, name = part.partition(": ")
+        parts.append(f"{words.get(kind, kind)}: {name}" if name else words.get(part, part))
+    return "; ".join(parts)
+
+
 def focus_view(w: Writer, study: Study, lens: Lens, scope: LensScope, geo) -> dict:
     b, kinds = w.b, w.t["kinds"]
     territories = scope.territories
@@ -404,7 +414,7 @@ def focus_view(w: Writer, study: Study, lens: Lens, scope: LensScope, geo) -> di
             w.names.get(t.territory_id, t.name),
             kinds.get(t.kind, t.kind),
             b["roles"].get(t.role, t.role),
-            _text(t.origin),
+            _origin(w, _text(t.origin)),
             yes_no(t.in_warehouse),
             yes_no(t.has_geometry),
         ]

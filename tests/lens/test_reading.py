@@ -251,6 +251,7 @@ def test_the_whole_lens_in_spanish_from_the_same_templates(sample_env):
     for english in ("## Study focus", "Study question", "claim level", "Sources and limitations"):
         assert english not in markdown and english not in page
     assert "nivel de afirmación: **contribución**" in markdown
+    assert "fijado en el archivo del estudio" in markdown and "| configured |" not in markdown
     assert '<html lang="es">' in page and "<strong>contribución</strong>" in page
     # Babel's es_CL: a decimal comma in the body's values, e.g. "585,0" deaths per 100,000
     assert re.search(r"\| \d+,\d ", markdown)
