@@ -473,6 +473,7 @@ def sources_view(w: Writer, lens: Lens) -> dict:
         rows.append(
             [
                 link(s.title or s.source_id, s.landing_url),
+                s.source_id,
                 _text(s.publisher),
                 _text(s.licence),
                 _text(s.vintage),
@@ -495,11 +496,15 @@ def sources_view(w: Writer, lens: Lens) -> dict:
             detail = _text(g.detail)
             if g.subject in labels:  # flagged values by their indicator's title, not its id
                 detail = detail.replace(g.subject, labels[g.subject])
+            title = w.source_titles.get(g.subject)
+            if title:  # a source by its title (its id is in the sources table above)
+                detail = detail.replace(f"{g.subject} ({title})", title)
             details.append(detail)
         gaps.append({"label": b["gap_labels"].get(kind, kind), "details": details})
     return {
         "header": [
             b["source"],
+            b["source_id"],
             b["publisher_title"],
             b["licence"],
             b["vintage"],

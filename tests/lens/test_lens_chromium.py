@@ -92,6 +92,10 @@ def test_report_at_1280_px_fits_and_reads_as_text_for_people(sample_lens, tmp_pa
     text = _visible_text(done.stdout)
     for word in ("NaN", "None", "nan", "marts.", "pipelines.", "reference_mean_m3s"):
         assert not re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", text), word
+    # no table, module or id column names where people read (the reproducibility notes name the tables)
+    reader = text.rsplit("Reproducibility", 1)[0]  # the last one is the section (the first, the contents)
+    internal = re.findall(r"\b(?:marts|core|staging|pipelines|warehouse)\.\w+|\b\w+_id\b|\b\w+_m3s\b", reader)
+    assert internal == [], internal
     # the claims table opens the lens, before the summary and the contents
     assert text.index("The study's claims checked against the data") < text.index("Summary")
     ARTEFACTS.mkdir(exist_ok=True)
