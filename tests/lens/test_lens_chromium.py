@@ -66,6 +66,8 @@ def test_report_renders_without_errors_with_map_and_charts(sample_lens, tmp_path
     assert len(maps) == 1 and 'data-rendered="true"' in maps[0]
     assert {re.search(r'data-chart="(\w+)"', t)[1] for t in charts} >= {"series", "interval"}
     assert all('data-rendered="true"' in t for t in charts), [t for t in charts if "true" not in t]
+    for tag in charts:  # every chart draws as many series as its data has
+        assert re.search(r'data-series="(\d+)"', tag)[1] == re.search(r'data-drawn="(\d+)"', tag)[1], tag
     marks = [int(m) for m in re.findall(r'data-marks="(\d+)"', " ".join(maps))]
     # Region, two comunas, three basins (one focus, two in view) and the points of the map.
     assert marks and marks[0] >= 6
