@@ -144,6 +144,19 @@ def _title(title: str, lines: list[str]) -> alt.TitleParams:
     )
 
 
+def _layout(data: pd.DataFrame, series: int, words: dict) -> tuple[alt.Scale, bool, bool, list[str]]:
+    """(y scale, small multiples?, log scale?, caption lines): one series over SPREAD times another
+    gets a log scale when every value is positive, else a panel of its own; too many series, panels."""
+    maxima = data.groupby("territory")["value"].apply(lambda v: v.abs().max())
+    spread = maxima.max() / max(maxima[maxima > 0].min(), 1e-300) if (maxima > 0).any() else 1.0
+    positive = bool((data["value"] > 0).all())
+    log = spread > SPREAD and positive
+    panels = series > MAX_LINES or (spread > SPREAD and not positive)
+    extra = ([words["log"]] if log else []) + ([words["panels"]] if panels else [])
+    scale = alt.Scale(type="log", nice=True) if log else alt.Scale(nice=True, zero=False)
+    return scale, panels, log, extra
+
+
 def series_chart(group: pd.DataFrame, unit: str, title: str, lang: str = "en", kind: str = "") -> str:
     """Yearly series per territory: focus solid, comparisons dashed, every territory drawn."""
     if kind == "probability":
@@ -166,18 +179,7 @@ def series_chart(group: pd.DataFrame, unit: str, title: str, lang: str = "en", k
     )[["territory", "line", "year", "value"]].sort_values(["territory", "year"])
     trends = _trend_lines(yearly)
     unit = _money_unit(data, unit, kind, lang, trends)
-    maxima = data.groupby("territory")["value"].apply(lambda v: v.abs().max())
-    spread = maxima.max() / max(maxima[maxima > 0].min(), 1e-300) if (maxima > 0).any() else 1.0
-    positive = bool((data["value"] > 0).all())
-    panels = series > MAX_LINES or (spread > SPREAD and not positive)
-    extra = []
-    if spread > SPREAD and positive:
-        y_scale = alt.Scale(type="log", nice=True)
-        extra.append(words["log"])
-    else:
-        y_scale = alt.Scale(nice=True, zero=False)
-    if panels:
-        extra.append(words["panels"])
+    y_scale, panels, log, extra = _layout(data, series, words)
     x = alt.X("year:Q", title=words["year"], axis=alt.Axis(format="d", tickMinStep=1))
     y = alt.Y("value:Q", title=unit, scale=y_scale, axis=alt.Axis(tickCount=5, titleLimit=190))
     dash = alt.StrokeDash(
@@ -195,7 +197,7 @@ def series_chart(group: pd.DataFrame, unit: str, title: str, lang: str = "en", k
     lines = base.mark_line(point=alt.OverlayMarkDef(size=18), strokeWidth=1.8).encode(
         x=x, y=y, color=colour, strokeDash=dash
     )
-    if not panels and len(trends) and (positive is False or (trends["value"] > 0).all() or spread <= SPREAD):
+    if not panels and len(trends) and (not log or (trends["value"] > 0).all()):
         trend = (
             alt.Chart(alt.Data(values=trends.to_dict("records")))
             .mark_line(strokeDash=[1, 3], strokeWidth=1.5)
