@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from dagster import materialize
 
-from pipelines import finance, lens, studies
+from pipelines import finance_sources, lens, studies
 from pipelines.studies import StudyConfigError, parse_study
 
 BASE = 'id: bounded\ntitle: t\ndates: {start: 2025-01-01, end: 2025-01-02}\nfocus: {comunas: ["02201"]}\n'
@@ -65,7 +65,7 @@ def test_a_bad_study_file_fails_only_its_own_lens(tmp_path, monkeypatch, capsys)
     [(bad_path, error)] = [(p, s) for p, s in studies.study_files() if isinstance(s, StudyConfigError)]
     assert bad_path.name == "broken-one.yaml" and "broken-one.yaml" in str(error)
     assert [s.id for s in studies.all_studies()] == ["calama-loa-2025"]
-    assert finance.study_scope() == (["02201"], ["02"])  # refreshes scope by the usable studies
+    assert finance_sources.study_scope() == (["02201"], ["02"])  # refreshes scope by the usable studies
     keys = sorted(a.key.path[-1] for a in lens.ASSETS)
     assert keys == ["lens_calama_loa_2025", "lens_unusable_broken_one"]
     assert [a.key.path[-1] for a in lens.usable(lens.ASSETS)] == ["lens_calama_loa_2025"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines import finance
+from pipelines import finance_series
 from sources.base import ValidationError
 from sources.rawstore import Sidecar
 from warehouse import store
@@ -113,10 +113,10 @@ def test_history_keeps_the_lineage_of_every_value(conn):
 
 
 def test_finance_ratio_keeps_the_numerators_snapshot_and_lists_the_denominator():
-    numerator = finance._series(["comuna:02201"], [2024], [1.0e9], [ROYALTIES])
-    denominator = finance._series(["comuna:02201"], [2024], [200_000.0], [POPULATION])
+    numerator = finance_series._series(["comuna:02201"], [2024], [1.0e9], [ROYALTIES])
+    denominator = finance_series._series(["comuna:02201"], [2024], [200_000.0], [POPULATION])
     modes = {ROYALTIES: "curated", POPULATION: "sample"}
-    series, unmatched = finance.ratio_series(numerator, denominator, 1.0, modes, "population")
+    series, unmatched = finance_series.ratio_series(numerator, denominator, 1.0, modes, "population")
     assert unmatched == []
     row = series.iloc[0]
     assert row["value"] == pytest.approx(5000.0)
@@ -146,7 +146,7 @@ def test_royalty_totals_carry_the_verification_of_their_rows():
             "verification": ["unverified" if code == "02201" else "checked" for code in REGION_02],
         }
     )
-    comunas, regions, _, left_out = finance.royalty_totals(amounts)
+    comunas, regions, _, left_out = finance_series.royalty_totals(amounts)
     by_comuna = comunas.set_index("territory_id")
     assert by_comuna.loc["comuna:02201", "inputs"] == [("value", ROYALTIES, "unverified")]
     assert by_comuna.loc["comuna:02101", "inputs"] == [("value", ROYALTIES)]

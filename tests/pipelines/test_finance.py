@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from dagster import RunRequest, SkipReason, build_sensor_context, materialize
 
-from pipelines import finance, territories
+from pipelines import finance, finance_amounts, finance_series, finance_sources, finance_tables, territories
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import royalties, sinim
 from sources.rawstore import request_key
@@ -22,12 +22,14 @@ from tests.support.http import Reply
 from warehouse import db, store
 from warehouse.db import transaction
 
-SAMPLES = finance.SAMPLE_DIR
+SAMPLES = finance_sources.SAMPLE_DIR
 CURATED = royalties.CURATED_DIR
 REAL_EXTRACT = "finance/sinim_2019-2023_finanzas_region02_plus4.csv"
 REGION_02 = sorted(royalties.REGION_02_COMUNAS)
 MONEY_CODES = {
-    v.code: finance.SINIM_MONEY[v.key] for v in sinim.FINANCE_VARIABLES if v.key in finance.SINIM_MONEY
+    v.code: finance_tables.SINIM_MONEY[v.key]
+    for v in sinim.FINANCE_VARIABLES
+    if v.key in finance_tables.SINIM_MONEY
 }
 ASSETS = [territories.territories, *finance.ASSETS]
 
@@ -192,14 +194,14 @@ def test_offline_run_gives_royalty_and_finance_observations_for_the_antofagasta_
             for r in rows
             if (r["cut_comuna"], r["variable_id"], r["año"]) == ("02201", "1110", "2019")
         )
-        uf_2019, uf_base = _mean_rate("uf", 2019), _mean_rate("uf", finance.REAL_BASE_YEAR)
+        uf_2019, uf_base = _mean_rate("uf", 2019), _mean_rate("uf", finance_amounts.REAL_BASE_YEAR)
         assert income_2019["nominal_clp"][0] == published * 1000
         assert income_2019["real_clp"][:3] == pytest.approx(
             (published * 1000 / uf_2019 * uf_base, uf_2019, uf_base)
         )
         assert (
             "M$" in income_2019["real_clp"][3]
-            and f"UF annual mean {finance.REAL_BASE_YEAR}" in income_2019["real_clp"][3]
+            and f"UF annual mean {finance_amounts.REAL_BASE_YEAR}" in income_2019["real_clp"][3]
         )
 
         # Without population in the warehouse, per-inhabitant values are skipped and the metadata says so.
@@ -328,9 +330,9 @@ def _serve_live(server, monkeypatch, values_reply=None):
         monkeypatch.setenv(f"CONTEXT_LENS_ENDPOINT__SINIM__{name.upper()}", server.url(path))
     monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__MINDICADOR__API", server.url("/api"))
     monkeypatch.setenv("CONTEXT_LENS_ENDPOINT__PRESUPUESTO_ABIERTO__PAGOS", server.url("/pagos"))
-    monkeypatch.setattr(finance, "study_scope", lambda: (LIVE_COMUNAS, ["02"]))
-    monkeypatch.setattr(finance, "sinim_years", lambda: LIVE_SINIM_YEARS)
-    monkeypatch.setattr(finance, "calendar_years", lambda: LIVE_CALENDAR_YEARS)
+    monkeypatch.setattr(finance_sources, "study_scope", lambda: (LIVE_COMUNAS, ["02"]))
+    monkeypatch.setattr(finance_sources, "sinim_years", lambda: LIVE_SINIM_YEARS)
+    monkeypatch.setattr(finance_sources, "calendar_years", lambda: LIVE_CALENDAR_YEARS)
     return cells
 
 
@@ -447,7 +449,7 @@ def test_real_extract_values_equal_the_warehouse_after_conversion_back_to_thousa
     path = shared_data / REAL_EXTRACT
     long = sinim.parse_long_extract(path)  # read in place, streamed in chunks
     long["snapshot_id"] = "sinim-real-extract"
-    staging = finance.sinim_staging(long)
+    staging = finance_sources.sinim_staging(long)
     with db.writer() as conn, transaction(conn):
         # Country and regions only: the comuna codes then resolve by their region prefix.
         territories.write_territories(conn, territories.build_territories(None, None))
@@ -514,7 +516,7 @@ def test_regional_sums_only_for_whole_regions_and_the_rest_reported_with_their_c
     frame = pd.DataFrame(rows, columns=["comuna_code", "year", "value", "snapshot_id"])
     frame["measure"] = "total_income"
 
-    totals, incomplete = finance.regional_sums(frame, ["year", "measure"])
+    totals, incomplete = finance_amounts.regional_sums(frame, ["year", "measure"])
 
     assert totals.to_dict("records") == [
         {
@@ -544,7 +546,7 @@ def test_royalty_region_totals_only_where_every_fund_lists_the_whole_region():
         measure="royalty_allocation", year=2024, snapshot_id="royalties_curated-s", verification="checked"
     )
 
-    comunas, regions, region_comunas, left_out = finance.royalty_totals(amounts)
+    comunas, regions, region_comunas, left_out = finance_series.royalty_totals(amounts)
 
     assert len(comunas) == len(REGION_02) + 2 + 3
     assert dict(zip(regions["territory_id"], regions["value"], strict=True)) == {
