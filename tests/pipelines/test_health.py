@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from dagster import materialize
 
-from pipelines import health, territories
+from pipelines import health, health_mortality, health_population, health_tables, territories
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import ine_population
 from tests.support.http import Reply
@@ -351,8 +351,8 @@ def test_the_four_region_population_file_gives_no_chile_total(shared_data):
         pytest.skip(f"{path} not found")
     frame = ine_population.parse_comunas(path.read_bytes(), "ine_population-real")
     frame["snapshot_id"] = "ine_population-real"
-    observations, partial = health.population_observations(
-        frame[list(health.POPULATION_COLUMNS)], "ine_population", "ine_population-real"
+    observations, partial = health_population.population_observations(
+        frame[list(health_tables.POPULATION_COLUMNS)], "ine_population", "ine_population-real"
     )
     assert partial == {"country:CL": "40 of 346 comunas"}
     territories = set(observations["territory_id"])
@@ -392,14 +392,14 @@ def test_live_rates_only_for_territories_the_population_file_covers():
         [(year, c, "M", "80+", "all_causes", 30) for year in range(2016, 2021) for c in comunas],
         columns=["year", "comuna_code", "sex", "age_group", "cause_group", "deaths"],
     )
-    config = health.HealthConfig()
-    standard = health.standard_population(config, population, False, "10 of 346 comunas")
+    config = health_mortality.HealthConfig()
+    standard = health_mortality.standard_population(config, population, False, "10 of 346 comunas")
     assert "10 of 346 comunas (not all of Chile)" in standard.name
-    whole, _ = health.rate_table(deaths, population, config, standard, "v", whole_only=True)
+    whole, _ = health_mortality.rate_table(deaths, population, config, standard, "v", whole_only=True)
     kinds = set(whole["territory_id"])
     assert "region:02" in kinds and "comuna:05101" in kinds
     assert not {"country:CL", "region:05"} & kinds
-    every, _ = health.rate_table(deaths, population, config, standard, "v")
+    every, _ = health_mortality.rate_table(deaths, population, config, standard, "v")
     assert {"country:CL", "region:05"} <= set(every["territory_id"])
 
 
@@ -537,9 +537,9 @@ def test_country_cross_check_of_the_real_346_comunas_against_the_national_projec
         }
     )
     country = ine_population.parse_national_projection(national_path.read_bytes(), "real")
-    check = health.country_cross_check(comunas, country)
+    check = health_population.country_cross_check(comunas, country)
     assert list(check["year"]) == list(range(2002, 2036))
     assert (check["relative_gap"] == 0).all()
     assert check.set_index("year").loc[2024, "stated"] == sum(_national_by_age(national_path, 2024).values())
     # Part of Chile is no check of Chile.
-    assert health.country_cross_check(comunas[comunas["comuna_code"] < "05000"], country).empty
+    assert health_population.country_cross_check(comunas[comunas["comuna_code"] < "05000"], country).empty
