@@ -62,13 +62,17 @@ def test_latest_means_the_latest_observed_period_not_a_projection(sample_build_e
         )
         calama_example = next(p.values[0] for p in EXAMPLES if "Calama against Chile" in p.values[0])
         labels = {row[0]: row[2] for row in session.run(calama_example).rows()}
-        chile_population = list(
+        chile_population_inputs = list(
             session.run(
-                "SELECT count(*) FROM core.observations WHERE indicator_id = 'population' AND territory_id = 'country:CL'"
+                "SELECT i.role, s.name, count(*) FROM core.observation_inputs i "
+                "JOIN core.snapshots s ON s.snapshot_id = i.input_snapshot_id "
+                "WHERE i.indicator_id = 'population' AND i.territory_id = 'country:CL' GROUP BY ALL"
             ).rows()
         )
     assert int(latest[0][0]) <= latest[0][1] < int(projected[0][0])
     assert "2016-2020" in labels.values()  # mortality lines up with Chile's pooled window
-    # The SAMPLE population holds 11 of Chile's 346 comunas: their sum is not Chile, so there is
-    # no Chile population to compare Calama with (issue 13: totals know their coverage).
-    assert chile_population == [(0,)] and "Population" not in labels
+    # Chile's population is the one INE states in its national projection (one input each, the
+    # national request's snapshot), not the sum of the 11 SAMPLE comunas (issue 13: totals know
+    # their coverage), so Calama's population lines up with Chile's for the same year.
+    assert [(role, name) for role, name, _ in chile_population_inputs] == [("value", "country-1992-2050")]
+    assert "Population" in labels
