@@ -24,14 +24,13 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pandera.pandas as pa
-import yaml
 from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableSchema
 
 from pipelines import gates, rules
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources.acquire import Acquired, Acquirer
 from sources.base import FetchError, FetchRequest, ParseError, SourceError, SourceInfo, ValidationError
-from warehouse import journal, store
+from warehouse import journal, registry, store
 from warehouse.db import LockTimeout, transaction
 
 log = logging.getLogger(__name__)
@@ -40,13 +39,10 @@ log = logging.getLogger(__name__)
 # a source whose run failed, since its transaction was rolled back.
 ROWS_WRITTEN: Counter[str] = Counter()
 
-INDICATORS_DIR = Path(__file__).resolve().parents[1] / "warehouse" / "indicators"
-
 
 def load_indicators(family: str) -> list[dict]:
     """The family's entries of the indicator registry (warehouse/indicators/<family>.yaml)."""
-    with open(INDICATORS_DIR / f"{family}.yaml", encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or []
+    return registry.family_indicators(family)
 
 
 def validate_frame(

@@ -11,12 +11,21 @@ registry declares for readers, which core.indicators does not hold:
       format: rate           # how its numbers are written (FORMATS)
     es: {label: ..., unit: ..., definition: ...}   # Spanish texts (English is the entry itself)
 
-Everything is optional: an indicator without `display` comes last in its section, in its own
-chart, formatted from its unit. A misspelt key is an error naming the file and the entry.
+Both are optional: an indicator without `display` comes last in its section, in its own
+chart, formatted from its unit.
+
+This module is the registry's one loader (pipelines.ingest.load_indicators reads through it).
+Every entry's top-level fields are declared in FIELDS (type, required, allowed values, after the
+core.indicators DDL in warehouse/sql/schema.sql); an unknown key, a missing or mistyped field,
+a value outside its set or an indicator_id registered twice is a RegistryError naming the file,
+the indicator and the field, so a misspelt key can never become a silent NULL.
 """
 
 from __future__ import annotations
 
+import copy
+import difflib
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +38,34 @@ FORMATS = ("money", "count", "percent", "ratio", "index", "probability", "share"
 DISPLAY_FIELDS = {"topic", "order", "headline", "chart", "format"}
 TRANSLATED_FIELDS = {"label", "unit", "definition"}
 LANGUAGES = ("en", "es")
+LENS_SECTIONS = ("governance", "state_presence", "structural_constraints")
+INDICATOR_ID = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """One top-level field of a registry entry: its type, whether it must be given, its allowed values."""
+
+    kind: type
+    required: bool = True
+    allowed: tuple | None = None  # None: any value of `kind`
+    nullable: bool = False
+
+
+FIELDS: dict[str, FieldRule] = {
+    "indicator_id": FieldRule(str),
+    "source_id": FieldRule(str),
+    "label": FieldRule(str),
+    "unit": FieldRule(str),
+    "theme": FieldRule(str),
+    "definition": FieldRule(str),
+    "method": FieldRule(str),
+    "lens_section": FieldRule(str, allowed=LENS_SECTIONS),
+    "claim_level": FieldRule(str, allowed=("contribution", "attribution")),
+    "higher_is": FieldRule(str, allowed=("better", "worse"), nullable=True),  # null: neither
+    "display": FieldRule(dict, required=False),
+    "es": FieldRule(dict, required=False),
+}
 
 
 class RegistryError(ValueError):
@@ -100,23 +137,80 @@ def _presentation(path: Path, entry: dict) -> Presentation:
     )
 
 
+def _check_field(path: Path, entry: dict, name: str) -> None:
+    rule = FIELDS[name]
+    if name not in entry:
+        if rule.required:
+            raise _problem(path, entry, f"{name}: missing (required)")
+        return
+    value = entry[name]
+    if value is None and (rule.nullable or not rule.required):
+        return
+    if not isinstance(value, rule.kind) or (rule.kind is str and not value.strip()):
+        expected = "a non-empty str" if rule.kind is str else f"a {rule.kind.__name__}"
+        raise _problem(path, entry, f"{name}: expected {expected}, got {value!r}")
+    if rule.allowed is not None and value not in rule.allowed:
+        raise _problem(path, entry, f"{name}: {value!r} is not one of {', '.join(rule.allowed)}")
+
+
+def _check_entry(path: Path, entry: object) -> dict:
+    if not isinstance(entry, dict):
+        raise RegistryError(f"{path.name}: expected a mapping per entry, got {entry!r}")
+    for key in entry:
+        if key not in FIELDS:
+            near = difflib.get_close_matches(str(key), FIELDS, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else f" (allowed: {', '.join(FIELDS)})"
+            raise _problem(path, entry, f"{key}: unknown field{hint}")
+    for name in FIELDS:
+        _check_field(path, entry, name)
+    if not INDICATOR_ID.fullmatch(entry["indicator_id"]):
+        raise _problem(path, entry, "indicator_id: expected lower-case letters, digits and '_'")
+    _display(path, entry)
+    _texts(path, entry)
+    return entry
+
+
 def _entries(path: Path) -> list[dict]:
     if path.stat().st_size > MAX_FILE_BYTES:
         raise RegistryError(f"{path.name}: larger than {MAX_FILE_BYTES} bytes")
     entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    if not isinstance(entries, list) or not all(isinstance(e, dict) and "indicator_id" in e for e in entries):
-        raise RegistryError(f"{path.name}: expected a list of entries, each with an indicator_id")
-    return entries
+    if not isinstance(entries, list):
+        raise RegistryError(f"{path.name}: expected a list of entries")
+    return [_check_entry(path, entry) for entry in entries]
+
+
+@lru_cache(maxsize=4)
+def _registry(folder: Path) -> dict[str, list[dict]]:
+    """Every file's checked entries, by family (the file's stem); an id in two places is an error."""
+    families: dict[str, list[dict]] = {}
+    seen: dict[str, str] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        families[path.stem] = _entries(path)
+        for entry in families[path.stem]:
+            if entry["indicator_id"] in seen:
+                raise _problem(
+                    path, entry, f"indicator_id: already registered in {seen[entry['indicator_id']]}"
+                )
+            seen[entry["indicator_id"]] = path.name
+    return families
+
+
+def family_indicators(family: str, folder: Path = REGISTRY_DIR) -> list[dict]:
+    """The checked entries of warehouse/indicators/<family>.yaml (copies: callers may change them)."""
+    families = _registry(folder)
+    if family not in families:
+        raise RegistryError(f"{family}.yaml: no such registry file in {folder} (have: {', '.join(families)})")
+    return copy.deepcopy(families[family])
 
 
 @lru_cache(maxsize=4)
 def presentations(folder: Path = REGISTRY_DIR) -> dict[str, Presentation]:
     """Every registered indicator's presentation, by indicator id (all files of the registry)."""
-    found: dict[str, Presentation] = {}
-    for path in sorted(folder.glob("*.yaml")):
-        for entry in _entries(path):
-            found[str(entry["indicator_id"])] = _presentation(path, entry)
-    return found
+    return {
+        entry["indicator_id"]: _presentation(folder / f"{family}.yaml", entry)
+        for family, entries in _registry(folder).items()
+        for entry in entries
+    }
 
 
 def presentation(indicator_id: str) -> Presentation:
