@@ -9,7 +9,7 @@ memory, then times in fresh child processes, alternating:
   rows, so gauges whose record starts late come out VARCHAR;
 - typed: the same wide read with every gauge column declared DOUBLE (`types = {...}`), the
   cost of just parsing the numbers, for a stricter comparison;
-- ours: `sources.camels_cl.load_camels_daily` (read + unpivot to long rows + null filter).
+- ours: `sources.camels_cl.load_camels_daily_sql` run by `warehouse.long_rows.load` (read + unpivot to long rows + null filter).
 
 Each child opens its own file-backed DuckDB database in the temp dir (as the warehouse is a
 file). Wall time is measured around the child; peak RSS is the child's own `ru_maxrss` from
@@ -95,9 +95,10 @@ def child(mode: str, csv_path: Path, db_path: Path) -> None:
         sql = f"CREATE TABLE wide AS SELECT * FROM read_csv(?, nullstr = 'NA', types = {declared})"  # noqa: S608
         rows = conn.execute(sql, [str(csv_path)]).fetchone()[0]
     else:
-        from sources.camels_cl import load_camels_daily
+        from sources.camels_cl import SOURCE, load_camels_daily_sql
+        from warehouse import long_rows
 
-        rows = load_camels_daily(conn, csv_path, "flows")
+        rows = long_rows.load(conn, load_camels_daily_sql(csv_path), "flows", SOURCE.id)
     loaded = time.perf_counter() - started
     conn.execute("CHECKPOINT")
     checkpointed = time.perf_counter() - started

@@ -53,7 +53,7 @@ from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
 from sources.base import Fetcher, FetchError, FetchRequest, Payload, SourceInfo, ValidationError
 from sources.endpoints import endpoints
 from sources.fetch import payload_from_sidecar
-from warehouse import store
+from warehouse import long_rows, store
 from warehouse.db import SQL_DIR
 
 FAMILY = "water"
@@ -303,9 +303,9 @@ def load_daily(conn, files: dict[str, tuple[Path, Payload]]) -> dict[tuple[str, 
     Nothing is published here: the caller passes the SQL to `write_tables`, which judges and
     writes the staging tables and core.daily_flows, then drops the scratch (`drop_scratch`).
     """
-    loaders = {
-        camels_cl.SOURCE.id: camels_cl.load_camels_daily,
-        cr2_streamflow.SOURCE.id: cr2_streamflow.load_cr2_daily,
+    selects = {
+        camels_cl.SOURCE.id: camels_cl.load_camels_daily_sql,
+        cr2_streamflow.SOURCE.id: cr2_streamflow.load_cr2_daily_sql,
     }
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {INCOMING}")
     conn.execute(
@@ -315,7 +315,8 @@ def load_daily(conn, files: dict[str, tuple[Path, Payload]]) -> dict[tuple[str, 
     loaded = {}
     for source_id, (path, payload) in files.items():
         scratch = f"incoming_{STAGING_DAILY[source_id]}"
-        loaders[source_id](conn, path, (INCOMING, scratch), snapshot=payload.snapshot_id)
+        sql = selects[source_id](path, payload.snapshot_id)
+        long_rows.load(conn, sql, (INCOMING, scratch), source_id, snapshot=payload.snapshot_id)
         conn.execute(
             f"INSERT INTO {INCOMING}.incoming_daily_flows SELECT gauge_code, date, flow_m3s, ?, ? "  # noqa: S608
             f"FROM {INCOMING}.{scratch}",

@@ -22,13 +22,11 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from sources.base import FetchRequest, ParseError, SourceInfo, decode_text, is_missing, parse_number
 from sources.cr2_streamflow import (
     WideDailyLayout,
-    load_long_sql,
     long_frame,
     member_to_file,
     normalize_gauge_code,
@@ -99,19 +97,6 @@ def load_camels_daily_sql(path: Path, snapshot: str | None = None) -> str:
     return wide_daily_long_sql(read_wide_daily_header(path, DAILY_LAYOUT, SOURCE.id, snapshot), SOURCE.id)
 
 
-def load_camels_daily(
-    conn: duckdb.DuckDBPyConnection,
-    path: Path,
-    table: str | tuple[str, ...],
-    *,
-    replace: bool = True,
-    snapshot: str | None = None,
-) -> int:
-    """Stream `q_m3s_day.csv` into the caller's `table` as long rows; return rows written."""
-    sql = load_camels_daily_sql(path, snapshot)
-    return load_long_sql(conn, sql, table, SOURCE.id, replace=replace, snapshot=snapshot)
-
-
 def parse_camels_daily(data: bytes | Path, workdir: Path, snapshot: str | None = None) -> pd.DataFrame:
     """Long rows of a *small* `q_m3s_day.csv` (sample, test) as a DataFrame.
 
@@ -137,18 +122,6 @@ def load_camels2018_daily_sql(path: Path, snapshot: str | None = None) -> str:
     return wide_daily_long_sql(
         read_wide_daily_header(path, DAILY_2018_LAYOUT, SOURCE.id, snapshot), SOURCE.id
     )
-
-
-def load_camels2018_daily(
-    conn: duckdb.DuckDBPyConnection,
-    path: Path,
-    table: str | tuple[str, ...],
-    *,
-    replace: bool = True,
-    snapshot: str | None = None,
-) -> int:
-    sql = load_camels2018_daily_sql(path, snapshot)
-    return load_long_sql(conn, sql, table, SOURCE.id, replace=replace, snapshot=snapshot)
 
 
 def parse_camels2018_daily(path: Path, snapshot: str | None = None) -> pd.DataFrame:

@@ -34,7 +34,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlparse
 
-import duckdb
 import pandas as pd
 
 from sources.archives import DEFAULT_LIMITS, ArchiveLimits, open_member
@@ -48,6 +47,7 @@ from sources.base import (
     is_missing,
     parse_number,
 )
+from warehouse import long_rows
 
 SOURCE = SourceInfo(
     id="cr2_streamflow",
@@ -247,18 +247,6 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_table(table: str | tuple[str, ...]) -> str:
-    """`"flows"` for `"flows"`, `"staging"."flows"` for `("staging", "flows")`."""
-    parts = (table,) if isinstance(table, str) else tuple(table)
-    if not parts or not all(parts):
-        raise ValueError(f"not a table name: {table!r}")
-    return ".".join(quote_identifier(part) for part in parts)
-
-
 def wide_daily_long_sql(header: WideDailyHeader, source: str) -> str:
     """A DuckDB SELECT of long rows `(gauge_code VARCHAR, date DATE, flow_m3s DOUBLE)`.
 
@@ -281,7 +269,7 @@ def wide_daily_long_sql(header: WideDailyHeader, source: str) -> str:
     # int; gauge columns were validated as digit-only codes by read_wide_daily_header.
     extras = [c for c in header.columns if c in layout.extra_columns]
     if extras:
-        excluded = ", ".join(quote_identifier(c) for c in extras)
+        excluded = ", ".join(long_rows.quote_identifier(c) for c in extras)
         read = f"(SELECT * EXCLUDE ({excluded}) FROM {read})"  # noqa: S608
     prefix = _sql_string(f"{source}: {NEGATIVE_FLOW} ")
     checked_flow = (
@@ -294,47 +282,15 @@ def wide_daily_long_sql(header: WideDailyHeader, source: str) -> str:
     )
 
 
-_DATA_ERRORS = (duckdb.ConversionException, duckdb.InvalidInputException)
-
-
-def load_long_sql(
-    conn: duckdb.DuckDBPyConnection,
-    sql: str,
-    table: str | tuple[str, ...],
-    source: str,
-    *,
-    replace: bool = True,
-    snapshot: str | None = None,
-) -> int:
-    """Run a long-rows SELECT into the caller's table (created or appended); return rows written.
-
-    Bad cells, ragged rows and negative flows surface as `ParseError`; other DuckDB errors
-    (a missing target table, say) are the caller's and propagate unchanged.
-    """
-    target = quote_table(table)
-    statement = f"CREATE OR REPLACE TABLE {target} AS {sql}" if replace else f"INSERT INTO {target} {sql}"
-    try:
-        return int(conn.execute(statement).fetchone()[0])
-    except _DATA_ERRORS as exc:
-        raise ParseError(source, _first_lines(str(exc)), snapshot) from exc
-
-
 def long_frame(sql: str, source: str, snapshot: str | None = None) -> pd.DataFrame:
-    """Run a long-rows SELECT in a throw-away in-memory DuckDB and return it as a DataFrame.
+    """Long rows `(gauge_code str, date datetime64, flow_m3s float)` of a small file's SELECT.
 
-    For small files (samples, tests); full-size files belong in `load_long_sql`.
+    For small files (samples, tests); full-size files are streamed into a table by the family
+    (`warehouse.long_rows.load`).
     """
-    with duckdb.connect() as conn:
-        try:
-            frame = conn.execute(sql).df()
-        except _DATA_ERRORS as exc:
-            raise ParseError(source, _first_lines(str(exc)), snapshot) from exc
+    frame = long_rows.frame(sql, source, snapshot)
     frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
     return frame.astype({"gauge_code": str, "flow_m3s": float}).reset_index(drop=True)
-
-
-def _first_lines(message: str, count: int = 3) -> str:
-    return " | ".join(message.strip().splitlines()[:count])
 
 
 # --- payloads: zips, plain files, work directories ----------------------------------------
@@ -471,20 +427,6 @@ def daily_csv_file(data: bytes | Path, workdir: Path, snapshot: str | None = Non
 def load_cr2_daily_sql(path: Path, snapshot: str | None = None) -> str:
     """DuckDB SELECT of `(gauge_code, date, flow_m3s)` from the wide CR2 daily file."""
     return wide_daily_long_sql(read_wide_daily_header(path, DAILY_LAYOUT, SOURCE.id, snapshot), SOURCE.id)
-
-
-def load_cr2_daily(
-    conn: duckdb.DuckDBPyConnection,
-    path: Path,
-    table: str | tuple[str, ...],
-    *,
-    replace: bool = True,
-    snapshot: str | None = None,
-) -> int:
-    """Stream the CR2 daily file into `table` as long rows; return the number of rows written."""
-    return load_long_sql(
-        conn, load_cr2_daily_sql(path, snapshot), table, SOURCE.id, replace=replace, snapshot=snapshot
-    )
 
 
 def parse_cr2_daily(path: Path, snapshot: str | None = None) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import pytest
 
 from sources import camels_cl
 from sources.base import ParseError
+from warehouse import long_rows
 
 ATTRIBUTES = "streamflow/camelscl_attributes_2018-04-24_baseflowchile.csv"
 SAMPLE_DAILY = (
@@ -160,10 +161,10 @@ def test_sample_daily_parses_in_the_real_layout(tmp_path):
 
 def test_load_streams_into_a_quoted_caller_table():
     conn = duckdb.connect()
-    written = camels_cl.load_camels_daily(conn, SAMPLE_DAILY, "q long; DROP")
+    sql = camels_cl.load_camels_daily_sql(SAMPLE_DAILY)
+    written = long_rows.load(conn, sql, "q long; DROP", camels_cl.SOURCE.id)
     assert written == sum(_csv_counts(SAMPLE_DAILY).values())
     assert conn.execute('SELECT count(DISTINCT gauge_code) FROM "q long; DROP"').fetchone()[0] == 6
-    sql = camels_cl.load_camels_daily_sql(SAMPLE_DAILY)
     assert "read_csv(" in sql and "UNPIVOT" in sql
 
 

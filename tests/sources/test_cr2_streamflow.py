@@ -15,6 +15,7 @@ import pytest
 
 from sources import cr2_streamflow as cr2
 from sources.base import FetchRequest, ParseError, Payload
+from warehouse import long_rows
 
 SAMPLES = Path(cr2.__file__).resolve().parent / "samples" / "streamflow"
 SAMPLE_DAILY = SAMPLES / "cr2_qflxDaily_2018_SAMPLE.csv"
@@ -231,9 +232,10 @@ def test_load_into_callers_table_and_append(tmp_path):
     counts, _, _ = _csv_daily_counts(SAMPLE_DAILY)
     conn = duckdb.connect()
     conn.execute("CREATE SCHEMA staging")
-    written = cr2.load_cr2_daily(conn, SAMPLE_DAILY, ("staging", 'cr2 "daily"'))
+    sql = cr2.load_cr2_daily_sql(SAMPLE_DAILY)
+    written = long_rows.load(conn, sql, ("staging", 'cr2 "daily"'), cr2.SOURCE.id)
     assert written == sum(counts.values())
-    assert cr2.load_cr2_daily(conn, SAMPLE_DAILY, ("staging", 'cr2 "daily"'), replace=False) == written
+    assert long_rows.load(conn, sql, ("staging", 'cr2 "daily"'), cr2.SOURCE.id, replace=False) == written
     (total,) = conn.execute('SELECT count(*) FROM staging."cr2 ""daily"""').fetchone()
     assert total == 2 * written
     types = conn.execute(
