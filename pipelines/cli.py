@@ -258,7 +258,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     from pipelines.export import export_dir
     from pipelines.families import catalog
 
-    places = {"warehouse": str(db.db_path()), "export": str(export_dir())}
+    places = {
+        "warehouse": str(db.db_path()),
+        "readers": str(db.published_path()),
+        "export": str(export_dir()),
+    }
     _summary(run, [s for ids in catalog().values() for s in ids], places)
     print(f"lens written: output/lens/{study.id}/")
     return 0
@@ -288,7 +292,11 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         selection = AssetSelection.all()
     run = _materialize(selection - _unusable_lenses())
     source_ids = {s.info.id for m in chosen for s in ops.family_sources(m)}
-    _summary(run, source_ids, {"warehouse": str(db.db_path()), "export": str(export_dir())})
+    _summary(
+        run,
+        source_ids,
+        {"warehouse": str(db.db_path()), "readers": str(db.published_path()), "export": str(export_dir())},
+    )
     with db.reader() as conn:
         rows = conn.execute(
             "SELECT source_id, status, mode, error FROM core.source_status "
@@ -321,8 +329,8 @@ def _status_rows() -> list[dict]:
                 "reason": "not built yet: run `context-lens build`",
             }
     family_of = {source_id: family for family, ids in catalog().items() for source_id in ids}
-    if db.db_path().exists():
-        with db.reader() as conn:
+    if db.reader_path().exists():
+        with db.published_reader() as conn:
             for fresh in freshness_report(conn):
                 rows[fresh.source_id] = {
                     "source": fresh.source_id,

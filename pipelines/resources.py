@@ -18,15 +18,23 @@ def _env_flag(name: str) -> bool:
 
 
 class WarehouseResource(ConfigurableResource):
-    """The embedded DuckDB warehouse; the path defaults to `CONTEXT_LENS_DB` or warehouse/context.duckdb."""
+    """The embedded DuckDB warehouse; the path defaults to `CONTEXT_LENS_DB` or warehouse/context.duckdb.
+
+    A run's steps write the working file; when the run ends (its resources torn down) the state
+    they committed is published once, so readers of the published copy see whole runs: a lens
+    and the tables it was computed from, never a family's tables ahead of their lens.
+    """
 
     db_path: str | None = None
     # Seconds one run may wait for the warehouse lock over all its steps (default CONTEXT_LENS_LOCK_WAIT).
     lock_wait_seconds: float | None = None
     _lock_budget: db.LockBudget | None = PrivateAttr(default=None)
+    _wrote: bool = PrivateAttr(default=False)
+    _in_run: bool = PrivateAttr(default=False)  # outside a run, every unit of work publishes itself
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         # Once per run (in-process executor); lock waits are reported in the run's own log.
+        self._in_run = True
         self._lock_budget = db.LockBudget(
             self.lock_wait_seconds, notify=context.log.warning if context.log else None
         )
@@ -36,8 +44,18 @@ class WarehouseResource(ConfigurableResource):
             self._lock_budget = db.LockBudget(self.lock_wait_seconds)
         return self._lock_budget
 
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._wrote:
+            self.publish()
+
+    def publish(self) -> None:
+        """Publish what this run committed (the writer lock serializes it with other writers)."""
+        with db.writer(self.db_path, self.lock_budget()):  # publishes on leaving
+            self._wrote = False
+
     def writer(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
-        return db.writer(self.db_path, self.lock_budget())
+        self._wrote = self._in_run
+        return db.writer(self.db_path, self.lock_budget(), publish_after=not self._in_run)
 
     def reader(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         return db.reader(self.db_path, self.lock_budget())

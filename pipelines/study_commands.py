@@ -137,8 +137,8 @@ def study_yaml(study_id: str, title: str, regions, comunas, sites, peers, start:
 
 def _places() -> Places:
     basins, polygons = None, False
-    if db.db_path().exists():
-        with db.reader() as conn:
+    if db.reader_path().exists():
+        with db.published_reader() as conn:
             basins, polygons = warehouse_places(conn)
     return Places(division_places(), basins, polygons)
 
@@ -208,7 +208,7 @@ def check_file(path: Path, places: Places) -> tuple[list[Problem], str]:
         return [Problem("-", str(exc))], ""
     problems = check_study(study, places)
     if study.sites and places.polygons:
-        with db.reader() as conn:
+        with db.published_reader() as conn:
             problems += site_problems(conn, study)
     elif study.sites:
         problems.append(

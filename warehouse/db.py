@@ -4,6 +4,11 @@ Every connection loads the spatial extension from the pinned `duckdb-extension-s
 package (offline, no download). Writers wait for DuckDB's single-writer file lock instead
 of failing; readers open read-only. Writes go through `transaction`, so a failure leaves
 the previous committed state.
+
+Builds write the working file (`CONTEXT_LENS_DB`); people and tools read the published copy
+(`published_path`), which `publish` replaces atomically after each run's writes. A reader
+holding the published file open keeps the copy it opened (the old inode) and never takes
+or meets the writer's lock.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -33,6 +40,23 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 def db_path() -> Path:
     """The warehouse file: `CONTEXT_LENS_DB` if set, else `warehouse/context.duckdb`."""
     return Path(os.environ.get("CONTEXT_LENS_DB", DEFAULT_DB))
+
+
+def published_path(working: Path | str | None = None) -> Path:
+    """The read-only copy readers open: `CONTEXT_LENS_PUBLISHED_DB` if set (for the configured
+    warehouse), else `published/<name>` beside the working file."""
+    target = Path(working) if working is not None else db_path()
+    configured = os.environ.get("CONTEXT_LENS_PUBLISHED_DB")
+    if configured and (working is None or target.resolve() == db_path().resolve()):
+        return Path(configured)
+    return target.parent / "published" / target.name
+
+
+def reader_path() -> Path:
+    """Where readers connect: the published copy; the working file only before anything was
+    published (a warehouse built before publication existed), with its lock waits."""
+    published = published_path()
+    return published if published.exists() or not db_path().exists() else db_path()
 
 
 def raw_dir() -> Path:
@@ -186,14 +210,58 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
     crashpoint("transaction:after_commit")
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(conn: duckdb.DuckDBPyConnection, working: Path | str | None = None) -> Path:
+    """Replace the published copy with the working file's committed state, atomically.
+
+    Runs on the writer's own connection, so no other writer changes the file meanwhile and
+    two publishers cannot replace the copy out of order. CHECKPOINT folds the write-ahead log
+    into the file, which is then copied to a temporary file in the published folder, synced,
+    and renamed over the published one: a reader sees the old copy or the new one, never a
+    partial file, and one holding the old copy open keeps reading it.
+    """
+    source = Path(working) if working is not None else db_path()
+    target = published_path(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    conn.execute("CHECKPOINT")
+    wal = source.with_name(source.name + ".wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise RuntimeError(f"cannot publish {source}: its write-ahead log was not folded in by CHECKPOINT")
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        shutil.copyfile(source, temporary)
+        _fsync(temporary)
+        crashpoint("publish:before_replace")
+        os.replace(temporary, target)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            temporary.unlink()
+        raise
+    _fsync(target.parent)
+    return target
+
+
 @contextmanager
 def writer(
-    path: Path | str | None = None, budget: LockBudget | None = None
+    path: Path | str | None = None, budget: LockBudget | None = None, publish_after: bool = True
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A write connection for one unit of work, closed afterwards so others can take the lock."""
+    """A write connection for one unit of work, closed afterwards so others can take the lock.
+
+    When the unit ends without an error its state is published (`publish_after`); a Dagster
+    run writes with `publish_after=False` and publishes once, at its end (WarehouseResource).
+    """
     conn = connect(path, budget=budget)
     try:
         yield conn
+        if publish_after:
+            publish(conn, path)
     finally:
         conn.close()
 
@@ -229,8 +297,14 @@ def scan(
 def reader(
     path: Path | str | None = None, budget: LockBudget | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to `path` (default: the working file, for the build's own reads)."""
     conn = connect(path, read_only=True, budget=budget)
     try:
         yield conn
     finally:
         conn.close()
+
+
+def published_reader() -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """A read-only connection for people and tools (`sql`, `status`, `studies`): the published copy."""
+    return reader(reader_path())

@@ -1,4 +1,4 @@
-"""Read-only queries for `context-lens sql`: the warehouse file, or the published export.
+"""Read-only queries for `context-lens sql`: the published warehouse copy, or the published export.
 
 The CLI gets plain column names, DuckDB type names and Python rows; only this package
 opens DuckDB. The warehouse is opened read-only. The spatial extension is loaded the first
@@ -63,7 +63,7 @@ class QuerySession:
 
     @classmethod
     def warehouse(cls) -> QuerySession:
-        path = db.db_path()
+        path = db.reader_path()  # the published copy: never blocked by a running build
         return cls(db.connect(path, read_only=True, spatial=False), f"warehouse {path} (read-only)")
 
     @classmethod
