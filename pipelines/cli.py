@@ -184,7 +184,7 @@ def _materialize(selection: AssetSelection):
 
 def _snapshots_by(as_of: date) -> tuple[list[str], list[str]]:
     """(sources with a snapshot retrieved by the end of `as_of`, known sources without one)."""
-    if not db.db_path().exists():
+    if not db.exists():
         return [], []
     with db.reader() as conn:
         rows = conn.execute(
@@ -209,7 +209,7 @@ def cmd_build_as_of(study, as_of: date) -> int:
     if not present:
         where = "the warehouse is empty" if not absent else f"{len(absent)} source(s) known, none that early"
         raise Refused(
-            f"no snapshot was retrieved by {as_of.isoformat()} ({where} at {db.db_path()}); "
+            f"no snapshot was retrieved by {as_of.isoformat()} ({where} at {db.describe()}); "
             "nothing was written: choose a later date or build first"
         )
     os.environ["CONTEXT_LENS_AS_OF"] = as_of.isoformat()
@@ -245,6 +245,15 @@ def _summary(run, source_ids, places: dict[str, str]) -> None:
     progress.render_summary(rows, run, places, sys.stdout)
 
 
+def _places() -> dict[str, str]:
+    """Where the run wrote, and where readers connect (the published copy, or the DuckLake)."""
+    return {
+        "warehouse": db.describe(),
+        "readers": str(db.reader_target() or db.describe()),
+        "export": str(export_dir()),
+    }
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     study = load_study(args.study)
     _check_configuration()
@@ -255,15 +264,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.offline:
         os.environ["CONTEXT_LENS_OFFLINE"] = "1"
     run = _materialize(_selection(study.id))
-    from pipelines.export import export_dir
     from pipelines.families import catalog
 
-    places = {
-        "warehouse": str(db.db_path()),
-        "readers": str(db.published_path()),
-        "export": str(export_dir()),
-    }
-    _summary(run, [s for ids in catalog().values() for s in ids], places)
+    _summary(run, [s for ids in catalog().values() for s in ids], _places())
     print(f"lens written: output/lens/{study.id}/")
     return 0
 
@@ -292,11 +295,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         selection = AssetSelection.all()
     run = _materialize(selection - _unusable_lenses())
     source_ids = {s.info.id for m in chosen for s in ops.family_sources(m)}
-    _summary(
-        run,
-        source_ids,
-        {"warehouse": str(db.db_path()), "readers": str(db.published_path()), "export": str(export_dir())},
-    )
+    _summary(run, source_ids, _places())
     with db.reader() as conn:
         rows = conn.execute(
             "SELECT source_id, status, mode, error FROM core.source_status "
@@ -329,7 +328,7 @@ def _status_rows() -> list[dict]:
                 "reason": "not built yet: run `context-lens build`",
             }
     family_of = {source_id: family for family, ids in catalog().items() for source_id in ids}
-    if db.reader_path().exists():
+    if db.exists():
         with db.published_reader() as conn:
             for fresh in freshness_report(conn):
                 rows[fresh.source_id] = {

@@ -43,7 +43,7 @@ from sources.base import ValidationError
 from sources.endpoints import endpoints
 from sources.geometry import locate_points
 from warehouse import store
-from warehouse.db import SQL_DIR
+from warehouse.db import SQL_DIR, run_script
 
 FAMILY = "conflicts"
 SOURCE = indh.SOURCE
@@ -243,7 +243,7 @@ def indh_conflict_observations(
         store.record_indicators(conn, load_indicators(FAMILY))
         tables = {("core", "observations"): observations[[*store.OBSERVATION_COLUMNS, "inputs"]]}
         rows = write_tables(conn, SOURCE.id, tables)["core.observations"]
-        conn.execute(VIEWS_SQL.read_text())
+        run_script(conn, VIEWS_SQL)
     return MaterializeResult(metadata={"observations": rows, "period": period})
 
 

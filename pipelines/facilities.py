@@ -47,7 +47,7 @@ from sources.base import ValidationError
 from sources.endpoints import endpoints
 from sources.geometry import locate_points
 from warehouse import store
-from warehouse.db import SQL_DIR
+from warehouse.db import SQL_DIR, run_script
 
 FAMILY = "facilities"
 SOURCE = deis.SOURCE
@@ -298,7 +298,7 @@ def deis_facility_observations(
         frame, partial = facility_observations(facilities, beds, known, population, anchors)
         store.record_indicators(conn, load_indicators(FAMILY))
         rows = write_tables(conn, SOURCE.id, {("core", "observations"): frame})["core.observations"]
-        conn.execute(VIEWS_SQL.read_text())
+        run_script(conn, VIEWS_SQL)
     left_out = sorted(set(partial["territory_id"])) if not partial.empty else []
     if left_out:
         context.log.info(f"totals not published (comunas missing): {left_out}")

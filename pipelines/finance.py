@@ -85,7 +85,7 @@ from sources import mindicador, presupuesto_abierto, royalties, sinim
 from sources.base import FetchError, ValidationError
 from sources.endpoints import EndpointError, endpoints
 from warehouse import store
-from warehouse.db import SQL_DIR, table_name
+from warehouse.db import SQL_DIR, run_script, table_name
 
 FAMILY = "finance"
 VIEWS_SQL = SQL_DIR / "views" / "30_finance.sql"
@@ -145,7 +145,7 @@ def build_core(conn) -> dict:
         source_id: write_tables(conn, source_id, {("core", "observations"): frame})["core.observations"]
         for source_id, frame in frames.items()
     }
-    conn.execute(VIEWS_SQL.read_text())
+    run_script(conn, VIEWS_SQL)
     return {
         **metadata,
         "amounts": len(amounts),

@@ -67,7 +67,7 @@ from sources.base import FetchError, FetchRequest
 from sources.endpoints import endpoints
 from sources.icd_groups import load_cause_groups
 from warehouse import store
-from warehouse.db import SQL_DIR
+from warehouse.db import SQL_DIR, run_script
 
 FAMILY = "health"
 SAMPLE_DIR = SAMPLES_DIR / "health"
@@ -314,7 +314,7 @@ def health_rates(
             {("core", "mortality_rates"): table, ("core", "observations"): observations},
             snapshot_ids=sorted({*deaths["snapshot_id"].unique(), pop_snapshot, country_snapshot}),
         )
-        conn.execute(VIEWS_SQL.read_text())
+        run_script(conn, VIEWS_SQL)
         store.record_indicators(
             conn, [i for i in load_indicators(FAMILY) if i["source_id"] == deis_deaths.SOURCE.id]
         )

@@ -28,7 +28,7 @@ from pipelines.resources import WarehouseResource
 from pipelines.studies import Site, Study, StudyConfigError, study_files
 from pipelines.study_check import refuse_unknown_territories
 from warehouse.claims import CLAIM_COLUMNS, write_claims
-from warehouse.db import SQL_DIR, quote_ident, table_name, transaction
+from warehouse.db import SQL_DIR, quote_ident, run_script, table_name, transaction
 from warehouse.lens import (
     KIND_ORDER,
     PEERS,
@@ -536,7 +536,7 @@ def build_lens(warehouse: WarehouseResource, study: Study) -> LensBuild:
     folder = lens_folder(study)
     with warehouse.writer() as conn:
         with _lens_transaction(conn, keep=present):
-            conn.execute(LENS_VIEWS.read_text())
+            run_script(conn, LENS_VIEWS)
             refuse_unknown_territories(conn, study)  # a peer basin '999' fails, naming the nearest
             scope = study_scope(conn, study)
             lens = build_lens_tables(conn, scope)

@@ -18,11 +18,13 @@ def _env_flag(name: str) -> bool:
 
 
 class WarehouseResource(ConfigurableResource):
-    """The embedded DuckDB warehouse; the path defaults to `CONTEXT_LENS_DB` or warehouse/context.duckdb.
+    """The warehouse: the embedded DuckDB file (`db_path`, default `CONTEXT_LENS_DB` or
+    warehouse/context.duckdb), or the DuckLake that `CONTEXT_LENS_WAREHOUSE` names (`warehouse.lake`).
 
-    A run's steps write the working file; when the run ends (its resources torn down) the state
-    they committed is published once, so readers of the published copy see whole runs: a lens
-    and the tables it was computed from, never a family's tables ahead of their lens.
+    On the embedded file, a run's steps write the working file; when the run ends (its resources
+    torn down) the state they committed is published once, so readers of the published copy see
+    whole runs: a lens and the tables it was computed from, never a family's tables ahead of
+    their lens.
     """
 
     db_path: str | None = None
@@ -45,7 +47,7 @@ class WarehouseResource(ConfigurableResource):
         return self._lock_budget
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        if self._wrote:
+        if self._wrote and db.publishes(self.db_path):
             self.publish()
 
     def publish(self) -> None:

@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from sources.base import ValidationError
+from warehouse import db
 
 log = logging.getLogger(__name__)
 
@@ -400,7 +401,7 @@ def check_raw_tables(
     of the very payloads accepted last time (a code change, not an upstream one), are
     recorded but never judged.
     """
-    conn.execute(RAW_SCHEMAS_DDL)
+    db.run_script(conn, RAW_SCHEMAS_DDL)
     config = config or load_config()
     blocking, warnings, judged = [], [], []
     for (schema, table), frame in tables.items():
@@ -417,8 +418,9 @@ def check_raw_tables(
     if blocking:
         raise ValidationError(source_id, "; ".join(blocking))
     for name, columns, rows in judged:
+        db.delete_key(conn, "core.raw_schemas", table_name=name, snapshot_id=snapshot_ids[-1])
         conn.execute(
-            "INSERT OR REPLACE INTO core.raw_schemas VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+            "INSERT INTO core.raw_schemas VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
             [source_id, name, snapshot_ids[-1], list(snapshot_ids), mode, json.dumps(columns), rows],
         )
     for warning in warnings:

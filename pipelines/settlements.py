@@ -66,7 +66,7 @@ from sources.settlements import (
     settlement_totals,
 )
 from warehouse import store
-from warehouse.db import SQL_DIR
+from warehouse.db import SQL_DIR, run_script
 
 FAMILY = "settlements"
 SOURCE = mc.SOURCE
@@ -382,7 +382,7 @@ def settlements(context: AssetExecutionContext, warehouse: WarehouseResource) ->
         comunas = territory_polygons(conn, "comuna")
         basins = coarsest_level(territory_polygons(conn, "basin"))
         located = locate(staging, comunas, basins)
-        conn.execute(VIEWS_SQL.read_text())
+        run_script(conn, VIEWS_SQL)
         conn.register("_located", located)
         try:
             write_tables(conn, SOURCE.id, {("core", "settlements"): LOCATED_SQL})

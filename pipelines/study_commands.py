@@ -137,7 +137,7 @@ def study_yaml(study_id: str, title: str, regions, comunas, sites, peers, start:
 
 def _places() -> Places:
     basins, polygons = None, False
-    if db.reader_path().exists():
+    if db.exists():
         with db.published_reader() as conn:
             basins, polygons = warehouse_places(conn)
     return Places(division_places(), basins, polygons)

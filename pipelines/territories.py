@@ -61,7 +61,7 @@ from sources.territory_resolver import (
     TerritoryResolver,
     load_regions,
 )
-from warehouse.db import SQL_DIR, table_name
+from warehouse.db import SQL_DIR, run_script, table_name
 
 FAMILY = "territories"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -544,7 +544,7 @@ def write_territories(conn: duckdb.DuckDBPyConnection, tables: TerritoryTables) 
     rewritten, and aliases left pointing at no territory are removed. Everything goes through
     the gated write path as whole tables: the kept rows and the new ones.
     """
-    conn.execute(VIEWS_SQL.read_text())  # declares core.territory_overlap_areas and the views over it
+    run_script(conn, VIEWS_SQL)  # declares core.territory_overlap_areas and the views over it
     places = pd.DataFrame(tables.places.drop(columns="geometry"))
     places["geometry_wkb"] = [None if g is None else shapely.to_wkb(g) for g in tables.places.geometry]
     kept = conn.execute(

@@ -54,7 +54,7 @@ from sources.base import Fetcher, FetchError, FetchRequest, Payload, SourceInfo,
 from sources.endpoints import endpoints
 from sources.fetch import payload_from_sidecar
 from warehouse import long_rows, store
-from warehouse.db import SQL_DIR
+from warehouse.db import SQL_DIR, run_script
 
 FAMILY = "water"
 SAMPLE_DIR = SAMPLES_DIR / "streamflow"
@@ -632,7 +632,7 @@ def water_indicators(
             {("core", "gauge_indicators"): indicators, ("core", "gauge_annual_means"): annual},
             snapshot_ids=inputs,
         )
-        conn.execute(VIEWS_SQL.read_text())
+        run_script(conn, VIEWS_SQL)
         observations = basin_observations(indicators, annual, config)
         store.record_indicators(conn, load_indicators(FAMILY))
         written = 0

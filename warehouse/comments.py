@@ -9,7 +9,8 @@ Declarations come from where each table is declared, never from a second catalog
   `{column: 'description'}`), passed in by that code (lens tables, Dagster column schemas).
 A view column without its own description takes the one of the same-named column of the
 tables it reads (a view passes `territory_id` through; it does not redefine it). Comments are
-applied after the writes of a build, since `CREATE OR REPLACE` drops them.
+applied after the writes of a build, since `CREATE OR REPLACE` drops them. On DuckLake, which
+cannot comment a view's columns, views carry their own comment and their columns none.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from warehouse import lake
 from warehouse.db import SQL_DIR, quote_ident, table_name
 
 PROJECT_SCHEMAS = ("raw", "staging", "core", "marts", "lens", "ops")
@@ -96,6 +98,7 @@ def apply_comments(conn: duckdb.DuckDBPyConnection, declarations: Mapping[str, D
             for column, text in declaration.columns.items():
                 by_name.setdefault(column, text)
     needs_spatial = _spatial_views(conn)
+    view_columns = not lake.is_lake(conn)  # DuckLake comments on views, not on a view's columns
     for schema, table, kind in relations:
         declaration = declarations.get(f"{schema}.{table}")
         if declaration is None:
@@ -110,7 +113,7 @@ def apply_comments(conn: duckdb.DuckDBPyConnection, declarations: Mapping[str, D
             "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
             [schema, table],
         ).fetchall()
-        for (column,) in columns:
+        for (column,) in columns if kind == "TABLE" or view_columns else ():
             text = declaration.columns.get(column) or (by_name.get(column) if kind == "VIEW" else None)
             if text:
                 conn.execute(f"COMMENT ON COLUMN {qualified}.{quote_ident(column)} IS {_literal(text)}")  # noqa: S608

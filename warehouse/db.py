@@ -5,6 +5,10 @@ package (offline, no download). Writers wait for DuckDB's single-writer file loc
 of failing; readers open read-only. Writes go through `transaction`, so a failure leaves
 the previous committed state.
 
+`CONTEXT_LENS_WAREHOUSE=ducklake:postgres:...` puts the whole warehouse on DuckLake instead
+(`warehouse.lake`): the same contract, many readers and writers at once, no file lock and no
+published copy (readers see the catalog's last committed snapshot).
+
 Builds write the working file (`CONTEXT_LENS_DB`); people and tools read the published copy
 (`published_path`), which `publish` replaces atomically after each run's writes. A reader
 holding the published file open keeps the copy it opened (the old inode) and never takes
@@ -27,6 +31,7 @@ import duckdb
 import duckdb_extension_spatial
 
 from sources.rawstore import crashpoint, failpoint
+from warehouse import lake
 
 WAREHOUSE_DIR = Path(__file__).resolve().parent
 DEFAULT_DB = WAREHOUSE_DIR / "context.duckdb"
@@ -57,6 +62,27 @@ def reader_path() -> Path:
     published (a warehouse built before publication existed), with its lock waits."""
     published = published_path()
     return published if published.exists() or not db_path().exists() else db_path()
+
+
+def reader_target() -> Path | None:
+    """What readers open: the published file, or None for the configured DuckLake."""
+    return None if lake.configured() else reader_path()
+
+
+def exists() -> bool:
+    """Whether there is a warehouse to read (a DuckLake, once configured, always answers)."""
+    return lake.configured() is not None or reader_path().exists()
+
+
+def publishes(path: Path | str | None = None) -> bool:
+    """Whether writes to this warehouse are published as a copy (the embedded file; not a DuckLake)."""
+    return path is not None or lake.configured() is None
+
+
+def describe() -> str:
+    """Where the warehouse is, for messages (a DuckLake's password redacted)."""
+    configured = lake.configured()
+    return configured.describe() if configured else str(db_path())
 
 
 def raw_dir() -> Path:
@@ -136,6 +162,8 @@ def connect(
     `spatial=False` (read-only use only) leaves loading the extension to the caller, who
     loads it when a statement needs it (`warehouse.query`).
     """
+    if path is None and (configured := lake.configured()) is not None:
+        return _connect_lake(configured, read_only)
     target = Path(path) if path is not None else db_path()
     if read_only and not target.exists():
         raise FileNotFoundError(f"no warehouse at {target}: run `make run` (or `context-lens build`) first")
@@ -181,14 +209,41 @@ def connect(
     return conn
 
 
+def _connect_lake(configured: lake.Lake, read_only: bool) -> duckdb.DuckDBPyConnection:
+    conn = duckdb.connect(":memory:")
+    try:
+        load_spatial(conn)  # geometry columns need it on every DuckLake connection
+        lake.attach(conn, configured, read_only)
+        if not read_only:
+            ensure_schema(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def run_script(conn: duckdb.DuckDBPyConnection, sql: str | Path) -> None:
+    """Run warehouse DDL (text or a file in warehouse/sql), adapted to the connection's backend."""
+    text = sql.read_text() if isinstance(sql, Path) else sql
+    conn.execute(lake.adapt_ddl(text) if lake.is_lake(conn) else text)
+
+
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
-    conn.execute((SQL_DIR / "schema.sql").read_text())
+    run_script(conn, SQL_DIR / "schema.sql")
 
 
 def apply_views(conn: duckdb.DuckDBPyConnection) -> None:
     """(Re)create the evaluator-facing views from `warehouse/sql/views/*.sql`, in name order."""
     for path in sorted((SQL_DIR / "views").glob("*.sql")):
-        conn.execute(path.read_text())
+        run_script(conn, path)
+
+
+def delete_key(conn: duckdb.DuckDBPyConnection, qualified: str, **key: object) -> None:
+    """Delete the row with this key: with a plain INSERT after it, a replace that needs no
+    PRIMARY KEY (DuckLake has none; on the embedded file the key still guards)."""
+    schema, table = qualified.split(".")
+    where = " AND ".join(f"{quote_ident(column)} = ?" for column in key)
+    conn.execute(f"DELETE FROM {table_name(schema, table)} WHERE {where}", list(key.values()))  # noqa: S608
 
 
 @contextmanager
@@ -218,7 +273,7 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def publish(conn: duckdb.DuckDBPyConnection, working: Path | str | None = None) -> Path:
+def publish(conn: duckdb.DuckDBPyConnection, working: Path | str | None = None) -> Path | None:
     """Replace the published copy with the working file's committed state, atomically.
 
     Runs on the writer's own connection, so no other writer changes the file meanwhile and
@@ -227,6 +282,8 @@ def publish(conn: duckdb.DuckDBPyConnection, working: Path | str | None = None) 
     and renamed over the published one: a reader sees the old copy or the new one, never a
     partial file, and one holding the old copy open keeps reading it.
     """
+    if lake.is_lake(conn):
+        return None  # a DuckLake's readers see its committed snapshots; there is no copy to make
     source = Path(working) if working is not None else db_path()
     target = published_path(source)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -307,4 +364,4 @@ def reader(
 
 def published_reader() -> AbstractContextManager[duckdb.DuckDBPyConnection]:
     """A read-only connection for people and tools (`sql`, `status`, `studies`): the published copy."""
-    return reader(reader_path())
+    return reader(reader_target())

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from warehouse.db import quote_ident, table_name
+from warehouse.db import delete_key, quote_ident, run_script, table_name
 
 PUBLICATIONS_DDL = """
 CREATE SCHEMA IF NOT EXISTS ops;
@@ -119,7 +119,7 @@ class Publication:
 
 
 def ensure(conn: duckdb.DuckDBPyConnection) -> None:
-    conn.execute(PUBLICATIONS_DDL)
+    run_script(conn, PUBLICATIONS_DDL)
 
 
 def exists(conn: duckdb.DuckDBPyConnection, qualified: str) -> bool:
@@ -164,8 +164,9 @@ def previous(conn: duckdb.DuckDBPyConnection, qualified: str, partition: str) ->
 
 def record(conn: duckdb.DuckDBPyConnection, publication: Publication) -> None:
     ensure(conn)
+    delete_key(conn, "ops.publications", table_name=publication.table, partition_id=publication.partition)
     conn.execute(
-        "INSERT OR REPLACE INTO ops.publications VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+        "INSERT INTO ops.publications VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
         [
             publication.table,
             publication.partition,

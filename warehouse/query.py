@@ -63,8 +63,9 @@ class QuerySession:
 
     @classmethod
     def warehouse(cls) -> QuerySession:
-        path = db.reader_path()  # the published copy: never blocked by a running build
-        return cls(db.connect(path, read_only=True, spatial=False), f"warehouse {path} (read-only)")
+        target = db.reader_target()  # the published copy (never blocked by a build), or the DuckLake
+        where = f"warehouse {target or db.describe()} (read-only)"
+        return cls(db.connect(target, read_only=True, spatial=False), where)
 
     @classmethod
     def export(cls, folder: Path) -> QuerySession:

@@ -2,7 +2,9 @@
 
 Tables are replaced whole (`replace_table`) or by partition (`replace_observations`
 deletes one source's rows, then inserts), so repeating a write gives the same tables and a
-failed run, rolled back, leaves the previous good ones.
+failed run, rolled back, leaves the previous good ones. Rows are replaced or kept by their key
+explicitly (delete then insert; insert where absent), not by INSERT OR REPLACE / OR IGNORE,
+so the same writes run on DuckLake, which has no PRIMARY KEY.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pandas as pd
 
 from sources.base import SourceInfo, ValidationError
 from sources.rawstore import Sidecar
-from warehouse.db import table_name
+from warehouse.db import delete_key, table_name
 
 OBSERVATION_COLUMNS = [
     "indicator_id",
@@ -41,8 +43,9 @@ def replace_table(conn: duckdb.DuckDBPyConnection, schema: str, table: str, fram
 
 
 def record_source(conn: duckdb.DuckDBPyConnection, source: SourceInfo) -> None:
+    delete_key(conn, "core.sources", source_id=source.id)
     conn.execute(
-        "INSERT OR REPLACE INTO core.sources VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO core.sources VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             source.id,
             source.family,
@@ -78,9 +81,10 @@ def record_snapshots(conn: duckdb.DuckDBPyConnection, sidecars: Iterable[Sidecar
         row = asdict(sidecar)
         row["source_id"] = row.pop("source")
         conn.execute(
-            f"INSERT OR IGNORE INTO core.snapshots ({', '.join(columns)}) "  # noqa: S608 (constant column names)
-            f"VALUES ({', '.join('?' for _ in columns)})",
-            [row[c] for c in columns],
+            f"INSERT INTO core.snapshots ({', '.join(columns)}) "  # noqa: S608 (constant column names)
+            f"SELECT {', '.join('?' for _ in columns)} "
+            "WHERE NOT EXISTS (SELECT 1 FROM core.snapshots WHERE snapshot_id = ?)",
+            [*(row[c] for c in columns), row["snapshot_id"]],
         )
 
 
@@ -92,8 +96,9 @@ def record_status(
     snapshot_id: str | None,
     error: str | None,
 ) -> None:
+    delete_key(conn, "core.source_status", source_id=source_id)
     conn.execute(
-        "INSERT OR REPLACE INTO core.source_status VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?)",
+        "INSERT INTO core.source_status VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?)",
         [source_id, status, mode, snapshot_id, error],
     )
 
@@ -112,13 +117,15 @@ def record_indicators(conn: duckdb.DuckDBPyConnection, indicators: Iterable[dict
         "higher_is",
     ]
     for indicator in indicators:
+        delete_key(conn, "core.indicators", indicator_id=indicator.get("indicator_id"))
         conn.execute(
-            f"INSERT OR REPLACE INTO core.indicators ({', '.join(columns)}) "  # noqa: S608 (constant column names)
+            f"INSERT INTO core.indicators ({', '.join(columns)}) "  # noqa: S608 (constant column names)
             f"VALUES ({', '.join('?' for _ in columns)})",
             [indicator.get(c) for c in columns],
         )
 
 
+OBSERVATION_KEY = ["indicator_id", "territory_id", "period"]
 INPUT_COLUMNS = ["indicator_id", "territory_id", "period", "source_id", "role", "input_snapshot_id"]
 
 
@@ -174,6 +181,13 @@ def replace_observations(conn: duckdb.DuckDBPyConnection, source_id: str, frame:
     if (frame["source_id"] != source_id).any():
         raise ValueError(f"observations passed for {source_id} carry another source_id")
     incoming = frame[OBSERVATION_COLUMNS]
+    repeated = incoming[incoming.duplicated(OBSERVATION_KEY, keep=False)]
+    if not repeated.empty:  # the key, checked here: a DuckLake table has no PRIMARY KEY to refuse them
+        shown = "; ".join(
+            " ".join(map(str, key))
+            for key in repeated[OBSERVATION_KEY].drop_duplicates().head(5).itertuples(index=False)
+        )
+        raise ValidationError(source_id, f"observations repeat a key (indicator, territory, period): {shown}")
     inputs = observation_inputs(frame)
     conn.register("_incoming_observations", incoming)
     conn.register("_incoming_inputs", inputs)
@@ -198,19 +212,31 @@ def replace_observations(conn: duckdb.DuckDBPyConnection, source_id: str, frame:
         )
         conn.execute(
             """
-            INSERT OR IGNORE INTO core.observation_history
+            INSERT INTO core.observation_history
             SELECT o.*, s.retrieved_at
             FROM _incoming_observations o JOIN core.snapshots s USING (snapshot_id)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM core.observation_history h
+                WHERE h.indicator_id = o.indicator_id AND h.territory_id = o.territory_id
+                  AND h.period = o.period AND h.snapshot_id = o.snapshot_id)
             """
         )
         conn.execute(
             """
-            INSERT OR IGNORE INTO core.observation_input_history BY NAME
-            SELECT i.indicator_id, i.territory_id, i.period, o.snapshot_id, i.source_id, i.role,
+            INSERT INTO core.observation_input_history BY NAME
+            SELECT DISTINCT ON (i.indicator_id, i.territory_id, i.period, o.snapshot_id, i.role,
+                                i.input_snapshot_id)
+                   i.indicator_id, i.territory_id, i.period, o.snapshot_id, i.source_id, i.role,
                    i.input_snapshot_id, s.source_id AS input_source_id, i.verification
             FROM _incoming_inputs i
             JOIN _incoming_observations o USING (indicator_id, territory_id, period)
             LEFT JOIN core.snapshots s ON s.snapshot_id = i.input_snapshot_id
+            WHERE NOT EXISTS (
+                SELECT 1 FROM core.observation_input_history h
+                WHERE h.indicator_id = i.indicator_id AND h.territory_id = i.territory_id
+                  AND h.period = i.period AND h.snapshot_id = o.snapshot_id AND h.role = i.role
+                  AND h.input_snapshot_id = i.input_snapshot_id)
+            ORDER BY ALL
             """
         )
     finally:

@@ -1,0 +1,220 @@
+"""The DuckLake backend: one setting puts the whole warehouse on DuckLake with a PostgreSQL catalog.
+
+The sample study built offline (SAMPLE data) on DuckLake must give the embedded build's
+contract: the same tables and views, the same row counts, comments, geometry readable; the
+password never printed. Needs PostgreSQL (`.ci/run` starts one; DAGSTER_PG_* name it) and
+the `lake` extra; skips saying so otherwise (fails under CI=true).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+
+import duckdb
+import pytest
+
+from pipelines import cli
+from warehouse import db, lake
+
+PG = {
+    "DAGSTER_PG_HOST": "127.0.0.1",
+    "DAGSTER_PG_PORT": "5432",
+    "DAGSTER_PG_USERNAME": "context_lens",
+    "DAGSTER_PG_PASSWORD": "context_lens",
+    "DAGSTER_PG_DB": "context_lens_dagster",
+}
+SCHEMAS = ["raw", "staging", "core", "marts", "lens", "ops"]
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture()
+def catalog(tmp_path):
+    """A fresh PostgreSQL schema for one DuckLake catalog, dropped afterwards; the settings for it."""
+    psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2 missing: pip install -e '.[postgres]'")
+    for name in ("ducklake", "postgres_scanner"):
+        try:
+            lake.extension_path(name)
+        except lake.LakeConfigError as exc:
+            _unavailable(str(exc))
+    pg = {name: os.environ.get(name, default) for name, default in PG.items()}
+    try:
+        connection = psycopg2.connect(
+            host=pg["DAGSTER_PG_HOST"],
+            port=int(pg["DAGSTER_PG_PORT"]),
+            user=pg["DAGSTER_PG_USERNAME"],
+            password=pg["DAGSTER_PG_PASSWORD"],
+            dbname=pg["DAGSTER_PG_DB"],
+            connect_timeout=3,
+        )
+    except psycopg2.OperationalError as exc:
+        _unavailable(
+            f"no PostgreSQL reachable at {pg['DAGSTER_PG_HOST']}:{pg['DAGSTER_PG_PORT']} "
+            f"({str(exc).strip().splitlines()[0]}); `.ci/run --setup-only` starts one"
+        )
+    connection.autocommit = True
+    schema = f"lake_test_{uuid.uuid4().hex[:12]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE SCHEMA {schema}")
+    dsn = (
+        f"dbname={pg['DAGSTER_PG_DB']} host={pg['DAGSTER_PG_HOST']} port={pg['DAGSTER_PG_PORT']} "
+        f"user={pg['DAGSTER_PG_USERNAME']}"
+    )
+    settings = {
+        lake.SETTING: f"ducklake:postgres:{dsn} password={pg['DAGSTER_PG_PASSWORD']}",
+        lake.DATA_SETTING: str(tmp_path / "lake-data"),
+        lake.SCHEMA_SETTING: schema,
+        "CONTEXT_LENS_EXTENSION_CACHE": str(tmp_path / "extensions"),
+    }
+    try:
+        yield settings, pg["DAGSTER_PG_PASSWORD"]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA {schema} CASCADE")
+        connection.close()
+
+
+def _use(monkeypatch, folder, settings: dict[str, str] | None) -> None:
+    monkeypatch.setenv("CONTEXT_LENS_DB", str(folder / "context.duckdb"))
+    monkeypatch.setenv("CONTEXT_LENS_RAW_DIR", str(folder / "raw"))
+    monkeypatch.setenv("CONTEXT_LENS_OUTPUT", str(folder / "output"))
+    for name in (lake.SETTING, lake.DATA_SETTING, lake.SCHEMA_SETTING):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in (settings or {}).items():
+        monkeypatch.setenv(name, value)
+
+
+def _contract(conn: duckdb.DuckDBPyConnection) -> dict:
+    """Tables with row counts, views, and what carries a comment, in the project's schemas."""
+    tables = conn.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND schema_name IN (SELECT unnest(?)) ORDER BY 1",
+        [SCHEMAS],
+    ).fetchall()
+    counts = {}
+    for (name,) in tables:
+        schema, table = name.split(".")
+        counts[name] = conn.execute(f"SELECT count(*) FROM {db.table_name(schema, table)}").fetchone()[0]  # noqa: S608
+    views = conn.execute(
+        "SELECT schema_name || '.' || view_name, comment IS NOT NULL FROM duckdb_views() "
+        "WHERE NOT internal AND database_name = current_database() AND schema_name IN (SELECT unnest(?)) "
+        "ORDER BY 1",
+        [SCHEMAS],
+    ).fetchall()
+    commented_tables = conn.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE comment IS NOT NULL "
+        "AND database_name = current_database() AND schema_name IN (SELECT unnest(?)) ORDER BY 1",
+        [SCHEMAS],
+    ).fetchall()
+    commented_columns = conn.execute(
+        "SELECT c.schema_name || '.' || c.table_name || '.' || c.column_name FROM duckdb_columns() c "
+        "JOIN duckdb_tables() t USING (database_name, schema_name, table_name) "
+        "WHERE c.comment IS NOT NULL AND c.database_name = current_database() "
+        "AND c.schema_name IN (SELECT unnest(?)) ORDER BY 1",
+        [SCHEMAS],
+    ).fetchall()
+    return {
+        "counts": counts,
+        "views": dict(views),
+        "commented_tables": [r[0] for r in commented_tables],
+        "commented_columns": [r[0] for r in commented_columns],
+    }
+
+
+def test_the_sample_study_on_ducklake_has_the_embedded_contract(
+    catalog, tmp_path, monkeypatch, capsys, caplog
+):
+    settings, password = catalog
+    monkeypatch.setenv("CONTEXT_LENS_OFFLINE", "1")
+    _use(monkeypatch, tmp_path / "embedded", None)
+    cli.main(["build", "--offline"])  # exit 1 expected offline: freshness rules fail on samples
+    with db.published_reader() as conn:
+        embedded = _contract(conn)
+    capsys.readouterr()
+    caplog.clear()
+
+    _use(monkeypatch, tmp_path / "lake", settings)
+    with caplog.at_level(logging.INFO):
+        cli.main(["build", "--offline"])
+    out, err = capsys.readouterr()
+    logged = out + err + caplog.text
+    assert f"password={password}" not in logged and "password=***" in logged
+    assert not (tmp_path / "lake" / "context.duckdb").exists(), "the embedded file was not used"
+    with db.published_reader() as conn:
+        assert lake.is_lake(conn)
+        on_lake = _contract(conn)
+        shape = conn.execute(
+            "SELECT ST_GeometryType(geometry), ST_IsValid(geometry) FROM core.territories "
+            "WHERE kind = 'comuna' AND geometry IS NOT NULL LIMIT 1"
+        ).fetchone()
+    assert embedded["counts"] and len(embedded["counts"]) > 40
+    assert on_lake["counts"] == embedded["counts"]
+    assert list(on_lake["views"]) == list(embedded["views"])
+    assert on_lake["views"] == embedded["views"], "every view commented as on the embedded file"
+    assert on_lake["commented_tables"] == embedded["commented_tables"]
+    assert on_lake["commented_columns"] == embedded["commented_columns"]
+    assert shape is not None and shape[0] in ("POLYGON", "MULTIPOLYGON") and shape[1]
+
+
+def test_the_adapted_ddl_declares_the_same_columns_without_constraints():
+    """schema.sql, as DuckLake gets it: the same tables, columns, types and NOT NULLs, no keys or checks."""
+
+    def columns(sql: str) -> list[tuple]:
+        conn = duckdb.connect()
+        db.load_spatial(conn)
+        conn.execute(sql)
+        found = conn.execute(
+            "SELECT schema_name, table_name, column_name, data_type, is_nullable FROM duckdb_columns() "
+            "WHERE schema_name <> 'main' ORDER BY ALL"
+        ).fetchall()
+        kinds = conn.execute(
+            "SELECT DISTINCT constraint_type FROM duckdb_constraints() WHERE schema_name <> 'main'"
+        ).fetchall()
+        conn.close()
+        return found, {k for (k,) in kinds}
+
+    text = (db.SQL_DIR / "schema.sql").read_text()
+    original, original_kinds = columns(text)
+    adapted, adapted_kinds = columns(lake.adapt_ddl(text))
+    assert {"PRIMARY KEY", "CHECK"} <= original_kinds
+    assert adapted == original and len(adapted) > 60
+    assert adapted_kinds <= {"NOT NULL"}
+
+
+@pytest.mark.parametrize(
+    ("setting", "data", "named"),
+    [
+        ("ducklake:sqlite:/tmp/x.db", "/tmp/lake", "CONTEXT_LENS_WAREHOUSE"),
+        ("ducklake:postgres:dbname=x password=hunter2-secret", "", "CONTEXT_LENS_LAKE_DATA"),
+        ("postgres://u:hunter2-secret@h/db", "/tmp/lake", "CONTEXT_LENS_WAREHOUSE"),
+    ],
+)
+def test_a_wrong_setting_names_it_and_never_falls_back_to_the_embedded_file(
+    warehouse_env, monkeypatch, capsys, setting, data, named
+):
+    monkeypatch.setenv(lake.SETTING, setting)
+    monkeypatch.setenv(lake.DATA_SETTING, data)
+    assert cli.main(["sql", "SELECT 1"]) != 0
+    err = capsys.readouterr().err
+    assert named in err and "hunter2-secret" not in err
+    assert not (warehouse_env / "context.duckdb").exists()
+
+
+def test_an_unreachable_catalog_is_a_clear_error_without_the_password(catalog, monkeypatch, capsys):
+    settings, _ = catalog
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(
+        lake.SETTING, "ducklake:postgres:host=127.0.0.1 port=1 dbname=x user=u password=hunter2-secret"
+    )
+    with pytest.raises(lake.LakeConfigError) as raised:
+        db.connect()
+    message = str(raised.value)
+    assert "CONTEXT_LENS_WAREHOUSE" in message and "hunter2-secret" not in message
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__

@@ -1,0 +1,169 @@
+"""The DuckLake backend: the warehouse as Parquet files with its catalog in PostgreSQL.
+
+Chosen by one setting, `CONTEXT_LENS_WAREHOUSE=ducklake:postgres:<libpq connection string>`,
+with `CONTEXT_LENS_LAKE_DATA` naming the folder of the data files. Credentials come from the
+environment only (the connection string, or libpq's PGPASSWORD / ~/.pgpass) and are redacted
+from every message this module raises. The extensions are loaded from the pinned pip packages
+`duckdb-extension-ducklake` and `duckdb-extension-postgres` (extra `lake`), never downloaded.
+
+DuckLake has no PRIMARY KEY, UNIQUE or CHECK constraints: `adapt_ddl` drops them from the
+warehouse's DDL, so one declaration per table serves both backends; the writes that relied on a
+key (replace a row, keep the first) are written key-explicitly in `warehouse.store`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+SETTING = "CONTEXT_LENS_WAREHOUSE"
+DATA_SETTING = "CONTEXT_LENS_LAKE_DATA"
+SCHEMA_SETTING = "CONTEXT_LENS_LAKE_SCHEMA"  # PostgreSQL schema of the catalog tables (default public)
+CATALOG_NAME = "warehouse"  # the attached DuckLake's name; `USE` makes it the default catalog
+_EXTENSIONS = {  # name DuckDB loads it under -> (pip package module, file in that package)
+    "ducklake": ("duckdb_extension_ducklake", "ducklake"),
+    "postgres_scanner": ("duckdb_extension_postgres", "postgres"),  # entry point postgres_scanner_init
+}
+_SECRET = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_URI_SECRET = re.compile(r"(postgres(?:ql)?://[^:/@\s]+:)([^@\s]+)(@)", re.IGNORECASE)
+
+
+class LakeConfigError(RuntimeError):
+    """The DuckLake setting is wrong or its catalog or data path cannot be used; names the setting."""
+
+
+def redact(text: str) -> str:
+    """`text` without passwords (libpq `password=...` and `postgresql://user:secret@`)."""
+    return _URI_SECRET.sub(r"\1***\3", _SECRET.sub(r"\1***", text))
+
+
+@dataclass(frozen=True)
+class Lake:
+    catalog: str  # 'postgres:dbname=... host=...' (what follows 'ducklake:')
+    data_path: str
+    metadata_schema: str | None = None
+
+    def describe(self) -> str:
+        return f"DuckLake ducklake:{redact(self.catalog)} (data {self.data_path})"
+
+
+def configured() -> Lake | None:
+    """The DuckLake the settings name, or None for the embedded default (setting unset or 'embedded')."""
+    setting = os.environ.get(SETTING, "").strip()
+    if setting in ("", "embedded"):
+        return None
+    if not setting.startswith("ducklake:postgres:") or not setting.removeprefix("ducklake:postgres:").strip():
+        raise LakeConfigError(
+            f"{SETTING}={redact(setting)!r} is not understood: use 'embedded' or "
+            "'ducklake:postgres:dbname=... host=... user=...' (password from PGPASSWORD)"
+        )
+    data = os.environ.get(DATA_SETTING, "").strip()
+    if not data:
+        raise LakeConfigError(f"{SETTING} names a DuckLake but {DATA_SETTING} (its data folder) is not set")
+    schema = os.environ.get(SCHEMA_SETTING, "").strip() or None
+    if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise LakeConfigError(f"{SCHEMA_SETTING}={schema!r} is not a plain lower-case schema name")
+    return Lake(setting.removeprefix("ducklake:"), data, schema)
+
+
+def _extension_cache() -> Path:
+    configured_dir = os.environ.get("CONTEXT_LENS_EXTENSION_CACHE")
+    base = Path(configured_dir) if configured_dir else Path.home() / ".cache" / "context-lens" / "extensions"
+    return base / f"v{duckdb.__version__}"
+
+
+def extension_path(name: str) -> Path:
+    """The extension file under the name DuckDB expects, copied once from its pip package."""
+    module_name, file_stem = _EXTENSIONS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise LakeConfigError(
+            f"{SETTING} names a DuckLake but {module_name.replace('_', '-')} is not installed: "
+            "pip install 'context-lens[lake]'"
+        ) from exc
+    source = (
+        Path(module.__file__).parent
+        / "extensions"
+        / f"v{duckdb.__version__}"
+        / f"{file_stem}.duckdb_extension"
+    )
+    if not source.exists():
+        raise LakeConfigError(f"the {name} extension for DuckDB {duckdb.__version__} is not at {source}")
+    target = _extension_cache() / f"{name}.duckdb_extension"
+    if not target.exists() or target.stat().st_size != source.stat().st_size:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    return target
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def attach(conn: duckdb.DuckDBPyConnection, lake: Lake, read_only: bool) -> None:
+    """Attach the DuckLake to an in-memory connection and make it the default catalog."""
+    for name in _EXTENSIONS:
+        conn.execute(f"LOAD {_literal(str(extension_path(name)))}")
+    data = Path(lake.data_path)
+    if not read_only:
+        try:
+            data.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LakeConfigError(
+                f"{DATA_SETTING}={data}: cannot create the data folder ({exc.strerror})"
+            ) from None
+        if not os.access(data, os.W_OK | os.X_OK):
+            raise LakeConfigError(f"{DATA_SETTING}={data}: the data folder is not writable")
+    options = [f"DATA_PATH {_literal(str(data) + os.sep)}"]
+    if lake.metadata_schema:
+        options.append(f"METADATA_SCHEMA {_literal(lake.metadata_schema)}")
+    if read_only:
+        options.append("READ_ONLY")
+    try:
+        conn.execute(
+            f"ATTACH {_literal('ducklake:' + lake.catalog)} AS {CATALOG_NAME} ({', '.join(options)})"
+        )
+    except duckdb.Error as exc:  # the message quotes the connection string: redacted, not chained
+        raise LakeConfigError(
+            f"{SETTING}: cannot open the DuckLake catalog {redact(lake.catalog)!r}: {redact(str(exc))}"
+        ) from None
+    conn.execute(f"USE {CATALOG_NAME}")
+
+
+def is_lake(conn: duckdb.DuckDBPyConnection) -> bool:
+    row = conn.execute(
+        "SELECT type FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    return row is not None and row[0] == "ducklake"
+
+
+_TABLE_KEY = re.compile(r",(?P<between>(?:\s|--[^\n]*)*)(?:PRIMARY\s+KEY|UNIQUE)\s*\([^)]*\)", re.IGNORECASE)
+_COLUMN_KEY = re.compile(r"[ \t]+PRIMARY\s+KEY\b(?!\s*\()", re.IGNORECASE)
+_CHECK = re.compile(r"[ \t]*\bCHECK\s*\(", re.IGNORECASE)
+
+
+def _without_checks(sql: str) -> str:
+    out, position = [], 0
+    while found := _CHECK.search(sql, position):
+        out.append(sql[position : found.start()])
+        depth, index = 1, found.end()
+        while depth and index < len(sql):
+            depth += {"(": 1, ")": -1}.get(sql[index], 0)
+            index += 1
+        position = index
+    return "".join(out) + sql[position:]
+
+
+def adapt_ddl(sql: str) -> str:
+    """The warehouse DDL without the constraints DuckLake cannot hold (keys, UNIQUE, CHECK)."""
+    without_keys = _TABLE_KEY.sub(lambda m: m.group("between"), sql)
+    return _without_checks(_COLUMN_KEY.sub(" NOT NULL", without_keys))  # a key column is NOT NULL
