@@ -9,56 +9,29 @@ the `lake` extra; skips saying so otherwise (fails under CI=true).
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 
 import duckdb
 import pytest
 
 from pipelines import cli
+from tests.support import postgres as pg_support
 from warehouse import db, lake
 
-PG = {
-    "DAGSTER_PG_HOST": "127.0.0.1",
-    "DAGSTER_PG_PORT": "5432",
-    "DAGSTER_PG_USERNAME": "context_lens",
-    "DAGSTER_PG_PASSWORD": "context_lens",
-    "DAGSTER_PG_DB": "context_lens_dagster",
-}
 SCHEMAS = ["raw", "staging", "core", "marts", "lens", "ops"]
 
 
-def _unavailable(reason: str):
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture()
-def catalog(tmp_path):
+def catalog(tmp_path, monkeypatch):
     """A fresh PostgreSQL schema for one DuckLake catalog, dropped afterwards; the settings for it."""
-    psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2 missing: pip install -e '.[postgres]'")
+    monkeypatch.setenv("CONTEXT_LENS_EXTENSION_CACHE", str(tmp_path / "extensions"))
     for name in ("ducklake", "postgres_scanner"):
         try:
             lake.extension_path(name)
         except lake.LakeConfigError as exc:
-            _unavailable(str(exc))
-    pg = {name: os.environ.get(name, default) for name, default in PG.items()}
-    try:
-        connection = psycopg2.connect(
-            host=pg["DAGSTER_PG_HOST"],
-            port=int(pg["DAGSTER_PG_PORT"]),
-            user=pg["DAGSTER_PG_USERNAME"],
-            password=pg["DAGSTER_PG_PASSWORD"],
-            dbname=pg["DAGSTER_PG_DB"],
-            connect_timeout=3,
-        )
-    except psycopg2.OperationalError as exc:
-        _unavailable(
-            f"no PostgreSQL reachable at {pg['DAGSTER_PG_HOST']}:{pg['DAGSTER_PG_PORT']} "
-            f"({str(exc).strip().splitlines()[0]}); `.ci/run --setup-only` starts one"
-        )
-    connection.autocommit = True
+            pg_support.unavailable(str(exc))
+    pg = pg_support.settings()
+    connection = pg_support.connect(pg)
     schema = f"lake_test_{uuid.uuid4().hex[:12]}"
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA {schema}")
@@ -218,3 +191,14 @@ def test_an_unreachable_catalog_is_a_clear_error_without_the_password(catalog, m
     message = str(raised.value)
     assert "CONTEXT_LENS_WAREHOUSE" in message and "hunter2-secret" not in message
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_a_data_path_that_cannot_be_written_names_the_setting(catalog, tmp_path, monkeypatch):
+    settings, _ = catalog
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(lake.DATA_SETTING, str(blocker / "lake"))
+    with pytest.raises(lake.LakeConfigError, match="CONTEXT_LENS_LAKE_DATA=.*cannot create the data folder"):
+        db.connect()

@@ -5,7 +5,6 @@ from the same environment variables the YAML reads; the defaults match `.ci/run`
 a reachable server the test is skipped, except in CI (`CI=true`), where that is a failure.
 """
 
-import os
 import shutil
 from pathlib import Path
 
@@ -14,42 +13,17 @@ from dagster import DagsterInstance, materialize
 
 from pipelines import territories
 from pipelines.resources import SourcesResource, WarehouseResource
+from tests.support import postgres as pg_support
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = {
-    "DAGSTER_PG_HOST": "127.0.0.1",
-    "DAGSTER_PG_PORT": "5432",
-    "DAGSTER_PG_USERNAME": "context_lens",
-    "DAGSTER_PG_PASSWORD": "context_lens",
-    "DAGSTER_PG_DB": "context_lens_dagster",
-}
 
 
 @pytest.fixture()
 def postgres(monkeypatch):
-    psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2 missing: pip install -e '.[postgres]'")
-    settings = {name: os.environ.get(name, default) for name, default in SETTINGS.items()}
+    settings = pg_support.settings()
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    try:
-        connection = psycopg2.connect(
-            host=settings["DAGSTER_PG_HOST"],
-            port=int(settings["DAGSTER_PG_PORT"]),
-            user=settings["DAGSTER_PG_USERNAME"],
-            password=settings["DAGSTER_PG_PASSWORD"],
-            dbname=settings["DAGSTER_PG_DB"],
-            connect_timeout=3,
-        )
-    except psycopg2.OperationalError as exc:
-        reason = (
-            f"no PostgreSQL reachable at {settings['DAGSTER_PG_HOST']}:{settings['DAGSTER_PG_PORT']} "
-            f"as {settings['DAGSTER_PG_USERNAME']}/{settings['DAGSTER_PG_DB']} "
-            f"({str(exc).strip().splitlines()[0]}); `.ci/run --setup-only` starts one"
-        )
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true: {reason}")
-        pytest.skip(reason)
-    connection.autocommit = True
+    connection = pg_support.connect(settings)
     yield connection
     connection.close()
 
