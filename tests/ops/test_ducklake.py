@@ -9,16 +9,32 @@ the `lake` extra; skips saying so otherwise (fails under CI=true).
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
 import duckdb
 import pytest
 
 from pipelines import cli
+from pipelines.studies import DEFAULT_STUDY
 from tests.support import postgres as pg_support
 from warehouse import db, lake
 
 SCHEMAS = ["raw", "staging", "core", "marts", "lens", "ops"]
+# What differs between two builds minutes apart: snapshot ids and retrieval times (not values).
+_RETRIEVAL = re.compile(
+    r"\b[a-z0-9_]+-\d{14}-[0-9a-f]{12}\b|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?Z?"
+)
+
+
+def _lens_tables(output) -> dict[str, str]:
+    """The lens's data files (CSV), with snapshot ids and retrieval times masked."""
+    folder = output / "lens" / DEFAULT_STUDY / "data"
+    return {
+        path.name: _RETRIEVAL.sub("<retrieval>", path.read_text(encoding="utf-8"))
+        for path in sorted(folder.glob("*.csv"))
+        if path.stem != "manifest"  # its content hash covers the snapshot ids
+    }
 
 
 @pytest.fixture()
@@ -133,6 +149,8 @@ def test_the_sample_study_on_ducklake_has_the_embedded_contract(
     assert on_lake["commented_tables"] == embedded["commented_tables"]
     assert on_lake["commented_columns"] == embedded["commented_columns"]
     assert shape is not None and shape[0] in ("POLYGON", "MULTIPOLYGON") and shape[1]
+    embedded_lens = _lens_tables(tmp_path / "embedded" / "output")
+    assert len(embedded_lens) >= 5 and _lens_tables(tmp_path / "lake" / "output") == embedded_lens
 
 
 def test_the_adapted_ddl_declares_the_same_columns_without_constraints():
