@@ -180,8 +180,13 @@ def instance() -> DagsterInstance:
 
 
 def run_asset(asset, sources: SourcesResource | None = None) -> None:
-    """Invoke one asset's function in-process with the real resources (what a Dagster step runs)."""
-    asset(build_asset_context(resources=resources(sources), instance=instance()))
+    """Invoke one asset's function in-process with the real resources (what a Dagster step runs).
+
+    The context is entered, so the warehouse resource is set up and torn down around the asset
+    as in a run (its teardown publishes the read-only copy readers use).
+    """
+    with build_asset_context(resources=resources(sources), instance=instance()) as context:
+        asset(context)
 
 
 def run_oecd(sources: SourcesResource | None = None, observations: bool = True) -> SourceError | None:
