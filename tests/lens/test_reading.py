@@ -257,6 +257,31 @@ def test_the_whole_lens_in_spanish_from_the_same_templates(sample_env):
     assert re.search(r"\| \d+,\d ", markdown)
 
 
+def test_the_spanish_lens_shows_no_english_indicator_label(sample_env):
+    """Every registry entry has an es: block, so no English label reaches the Spanish body."""
+    import yaml
+
+    from pipelines.lens import study_scope
+    from pipelines.report import render
+    from tests.lens.sample_warehouse import SAMPLE_INDICATORS
+    from warehouse import db
+    from warehouse.registry import REGISTRY_DIR, presentations
+
+    with db.reader() as conn:
+        scope = study_scope(conn, sample_env.study)
+    front = reading.context(sample_env.study, sample_env.built.lens, scope, "es")
+    markdown, page = render(sample_env.study, sample_env.built.lens, scope, None, {}, front)
+    registry = presentations()
+    assert all("es" in entry.texts for entry in registry.values())
+    entries = [e for path in sorted(REGISTRY_DIR.glob("*.yaml")) for e in yaml.safe_load(path.read_text())]
+    english = {e["label"] for e in entries if e["label"] != e["es"]["label"]}
+    spanish = {e["es"]["label"] for e in entries}
+    assert any(label in markdown for label in spanish)  # the body does name indicators
+    # the sample warehouse's own indicators are not in the registry: their (English) labels may show
+    sample_only = {row[1] for row in SAMPLE_INDICATORS}
+    assert sorted(label for label in english - sample_only if label in markdown) == []
+
+
 def test_a_focus_trend_is_drawn_dotted_between_its_years():
     import pandas as pd
 
