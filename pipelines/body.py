@@ -390,9 +390,7 @@ def section_view(
 
 
 def _placed_by(w: Writer, method: str) -> str:
-    placed = w.b["placed"]
-    text = placed["resolve_site"] if method.startswith("pipelines.") else placed["point_in_polygon"]
-    return f"{text} {placed['failed']}" if "failed" in method else text
+    return w.b["placed"][method]  # the locator recorded per site (pipelines.lens.LOCATOR)
 
 
 def _origin(w: Writer, origin: str) -> str:

@@ -6,7 +6,6 @@ has polygons (and settlement or gauge layers when such marts exist) and never fa
 a family is missing: the report says what is missing instead.
 """
 
-import importlib
 import json
 import os
 import re
@@ -25,8 +24,9 @@ from pipelines.families import observation_asset_keys
 from pipelines.paths import lens_dir
 from pipelines.report import render, write_report
 from pipelines.resources import WarehouseResource
-from pipelines.studies import Site, Study, StudyConfigError, study_files
+from pipelines.studies import Study, StudyConfigError, study_files
 from pipelines.study_check import refuse_unknown_territories
+from warehouse import places
 from warehouse.claims import CLAIM_COLUMNS, write_claims
 from warehouse.db import SQL_DIR, quote_ident, run_script, table_name, transaction
 from warehouse.lens import (
@@ -44,6 +44,7 @@ LENS_VIEWS = SQL_DIR / "views" / "90_lens.sql"
 SITE_KINDS = ("comuna", "province", "region", "basin")
 # Territories that have a polygon once a boundary source provides one.
 GEOMETRY_KINDS = ("country", "region", "province", "comuna", "basin")
+LOCATOR = "marts.locate"  # the method recorded per site: `warehouse.places.locate_point`
 SITE_COLUMNS = [
     "site",
     "field",
@@ -73,34 +74,6 @@ NAME_COLUMNS = (
 # --- sites -----------------------------------------------------------------------------------
 
 
-def _ids_from(result) -> list[str]:
-    """Territory ids from whatever `pipelines.territories.resolve_site` returns (dict, frame, list)."""
-    if result is None:
-        return []
-    if isinstance(result, pd.DataFrame):
-        values = result["territory_id"].tolist() if "territory_id" in result.columns else []
-    elif isinstance(result, dict):
-        values = list(result.values())
-    elif isinstance(result, str):
-        values = [result]
-    else:
-        values = list(result)
-    return [v for v in values if isinstance(v, str) and ":" in v]
-
-
-def _point_in_polygon(conn: duckdb.DuckDBPyConnection, site: Site) -> list[str]:
-    rows = conn.execute(
-        """
-        SELECT territory_id FROM core.territories
-        WHERE geometry IS NOT NULL AND kind IN (SELECT unnest(?::VARCHAR[]))
-          AND ST_Contains(geometry, ST_Point(?, ?))
-        ORDER BY kind, length(code), territory_id
-        """,
-        [list(SITE_KINDS), site.lon, site.lat],
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def _region_of(conn: duckdb.DuckDBPyConnection, comuna_id: str) -> str:
     """The region enclosing a comuna: up the parent chain in core.territories, else by the CUT code."""
     current = comuna_id
@@ -121,45 +94,25 @@ def resolve_sites(
 ) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """Place each site in its comuna, region and basin; ([site rows], [(territory_id, origin)]).
 
-    Uses `pipelines.territories.resolve_site` when that family provides it, else point-in-polygon
-    on core.territories. Without polygons the site is reported unresolved (not an error); a
-    point that lies in no polygon at all while polygons exist is a configuration error.
+    `warehouse.places.locate_point` places every site. Without polygons the site is reported
+    unresolved (not an error); a point that lies in no polygon at all while polygons exist is a
+    configuration error.
     """
     if not study.sites:
         return pd.DataFrame(columns=SITE_COLUMNS), []
-    polygons = dict(
-        conn.execute(
-            "SELECT kind, count(*) FROM core.territories WHERE geometry IS NOT NULL GROUP BY kind"
-        ).fetchall()
-    )
-    helper = getattr(importlib.import_module("pipelines.territories"), "resolve_site", None)
+    polygons = places.polygon_counts(conn)
     rows, added = [], []
     for site in study.sites:
-        found, method, problems = [], "point-in-polygon on core.territories", []
-        if helper is not None:
-            try:
-                found, method = (
-                    _ids_from(helper(conn, site.lon, site.lat)),
-                    "pipelines.territories.resolve_site",
-                )
-            except Exception as exc:  # another family's helper: say it failed, fall back to SQL
-                method += (
-                    f" (pipelines.territories.resolve_site failed: {type(exc).__name__}: {str(exc)[:120]})"
-                )
-        if not found:
-            found = _point_in_polygon(conn, site)
-        by_kind: dict[str, str] = {}
-        for territory_id in found:
-            by_kind.setdefault(territory_id.split(":", 1)[0], territory_id)
-        if "comuna" in by_kind and "region" not in by_kind:
-            by_kind["region"] = _region_of(conn, by_kind["comuna"])
-        for kind in ("comuna", "basin"):
-            if kind in by_kind:
-                continue
-            if polygons.get(kind):
-                problems.append(f"the point lies in no {kind} polygon of the loaded boundaries")
-            else:
-                problems.append(f"no {kind} polygons are loaded yet (territories family)")
+        # Polygons come with the territories family, which also declares marts.locate.
+        placed = places.locate_point(conn, site.lon, site.lat) if polygons else {}
+        by_kind = {kind: placed[kind] for kind in SITE_KINDS if placed.get(kind)}
+        problems = [
+            f"the point lies in no {kind} polygon of the loaded boundaries"
+            if polygons.get(kind)
+            else f"no {kind} polygons are loaded yet (territories family)"
+            for kind in ("comuna", "basin")
+            if kind not in by_kind
+        ]
         if not by_kind and any(polygons.get(k) for k in SITE_KINDS):
             raise StudyConfigError(
                 f"{study.id}.yaml: field '{site.field}' ({site.name}): the point lat {site.lat}, lon {site.lon} "
@@ -176,7 +129,7 @@ def resolve_sites(
                 "comuna_id": by_kind.get("comuna"),
                 "region_id": by_kind.get("region"),
                 "basin_id": by_kind.get("basin"),
-                "method": method,
+                "method": LOCATOR,
                 "status": status,
                 "message": "; ".join(problems) or "placed in its comuna, region and basin",
             }

@@ -9,7 +9,7 @@
   core.territory_overlap_areas (comuna x basin) and the views of 10_territories.sql.
 
 Without staged boundaries `territories` still writes the reference places, so a family that
-only needs regions works on its own. `load_resolver` and `resolve_site` are for other families.
+only needs regions works on its own. `load_resolver` is for other families; points are placed by `warehouse.places.locate_point`.
 """
 
 import hashlib
@@ -592,29 +592,6 @@ def load_resolver(conn: duckdb.DuckDBPyConnection, source: str = "territories") 
     ).df()
     aliases = conn.execute("SELECT territory_id, scheme, alias FROM core.territory_aliases ORDER BY ALL").df()
     return TerritoryResolver(places, aliases, source=source)
-
-
-def resolve_site(conn: duckdb.DuckDBPyConnection, lon: float, lat: float) -> dict[str, str | None]:
-    """The comuna, province, region and basins (ids, None where no polygon holds it) of a WGS84 point.
-
-    The region comes from the comuna's lineage, else from a region polygon. A point on a
-    shared border goes to the smaller id, as in `sources.geometry.locate_points`.
-    """
-    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise ValueError(f"({lon}, {lat}) is not a longitude/latitude pair in degrees")
-    found = dict(
-        conn.execute(
-            "SELECT kind, min(territory_id) FROM marts.locate(?, ?) GROUP BY kind", [lon, lat]
-        ).fetchall()
-    )
-    site = {"comuna": found.get("comuna"), "province": found.get("province"), "region": found.get("region")}
-    if site["comuna"]:
-        province, region = conn.execute(
-            "SELECT province_id, region_id FROM marts.territory_lineage WHERE territory_id = ?",
-            [site["comuna"]],
-        ).fetchone()
-        site.update(province=province or site["province"], region=region or site["region"])
-    return {**site, **{kind: found.get(kind) for kind in BASIN_KINDS.values()}}
 
 
 # --- crosswalk summary -----------------------------------------------------------------------------

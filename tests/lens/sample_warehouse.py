@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from warehouse import store
+from warehouse import db, store
 
 NOW = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
@@ -199,6 +199,8 @@ def seed(conn) -> None:
             "VALUES (?, ?, ?, ?, ?, ST_GeomFromText(?))",
             [territory_id, kind, code, name, parent, wkt],
         )
+    # marts.locate, declared by the territories family with its polygons
+    db.run_script(conn, db.SQL_DIR / "views" / "10_territories.sql")
     store.record_indicators(
         conn,
         [

@@ -21,7 +21,7 @@ from pipelines.resources import SourcesResource, WarehouseResource
 from sources import dga_basins, ine_territories
 from sources.territory_resolver import UnresolvedTerritoriesError
 from tests.support.http import Reply
-from warehouse import db
+from warehouse import db, places
 
 # PROVENANCE.md: "Region 02 is Antofagasta, with 9 comunas"
 ANTOFAGASTA_COMUNAS = {"02101", "02102", "02103", "02104", "02201", "02202", "02203", "02301", "02302"}
@@ -185,7 +185,7 @@ def test_basins_and_overlaps(conn):
 
 
 def test_calama_point_resolves_to_comuna_region_and_basin(conn):
-    site = territories.resolve_site(conn, *CALAMA)
+    site = places.locate_point(conn, *CALAMA)
     assert (site["comuna"], site["province"], site["region"], site["basin"]) == (
         "comuna:02201",
         "province:022",
@@ -196,10 +196,10 @@ def test_calama_point_resolves_to_comuna_region_and_basin(conn):
         kind for _, kind, *_ in conn.execute("SELECT * FROM marts.locate(?, ?)", list(CALAMA)).fetchall()
     }
     assert located == {"basin", "comuna", "province", "region"}
-    at_sea = territories.resolve_site(conn, -72.5, -22.5)
+    at_sea = places.locate_point(conn, -72.5, -22.5)
     assert set(at_sea.values()) == {None}
     with pytest.raises(ValueError, match="not a longitude/latitude"):
-        territories.resolve_site(conn, -22.456, -168.926)
+        places.locate_point(conn, -22.456, -168.926)
 
 
 def test_resolver_from_the_warehouse_reads_codes_names_and_aliases(conn):
@@ -354,7 +354,7 @@ def test_live_two_pages_then_an_error_answered_with_http_200(warehouse_env, http
             "SELECT count(*) FROM core.territories WHERE kind = 'comuna' AND geometry IS NOT NULL"
         ).fetchone()[0]
         modes = conn.execute("SELECT DISTINCT mode FROM core.snapshots").fetchall()
-        site = territories.resolve_site(conn, *CALAMA)
+        site = places.locate_point(conn, *CALAMA)
         before = conn.execute("SELECT * FROM staging.ine_comunas ORDER BY comuna_code").fetchall()
     assert status == {ine_territories.SOURCE.id: "live", dga_basins.SOURCE.id: "live"}
     assert len(pages) == 2 and comunas == len(features) and modes == [("live",)]
