@@ -15,13 +15,11 @@ only needs regions works on its own. `load_resolver` is for other families; poin
 import hashlib
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import geopandas as gpd
 import pandas as pd
-import pandera.pandas as pa
 import shapely
 from dagster import (
     AssetCheckResult,
@@ -34,9 +32,9 @@ from dagster import (
     asset_check,
     define_asset_job,
 )
-from shapely.geometry.base import BaseGeometry
 
 from pipelines import gates
+from pipelines.crosswalk_report import crosswalk_summary
 from pipelines.ingest import (
     derived_writer,
     log_acquisitions,
@@ -47,19 +45,24 @@ from pipelines.ingest import (
     write_tables,
 )
 from pipelines.resources import SourcesResource, WarehouseResource
+from pipelines.territory_tables import (
+    BASIN_COLUMNS,
+    BASIN_SCHEMA,
+    COMUNA_COLUMNS,
+    COMUNA_SCHEMA,
+    OWNED_KINDS,
+    SHARE_TOLERANCE,
+    TERRITORY_COLUMNS,
+    TerritoryTables,
+    build_territories,
+)
 from sources import arcgis, dga_basins, ine_territories
 from sources.acquire import SAMPLES_DIR, Acquired
-from sources.base import FetchError, ValidationError, fold_name, is_missing, normalize_cut
-from sources.boundaries import dissolve_comunas
-from sources.division import all_comunas, comunas_of, load_division, region_codes
+from sources.base import FetchError, is_missing, normalize_cut
 from sources.endpoints import EndpointError, endpoint, endpoints
-from sources.geometry import WGS84, dissolve, overlap_shares
+from sources.geometry import WGS84
 from sources.territory_resolver import (
-    COUNTRY_ID,
-    UNKNOWN_ID,
-    UNKNOWN_NAMES,
     TerritoryResolver,
-    load_regions,
 )
 from warehouse.db import SQL_DIR, run_script, table_name
 
@@ -69,134 +72,17 @@ SAMPLE_DIR = SAMPLES_DIR / "boundaries"
 INE_SAMPLE = SAMPLE_DIR / "SAMPLE_ine_censo2024_comunas.geojson"
 BASIN_SAMPLES = {"cuenca": SAMPLE_DIR / dga_basins.SAMPLE_ARCHIVE_NAME}
 VIEWS_SQL = SQL_DIR / "views" / "10_territories.sql"
-CROSSWALK_SUMMARY = REPO_ROOT / "docs" / "crosswalk_summary.md"
 
 INE_PAGE_SIZE = 100  # comunas per ArcGIS page: full-resolution polygons make large pages
 INE_WALK_NAME = "ine-censo2024-comunas"  # the request name sources.ine_territories gives the pages
-BASIN_KINDS = {"cuenca": "basin", "subcuenca": "subbasin", "subsubcuenca": "subsubbasin"}
-OWNED_KINDS = (
-    "country",
-    "oecd",
-    "oecd_area",
-    "unknown",
-    "region",
-    "province",
-    "comuna",
-    *BASIN_KINDS.values(),
-)
 LEGACY_ALIAS_SCHEMES = ("name",)  # region names were filed under 'name' before kinds had schemes
 
-SHARE_TOLERANCE = 0.01  # shares of a comuna (or basin) summing within 1 +- this count as complete
-SLIVER_SHARE = 0.005  # an overlap under 0.5 % of the comuna is reported as a sliver
 AREA_TOLERANCE = 0.01  # comuna areas must add up to their region's area within 1 %
 # PROVENANCE.md: "Region 02 is Antofagasta, with 9 comunas".
 EXPECTED_COMUNAS = {"region:02": 9}
-# Chile in lon/lat, with Rapa Nui (-109.4) and the Antarctic claim (53-90 W, to the pole).
-CHILE_BOUNDS = (-110.0, -90.0, -53.0, -17.0)
 
 
-# --- staging: the validated frames of each source --------------------------------------------
-
-COMUNA_COLUMNS = {
-    "comuna_code": "VARCHAR: 5-digit CUT",
-    "province_code": "VARCHAR: 3-digit province code (the first three digits of the CUT)",
-    "region_code": "VARCHAR: 2-digit region code",
-    "name": "VARCHAR: comuna name as INE publishes it",
-    "region_label": "VARCHAR: REGION as published (name or code)",
-    "province_label": "VARCHAR: PROVINCIA as published (name or code)",
-    "geometry_repaired": "BOOLEAN: the published polygon was invalid and was repaired",
-    "area_km2": "DOUBLE: area in km2, equal-area projection of sources.geometry",
-    "geometry_wkb": "BLOB: polygon as WKB, EPSG:4326",
-    "snapshot_id": "VARCHAR: core.snapshots id of the page holding the comuna",
-}
-BASIN_COLUMNS = {
-    "basin_code": "VARCHAR: COD_CUEN (3 digits), COD_SUBC (4) or COD_SSUBC (5)",
-    "basin_name": "VARCHAR: NOM_CUEN / NOM_SUBC / NOM_SSUBC",
-    "level": "VARCHAR: cuenca, subcuenca or subsubcuenca",
-    "cuenca_code": "VARCHAR: the enclosing cuenca (3 digits)",
-    "subcuenca_code": "VARCHAR: the enclosing subcuenca (4 digits), NULL above that level",
-    "geometry_repaired": "BOOLEAN: the published polygon was invalid and was repaired",
-    "area_km2": "DOUBLE: area in km2, equal-area projection of sources.geometry",
-    "geometry_wkb": "BLOB: polygon as WKB, EPSG:4326",
-    "snapshot_id": "VARCHAR: core.snapshots id of the zip",
-}
-TERRITORY_COLUMNS = {
-    "territory_id": "VARCHAR: '<kind>:<code>'",
-    "kind": "VARCHAR: country, region, province, comuna, basin, subbasin, subsubbasin, oecd, unknown",
-    "code": "VARCHAR: official code (CUT, BNA COD_CUEN, ...)",
-    "name": "VARCHAR: official name",
-    "parent_id": "VARCHAR: enclosing territory (a basin's is the country)",
-    "area_km2": "DOUBLE: area in km2, equal-area projection; NULL without polygon",
-    "geometry": "GEOMETRY: EPSG:4326; NULL without polygon",
-    "snapshot_id": "VARCHAR: snapshot the polygon came from",
-}
-
-
-def _wkb_within_chile(values: pd.Series) -> pd.Series:
-    """True where the value is a WKB polygon lying inside CHILE_BOUNDS (a swapped lat/lon is not)."""
-    west, south, east, north = CHILE_BOUNDS
-
-    def ok(value) -> bool:
-        if not isinstance(value, bytes | bytearray) or not value:
-            return False
-        minx, miny, maxx, maxy = shapely.from_wkb(bytes(value)).bounds
-        return west <= minx <= maxx <= east and south <= miny <= maxy <= north
-
-    return values.map(ok)
-
-
-def _wkb_column() -> pa.Column:
-    return pa.Column(object, pa.Check(_wkb_within_chile, error="a WKB polygon inside Chile"))
-
-
-COMUNA_SCHEMA = pa.DataFrameSchema(
-    {
-        "comuna_code": pa.Column(str, pa.Check.str_matches(r"^\d{5}$"), unique=True),
-        "province_code": pa.Column(str, pa.Check.str_matches(r"^\d{3}$")),
-        "region_code": pa.Column(str, pa.Check.isin(load_regions()["region_code"].tolist())),
-        "name": pa.Column(str, pa.Check.str_length(min_value=1)),
-        "region_label": pa.Column(str, nullable=True),
-        "province_label": pa.Column(str, nullable=True),
-        # the smallest comuna has a few km2; the largest (Antártica) over a million with the claim
-        "geometry_repaired": pa.Column(bool),
-        "area_km2": pa.Column(float, pa.Check.in_range(0.5, 2_000_000)),
-        "geometry_wkb": _wkb_column(),
-        "snapshot_id": pa.Column(str),
-    },
-    checks=[
-        pa.Check(
-            lambda f: f["comuna_code"].str[:3] == f["province_code"], error="province is the CUT prefix"
-        ),
-        pa.Check(lambda f: f["comuna_code"].str[:2] == f["region_code"], error="region is the CUT prefix"),
-    ],
-    strict=True,
-    ordered=True,
-)
-
-BASIN_SCHEMA = pa.DataFrameSchema(
-    {
-        "basin_code": pa.Column(str, pa.Check.str_matches(r"^\d{3,5}$"), unique=True),
-        "basin_name": pa.Column(str, nullable=True),
-        "level": pa.Column(str, pa.Check.isin(list(BASIN_KINDS))),
-        "cuenca_code": pa.Column(str, pa.Check.str_matches(r"^\d{3}$")),
-        "subcuenca_code": pa.Column(str, pa.Check.str_matches(r"^\d{4}$"), nullable=True),
-        "geometry_repaired": pa.Column(bool),
-        "area_km2": pa.Column(float, pa.Check.in_range(0.01, 500_000)),
-        "geometry_wkb": _wkb_column(),
-        "snapshot_id": pa.Column(str),
-    },
-    checks=[
-        pa.Check(
-            lambda f: (
-                f["basin_code"].str.len() == f["level"].map({"cuenca": 3, "subcuenca": 4, "subsubcuenca": 5})
-            ),
-            error="code width matches the level",
-        ),
-        pa.Check(lambda f: f["basin_code"].str[:3] == f["cuenca_code"], error="cuenca is the code prefix"),
-    ],
-    strict=True,
-    ordered=True,
-)
+# --- staging: the validated frames of each source (declared in pipelines.territory_tables) ------
 
 
 def _text(value) -> str | None:
@@ -267,227 +153,6 @@ def basin_endpoints() -> dict[str, str]:
             if "has no endpoint named" not in str(exc):  # configured, but not allowed: say so
                 raise
     return urls
-
-
-# --- core: territories, aliases, overlaps --------------------------------------------------------
-
-
-@dataclass
-class TerritoryTables:
-    """What the `territories` asset writes, built without a database so it can be tested and summarised."""
-
-    places: gpd.GeoDataFrame  # TERRITORY_COLUMNS
-    aliases: pd.DataFrame  # territory_id, scheme, alias
-    overlaps: pd.DataFrame  # comuna_id, basin_id, basin_kind, overlap_km2, share_of_comuna, share_of_basin
-    ambiguous_aliases: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _is_code(value) -> bool:
-    return not is_missing(value) and str(value).strip().replace(".", "").isdigit()
-
-
-def name_aliases(territory_id: str, kind: str, names: Iterable) -> list[tuple[str, str, str]]:
-    """Each spelling as published and accent/case-folded, under the scheme '<kind>_name'."""
-    rows = []
-    for name in names:
-        if is_missing(name) or _is_code(name):
-            continue
-        rows += [
-            (territory_id, f"{kind}_name", str(name).strip()),
-            (territory_id, f"{kind}_name", fold_name(name)),
-        ]
-    return rows
-
-
-def code_alias(territory_id: str, kind: str, code: str) -> list[tuple[str, str, str]]:
-    """The code without its leading zeros ('2201' for comuna 02201), under the scheme '<kind>_code'."""
-    unpadded = code.lstrip("0") or "0"
-    return [(territory_id, f"{kind}_code", unpadded)] if unpadded != code else []
-
-
-def reference_territories() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(places, aliases): Chile, the OECD area, unknown residence, and the official division.
-
-    Every region, province and comuna of `sources/reference/` (SUBDERE/INE CUT) is a place
-    before any boundary source has given it a polygon.
-    """
-    division = load_division()
-    places = [
-        (COUNTRY_ID, "country", "CL", "Chile", None),
-        ("oecd:OECD", "oecd", "OECD", "OECD member countries", None),
-        (UNKNOWN_ID, "unknown", "99999", "Ignorada (unknown residence)", COUNTRY_ID),
-    ]
-    places += list(division[["territory_id", "kind", "code", "name", "parent_id"]].itertuples(index=False))
-    aliases = [(COUNTRY_ID, "oecd", "CHL"), ("oecd:OECD", "oecd", "OECD"), (COUNTRY_ID, "iso3166", "CL")]
-    aliases += name_aliases(UNKNOWN_ID, "unknown", UNKNOWN_NAMES)
-    for r in load_regions().itertuples():
-        aliases.append((f"region:{r.region_code}", "oecd", r.oecd_tl2))
-    for r in division.itertuples(index=False):
-        aliases += name_aliases(r.territory_id, r.kind, [r.name, *r.alternative_names])
-        aliases += code_alias(r.territory_id, r.kind, r.code)
-    return (
-        pd.DataFrame(places, columns=["territory_id", "kind", "code", "name", "parent_id"]),
-        pd.DataFrame(aliases, columns=["territory_id", "scheme", "alias"]),
-    )
-
-
-def _complete(dissolved: pd.DataFrame, comunas: gpd.GeoDataFrame, level: str) -> pd.DataFrame:
-    """The dissolved polygons of the provinces or regions whose every comuna has a polygon.
-
-    A union of some of a region's comunas is not the region's polygon (nor its area).
-    """
-    present = set(comunas["comuna_code"])
-    keep = [all(c in present for c in division_comunas(code, level)) for code in dissolved[f"{level}_code"]]
-    return dissolved[keep]
-
-
-def division_comunas(code: str, level: str) -> frozenset[str]:
-    region = comunas_of(code[:2])
-    return region if level == "region" else frozenset(c for c in region if c.startswith(code))
-
-
-def _comuna_places(comunas: gpd.GeoDataFrame) -> tuple[list[tuple[str, str, str]], pd.DataFrame]:
-    """Aliases (the layer's spellings) and polygons of the comunas of a boundary layer.
-
-    Comunas attach to the official division: a code the division does not know is refused.
-    Province, region and country polygons are unions of comunas, only where complete.
-    """
-    unknown = sorted(set(comunas["comuna_code"]) - all_comunas())
-    if unknown:
-        raise ValidationError(
-            ine_territories.SOURCE.id,
-            f"comuna codes not in the official territorial division (sources/reference): {unknown}",
-        )
-    aliases = []
-    for code, name in comunas[["comuna_code", "name"]].itertuples(index=False):
-        aliases += name_aliases(f"comuna:{code}", "comuna", [name])
-    for code, label in comunas[["province_code", "province_label"]].drop_duplicates().itertuples(index=False):
-        aliases += name_aliases(f"province:{code}", "province", [label])
-    for code, label in comunas[["region_code", "region_label"]].drop_duplicates().itertuples(index=False):
-        aliases += name_aliases(f"region:{code}", "region", [label])
-    geometry_rows = [
-        comunas.assign(territory_id="comuna:" + comunas["comuna_code"])[
-            ["territory_id", "area_km2", "snapshot_id", "geometry"]
-        ]
-    ]
-    snapshot = comunas["snapshot_id"].max()
-    provinces = _complete(dissolve_comunas(comunas, "province"), comunas, "province")
-    geometry_rows.append(
-        provinces.assign(territory_id="province:" + provinces["province_code"], snapshot_id=snapshot)
-    )
-    regions = _complete(dissolve_comunas(comunas, "region"), comunas, "region")
-    geometry_rows.append(
-        regions.assign(territory_id="region:" + regions["region_code"], snapshot_id=snapshot)
-    )
-    if set(region_codes()) <= set(regions["region_code"]):  # only a whole country is Chile
-        country = dissolve(regions, None)
-        geometry_rows.append(country.assign(territory_id=COUNTRY_ID, snapshot_id=snapshot))
-    shapes = pd.concat(
-        [frame[["territory_id", "area_km2", "snapshot_id", "geometry"]] for frame in geometry_rows],
-        ignore_index=True,
-    )
-    return aliases, shapes
-
-
-def _basin_places(basins: gpd.GeoDataFrame) -> tuple[pd.DataFrame, list, pd.DataFrame]:
-    rows, aliases = [], []
-    for basin in basins.sort_values("basin_code").itertuples(index=False):
-        kind = BASIN_KINDS[basin.level]
-        parent = {
-            "basin": COUNTRY_ID,
-            "subbasin": f"basin:{basin.cuenca_code}",
-            "subsubbasin": f"subbasin:{basin.subcuenca_code}",
-        }[kind]
-        tid = f"{kind}:{basin.basin_code}"
-        name = basin.basin_name if not is_missing(basin.basin_name) else basin.basin_code
-        rows.append((tid, kind, basin.basin_code, name, parent))
-        aliases += name_aliases(tid, kind, [basin.basin_name]) + code_alias(tid, kind, basin.basin_code)
-    shapes = basins.assign(
-        territory_id=[
-            f"{BASIN_KINDS[lv]}:{c}" for lv, c in zip(basins["level"], basins["basin_code"], strict=True)
-        ]
-    )
-    return (
-        pd.DataFrame(rows, columns=["territory_id", "kind", "code", "name", "parent_id"]),
-        aliases,
-        shapes[["territory_id", "area_km2", "snapshot_id", "geometry"]],
-    )
-
-
-PLACES_SCHEMA = pa.DataFrameSchema(
-    {
-        "territory_id": pa.Column(str, pa.Check.str_matches(r"^[a-z_]+:[A-Za-z0-9]+$"), unique=True),
-        "kind": pa.Column(str, pa.Check.isin(list(OWNED_KINDS))),
-        "code": pa.Column(str),
-        "name": pa.Column(str, pa.Check.str_length(min_value=1)),
-        "parent_id": pa.Column(str, nullable=True),
-        "area_km2": pa.Column(float, pa.Check.gt(0), nullable=True),
-    },
-    checks=[
-        pa.Check(lambda f: f["territory_id"] == f["kind"] + ":" + f["code"], error="id is '<kind>:<code>'"),
-        pa.Check(
-            lambda f: f["parent_id"].isna() | f["parent_id"].isin(f["territory_id"]), error="parent exists"
-        ),
-    ],
-    strict=False,
-)
-
-
-def build_territories(comunas: gpd.GeoDataFrame | None, basins: gpd.GeoDataFrame | None) -> TerritoryTables:
-    """Reference places plus whatever boundaries are staged, their aliases and the comuna x basin overlaps."""
-    places, aliases = reference_territories()
-    place_frames, alias_rows = [places], [*aliases.itertuples(index=False, name=None)]
-    shape_frames = []
-    if comunas is not None and len(comunas):
-        extra, shapes = _comuna_places(comunas)
-        alias_rows += extra
-        shape_frames.append(shapes)
-    if basins is not None and len(basins):
-        rows, extra, shapes = _basin_places(basins)
-        place_frames.append(rows)
-        alias_rows += extra
-        shape_frames.append(shapes)
-    table = pd.concat(place_frames, ignore_index=True)
-    if shape_frames:
-        table = table.merge(pd.concat(shape_frames, ignore_index=True), on="territory_id", how="left")
-    else:
-        table = table.assign(area_km2=None, snapshot_id=None, geometry=None)
-    table["area_km2"] = table["area_km2"].astype(float)
-    table["parent_id"] = table["parent_id"].astype(object).where(table["parent_id"].notna(), None)
-    table["snapshot_id"] = table["snapshot_id"].astype(object).where(table["snapshot_id"].notna(), None)
-    shapes = [g if isinstance(g, BaseGeometry) else None for g in table.pop("geometry")]
-    places = gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(shapes, index=table.index, crs=WGS84), crs=WGS84)
-    places = validate_frame(PLACES_SCHEMA, places, "territories").sort_values(
-        "territory_id", ignore_index=True
-    )
-
-    aliases = pd.DataFrame(alias_rows, columns=["territory_id", "scheme", "alias"]).drop_duplicates()
-    aliases = aliases[aliases["alias"].str.len() > 0]
-    owners = aliases.groupby(["scheme", "alias"])["territory_id"].transform("nunique")
-    ambiguous = sorted(set(map(tuple, aliases.loc[owners > 1, ["scheme", "alias"]].to_numpy())))
-    aliases = aliases[owners == 1].sort_values(["scheme", "alias"], ignore_index=True)
-    return TerritoryTables(places, aliases, comuna_basin_overlaps(places), ambiguous)
-
-
-def comuna_basin_overlaps(places: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Every comuna x basin (and sub-level) overlap with both shares, in the equal-area projection."""
-    columns = ["comuna_id", "basin_id", "basin_kind", "overlap_km2", "share_of_comuna", "share_of_basin"]
-    with_shape = places[places.geometry.notna()]
-    comunas = with_shape[with_shape["kind"] == "comuna"]
-    frames = []
-    for kind in BASIN_KINDS.values():
-        basins = with_shape[with_shape["kind"] == kind]
-        if len(comunas) and len(basins):
-            frames.append(
-                overlap_shares(comunas, basins, "territory_id", "territory_id").assign(basin_kind=kind)
-            )
-    if not frames:
-        return pd.DataFrame(
-            {c: pd.Series(dtype=float if "km2" in c or "share" in c else object) for c in columns}
-        )
-    return pd.concat(frames, ignore_index=True)[columns].sort_values(
-        ["comuna_id", "basin_id"], ignore_index=True
-    )
 
 
 def staged(conn: duckdb.DuckDBPyConnection, table: str) -> gpd.GeoDataFrame | None:
@@ -594,112 +259,9 @@ def load_resolver(conn: duckdb.DuckDBPyConnection, source: str = "territories") 
     return TerritoryResolver(places, aliases, source=source)
 
 
-# --- crosswalk summary -----------------------------------------------------------------------------
+# --- the committed crosswalk of the SAMPLE boundaries ---------------------------------------------
 
-
-def _km2(value: float) -> str:
-    return f"{value:,.1f}" if value >= 0.1 else f"{value:.1e}"
-
-
-def _share(value: float) -> str:
-    return f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    rows = list(rows)
-    if not rows:
-        return ["None.", ""]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows] + [""]
-
-
-def crosswalk_summary(tables: TerritoryTables, heading: str, inputs: Sequence[str] = ()) -> str:
-    """A deterministic Markdown report of the comuna x basin crosswalk: counts, incomplete shares, slivers, pairs."""
-    places = tables.places
-    names = dict(zip(places["territory_id"], places["name"], strict=True))
-    comunas = sorted(places.loc[(places["kind"] == "comuna") & places.geometry.notna(), "territory_id"])
-    regions = sorted({tid.split(":")[1][:2] for tid in comunas})
-    lines = [f"# {heading}", ""]
-    if inputs:
-        lines += ["Inputs:", "", *[f"- {item}" for item in inputs], ""]
-    lines += [
-        f"Shares count as complete within 1 ± {SHARE_TOLERANCE}; an overlap under {SLIVER_SHARE:.1%} of its "
-        "comuna is a sliver. Areas are km² in the equal-area projection of `sources/geometry.py`.",
-        "",
-        "## Counts",
-        "",
-    ]
-    counts = [("comunas with a polygon", len(comunas)), ("regions with comunas", len(regions))]
-    for kind in BASIN_KINDS.values():
-        polygons = int(((places["kind"] == kind) & places.geometry.notna()).sum())
-        if polygons:
-            pairs = int((tables.overlaps["basin_kind"] == kind).sum())
-            counts += [(f"{kind} polygons", polygons), (f"comuna × {kind} overlaps", pairs)]
-    lines += _table(["what", "count"], [(what, str(n)) for what, n in counts])
-    for kind in BASIN_KINDS.values():
-        pairs = tables.overlaps[tables.overlaps["basin_kind"] == kind]
-        if not len(pairs):
-            continue
-        by_comuna = pairs.groupby("comuna_id").agg(n=("basin_id", "size"), total=("share_of_comuna", "sum"))
-        by_basin = pairs.groupby("basin_id").agg(n=("comuna_id", "size"), total=("share_of_basin", "sum"))
-        outside = [tid for tid in comunas if tid not in by_comuna.index]
-        polygons = places.loc[(places["kind"] == kind) & places.geometry.notna(), "territory_id"]
-        untouched = sorted(tid for tid in polygons if tid not in by_basin.index)
-        lines += [f"## Comunas × {kind}", ""]
-        lines += [
-            f"Comunas in no {kind} polygon ({len(outside)}): "
-            + (", ".join(f"{tid} {names[tid]}" for tid in outside) or "none")
-            + ".",
-            "",
-            f"{kind.capitalize()} polygons overlapping no comuna ({len(untouched)}): "
-            + (", ".join(f"{tid} {names[tid]}" for tid in untouched) or "none")
-            + ".",
-            "",
-            f"Comunas in more than one {kind}: {int((by_comuna['n'] > 1).sum())}.",
-            "",
-            f"### Comunas whose {kind} shares do not sum to 1 (part of the comuna lies in no {kind} polygon)",
-            "",
-        ]
-        off = by_comuna[(by_comuna["total"] - 1).abs() > SHARE_TOLERANCE]
-        lines += _table(
-            ["comuna", "name", kind + "s", "sum of share_of_comuna"],
-            [(r.Index, names[r.Index], str(r.n), _share(r.total)) for r in off.itertuples()],
-        )
-        lines += [
-            f"### {kind.capitalize()}s whose comuna shares do not sum to 1 (part lies in no loaded comuna)",
-            "",
-        ]
-        off = by_basin[(by_basin["total"] - 1).abs() > SHARE_TOLERANCE]
-        lines += _table(
-            [kind, "name", "comunas", "sum of share_of_basin"],
-            [(r.Index, names[r.Index], str(r.n), _share(r.total)) for r in off.itertuples()],
-        )
-        lines += [f"### Slivers (overlap under {SLIVER_SHARE:.1%} of the comuna)", ""]
-        slivers = pairs[pairs["share_of_comuna"] < SLIVER_SHARE]
-        lines += _table(
-            ["comuna", kind, "overlap km²", "share_of_comuna"],
-            [
-                (r.comuna_id, r.basin_id, _km2(r.overlap_km2), _share(r.share_of_comuna))
-                for r in slivers.itertuples()
-            ],
-        )
-        lines += ["### Every overlap", ""]
-        lines += _table(
-            ["comuna", "name", kind, "name", "overlap km²", "share_of_comuna", "share_of_basin"],
-            [
-                (
-                    r.comuna_id,
-                    names[r.comuna_id],
-                    r.basin_id,
-                    names[r.basin_id],
-                    _km2(r.overlap_km2),
-                    _share(r.share_of_comuna),
-                    _share(r.share_of_basin),
-                )
-                for r in pairs.itertuples()
-            ],
-        )
-    return "\n".join(lines).rstrip() + "\n"
+CROSSWALK_SUMMARY = REPO_ROOT / "docs" / "crosswalk_summary.md"
 
 
 def sample_inputs() -> list[Path]:
