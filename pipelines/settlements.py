@@ -21,7 +21,6 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import shapely
 from dagster import (
     AssetCheckResult,
@@ -35,7 +34,7 @@ from dagster import (
     define_asset_job,
 )
 
-from pipelines import gates, territories
+from pipelines import territories
 from pipelines.ingest import (
     derived_writer,
     load_indicators,
@@ -47,6 +46,17 @@ from pipelines.ingest import (
     write_tables,
 )
 from pipelines.resources import SourcesResource, WarehouseResource
+from pipelines.settlement_tables import (
+    AREA_RATIO_TOLERANCE,
+    CORE_COLUMNS,
+    STAGING_COLUMNS,
+    STAGING_SCHEMA,
+)
+from pipelines.settlements_measures import (
+    complete_totals,
+    observation_lineage,
+    observation_rows,
+)
 from sources import minvu_campamentos as mc
 from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
 from sources.arcgis import parse_page, query_request
@@ -58,13 +68,7 @@ from sources.base import (
 )
 from sources.endpoints import endpoints
 from sources.geometry import WGS84
-from sources.settlements import (
-    TOTAL_COLUMNS,
-    catastro_change,
-    households_per_1000,
-    locate_settlements,
-    settlement_totals,
-)
+from sources.settlements import locate_settlements
 from warehouse import store
 from warehouse.db import SQL_DIR, run_script
 
@@ -73,15 +77,7 @@ SOURCE = mc.SOURCE
 SAMPLE_DIR = SAMPLES_DIR / "campamentos"
 VIEWS_SQL = SQL_DIR / "views" / "40_settlements.sql"
 PAGE_SIZE = 1000
-CATASTRO_YEARS = (2022, 2024)
 POPULATION_INDICATOR = "population"  # loaded by the health family, by comuna and year
-KNOWN_FLAGS = frozenset({"geometry_missing", "geometry_repaired", "folio_repeated", "folio_missing"})
-# Largest campamentos hold a few thousand households on tens of hectares: beyond these
-# bounds a value is more likely a unit change or a typo than a settlement.
-MAX_HOUSEHOLDS = 20_000
-MAX_HECTARES = 2_000.0
-# Geodesic / (published × cos² latitude) should be 1 when HECTAREAS is Web Mercator area.
-AREA_RATIO_TOLERANCE = 0.1
 
 
 # --- acquisition ------------------------------------------------------------------------------
@@ -168,54 +164,6 @@ def settlement_records(frame: gpd.GeoDataFrame) -> pd.DataFrame:
     records["geometry_wkb"] = [None if g is None or g.is_empty else shapely.to_wkb(g) for g in frame.geometry]
     records["catastro_year"] = records["catastro_year"].astype("int64")
     return records.reset_index(drop=True)
-
-
-def _flags_known(flags: pd.Series) -> pd.Series:
-    return flags.str.split(";").map(lambda parts: set(parts) <= KNOWN_FLAGS)
-
-
-STAGING_COLUMNS = {
-    "settlement_id": "VARCHAR: '<catastro_year>-<folio>' ('-2' … for a folio repeated in one file)",
-    "catastro_year": "BIGINT: 2024 (GeoIDE update) or 2022 (CNC)",
-    "folio": "VARCHAR: MINVU folio",
-    "name": "VARCHAR: settlement name",
-    "comuna_code": "VARCHAR: 5-digit CUT as the catastro attributes it",
-    "region_code": "VARCHAR: 2-digit region CUT",
-    "households": "BIGINT: N_HOG (0 is a count, NULL unknown)",
-    "hectares": "DOUBLE: area as published (planar Web Mercator, inflated by 1/cos² latitude)",
-    "hectares_geodesic": "DOUBLE: true ground area of the polygon (equal-area CRS)",
-    "catastro_origin": "VARCHAR: AN_CAT, the catastro that first listed it",
-    "source_flag": "VARCHAR: FUENTE, who reported it",
-    "observations": "VARCHAR: OBS",
-    "quality_flags": "VARCHAR: ';'-joined geometry_missing, geometry_repaired, folio_repeated, folio_missing",
-    "geometry_wkb": "BLOB: polygon as WKB, EPSG:4326 (NULL when missing or empty)",
-    "snapshot_id": "VARCHAR: core.snapshots id of the payload the row came from",
-}
-
-STAGING_SCHEMA = pa.DataFrameSchema(
-    {
-        "settlement_id": pa.Column(str, unique=True),
-        "catastro_year": pa.Column("int64", pa.Check.isin(CATASTRO_YEARS)),
-        "folio": pa.Column(str, pa.Check.str_matches(r"^\d+$"), nullable=True),
-        "name": pa.Column(str, nullable=True),
-        "comuna_code": pa.Column(str, pa.Check.str_matches(r"^\d{5}$")),
-        "region_code": pa.Column(str, pa.Check.str_matches(r"^\d{2}$")),
-        "households": pa.Column("Int64", pa.Check.in_range(0, MAX_HOUSEHOLDS), nullable=True),
-        "hectares": pa.Column(float, pa.Check.in_range(0, MAX_HECTARES), nullable=True),
-        "hectares_geodesic": pa.Column(float, pa.Check.in_range(0, MAX_HECTARES), nullable=True),
-        "quality_flags": pa.Column(str, pa.Check(_flags_known, error="unknown quality flag"), nullable=True),
-        "geometry_wkb": pa.Column(object, nullable=True),
-        "snapshot_id": pa.Column(str),
-    },
-    checks=[
-        pa.Check(
-            lambda frame: frame["comuna_code"].str[:2] == frame["region_code"],
-            error="region_code is not the comuna code's first two digits",
-        )
-    ],
-    strict=False,
-    coerce=False,
-)
 
 
 @asset(
@@ -326,39 +274,6 @@ def locate(staging: pd.DataFrame, comunas: gpd.GeoDataFrame, basins: gpd.GeoData
     return located
 
 
-CORE_COLUMNS = {
-    "settlement_id": "VARCHAR: '<catastro_year>-<folio>'",
-    "catastro_year": "INTEGER: 2024 or 2022",
-    "name": "VARCHAR: settlement name",
-    "comuna_code": "VARCHAR: 5-digit CUT as the catastro attributes it",
-    "households": "BIGINT: households (N_HOG)",
-    "hectares": "DOUBLE: area as MINVU publishes it (planar Web Mercator, inflated)",
-    "hectares_geodesic": "DOUBLE: true ground area of the polygon",
-    "catastro_origin": "VARCHAR: AN_CAT",
-    "source_flag": "VARCHAR: FUENTE",
-    "located_comuna_code": "VARCHAR: comuna polygon holding the settlement's representative point",
-    "located_basin_code": "VARCHAR: basin polygon (coarsest level) holding it",
-    "cut_mismatch": "BOOLEAN: attributed CUT differs from the location; NULL when not checkable",
-    "quality_flags": "VARCHAR: geometry_missing, geometry_repaired, folio_repeated, folio_missing",
-    "geometry": "GEOMETRY: polygon, EPSG:4326",
-    "snapshot_id": "VARCHAR: snapshot the row came from",
-}
-
-
-# core.settlements keeps its DDL (40_settlements.sql): refilled, not replaced. Single settlements are
-# edited upstream all the time; the counts of settlements and households per catastro year and region
-# are judged against the last accepted catastro instead.
-_PER_REGION = {"year": "catastro_year", "region": "left(comuna_code, 2)"}
-SETTLEMENT_TOTALS = (
-    gates.Aggregate("settlements per catastro year and region", by=_PER_REGION, value="1"),
-    gates.Aggregate(
-        "households per catastro year and region", by=_PER_REGION, value="coalesce(households, 0)"
-    ),
-)
-gates.declare(
-    "core.settlements", gates.TableGates(keys=("settlement_id",), aggregates=SETTLEMENT_TOTALS, refill=True)
-)
-gates.declare("staging.settlements", gates.TableGates(keys=("settlement_id",), aggregates=SETTLEMENT_TOTALS))
 LOCATED_SQL = """
 SELECT settlement_id, catastro_year, name, comuna_code, households, hectares, hectares_geodesic,
        catastro_origin, source_flag, located_comuna_code, located_basin_code, cut_mismatch, quality_flags,
@@ -427,135 +342,6 @@ def _population(conn) -> pd.DataFrame:
     ).df()
 
 
-def complete_totals(
-    settlements_frame: pd.DataFrame, level: str, known_codes: list[str], years: list[int]
-) -> pd.DataFrame:
-    """`settlement_totals` plus zero rows for known territories with no settlement in a year.
-
-    A catastro is national: a comuna, region or basin it does not list had none counted.
-    Also adds `without_polygon`, the settlements whose area the geodesic sum lacks.
-    """
-    totals = settlement_totals(settlements_frame, level)
-    key = {"comuna": "comuna_code", "region": "region_code", "basin": "located_basin_code"}[level]
-    missing_polygon = (
-        settlements_frame.assign(without_polygon=settlements_frame["hectares_geodesic"].isna())
-        .groupby([key, "catastro_year"])["without_polygon"]
-        .sum()
-        .rename_axis(["territory_code", "catastro_year"])
-        .reset_index()
-    )
-    totals = totals.merge(missing_polygon, on=["territory_code", "catastro_year"], how="left")
-    present = set(zip(totals["territory_code"], totals["catastro_year"], strict=True))
-    zeros = [
-        {
-            "territory_level": level,
-            "territory_code": code,
-            "catastro_year": year,
-            "settlements": 0,
-            "households": 0,
-            "settlements_without_households": 0,
-            "area_ha": 0.0,
-            "area_ha_geodesic": 0.0,
-            "without_polygon": 0,
-        }
-        for code in known_codes
-        for year in years
-        if (code, year) not in present
-    ]
-    if zeros:
-        totals = pd.concat([totals, pd.DataFrame(zeros)], ignore_index=True)
-    totals["households"] = totals["households"].astype("Int64")
-    totals["without_polygon"] = totals["without_polygon"].fillna(0).astype("int64")
-    return totals.sort_values(["territory_code", "catastro_year"], ignore_index=True)
-
-
-def _flag(parts: list[str]) -> str | None:
-    return "; ".join(part for part in parts if part) or None
-
-
-def observation_rows(
-    totals: pd.DataFrame, snapshots: dict[int, str], population: pd.DataFrame | None
-) -> tuple[pd.DataFrame, int]:
-    """core.observations rows for one territory level; also the number of per-1,000 rows."""
-    rows = []
-    level = totals["territory_level"].iloc[0]
-    located_note = "located by polygon; settlements without polygon not counted" if level == "basin" else ""
-    for t in totals.itertuples(index=False):
-        territory = f"{level}:{t.territory_code}"
-        period, snapshot = str(t.catastro_year), snapshots[t.catastro_year]
-        missing_households = (
-            f"{t.settlements_without_households} settlements without household count"
-            if t.settlements_without_households
-            else ""
-        )
-        no_polygon = (
-            f"{t.without_polygon} settlements without polygon (area not counted)" if t.without_polygon else ""
-        )
-        values = [
-            ("settlements_count", t.settlements, located_note or None),
-            (
-                "settlement_households",
-                None if pd.isna(t.households) else t.households,
-                _flag([located_note, missing_households]),
-            ),
-            ("settlement_area_ha_geodesic", t.area_ha_geodesic, _flag([located_note, no_polygon])),
-            ("settlement_area_ha_published", t.area_ha, located_note or None),
-        ]
-        for indicator, value, flag in values:
-            rows.append((indicator, territory, period, value, flag or None, snapshot))
-    if set(CATASTRO_YEARS) <= set(totals["catastro_year"]):
-        change = catastro_change(totals[TOTAL_COLUMNS], *CATASTRO_YEARS)
-        period = f"{CATASTRO_YEARS[0]}-{CATASTRO_YEARS[1]}"
-        for c in change.itertuples(index=False):
-            territory = f"{level}:{c.territory_code}"
-            snapshot = snapshots[CATASTRO_YEARS[1]]
-            rows.append(
-                (
-                    "settlements_count_change",
-                    territory,
-                    period,
-                    c.settlements_change,
-                    located_note or None,
-                    snapshot,
-                )
-            )
-            households = None if pd.isna(c.households_change) else c.households_change
-            rows.append(
-                (
-                    "settlement_households_change",
-                    territory,
-                    period,
-                    households,
-                    located_note or None,
-                    snapshot,
-                )
-            )
-    rates = households_per_1000(totals[TOTAL_COLUMNS], population) if level != "basin" else None
-    per_1000 = 0
-    if rates is not None and not rates.empty:
-        without_households = totals.set_index(["territory_code", "catastro_year"])[
-            "settlements_without_households"
-        ]
-        for r in rates.itertuples(index=False):
-            missing = int(without_households.get((r.territory_code, r.catastro_year), 0))
-            rows.append(
-                (
-                    "settlement_households_per_1000",
-                    f"{level}:{r.territory_code}",
-                    str(r.catastro_year),
-                    r.households_per_1000_inhabitants,
-                    f"{missing} settlements without household count (a lower bound)" if missing else None,
-                    snapshots[r.catastro_year],
-                )
-            )
-        per_1000 = len(rates)
-    frame = pd.DataFrame(
-        rows, columns=["indicator_id", "territory_id", "period", "value", "flag", "snapshot_id"]
-    )
-    frame["value"] = pd.to_numeric(frame["value"], errors="raise").astype("float64")
-    return frame, per_1000
-
-
 def boundary_snapshots(conn) -> dict[str, str]:
     """Basin territory id -> snapshot of its polygon: what a count located by polygon rests on."""
     return dict(
@@ -564,44 +350,6 @@ def boundary_snapshots(conn) -> dict[str, str]:
             "WHERE kind = 'basin' AND geometry IS NOT NULL AND snapshot_id IS NOT NULL"
         ).fetchall()
     )
-
-
-def observation_lineage(
-    observations: pd.DataFrame,
-    settlements_frame: pd.DataFrame,
-    population: pd.DataFrame,
-    boundaries: dict[str, str] | None = None,
-) -> list[list[tuple[str, str]]]:
-    """Every snapshot each observation was computed from: the catastro year's payloads (both
-    years' for a change), for the per-1,000 rate the population value under it, and for a basin
-    (located by polygon, not by the catastro's attribution) the snapshot of its `boundaries`."""
-    boundaries = boundaries or {}
-    by_year = {
-        str(int(y)): sorted(set(group))
-        for y, group in settlements_frame.groupby("catastro_year")["snapshot_id"]
-    }
-    people = (
-        {
-            (f"{'comuna' if len(str(t)) == 5 else 'region'}:{t}", str(int(y))): snapshot
-            for t, y, snapshot in population[["territory", "year", "snapshot_id"]].itertuples(index=False)
-        }
-        if not population.empty
-        else {}
-    )
-    lineage = []
-    for indicator, territory, period in observations[["indicator_id", "territory_id", "period"]].itertuples(
-        index=False
-    ):
-        years = period.split("-") if "-" in period else [period]
-        if indicator == "settlement_households_per_1000":
-            inputs = [("numerator", s) for s in by_year.get(period, [])]
-            inputs += [("denominator", people[(territory, period)])] if (territory, period) in people else []
-        else:
-            inputs = [("value", s) for year in years for s in by_year.get(year, [])]
-        if territory in boundaries:
-            inputs.append(("boundary", boundaries[territory]))
-        lineage.append(sorted(set(inputs)))
-    return lineage
 
 
 @asset(
