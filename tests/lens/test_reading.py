@@ -211,8 +211,8 @@ def test_charts_are_byte_identical_across_renders():
 
 
 def test_map_has_a_scale_bar_marks_sample_geometry_and_labels_do_not_collide():
-    from pipelines.lens import MapData
     from pipelines.lens_map import map_svg
+    from pipelines.map_layers import MapData
 
     box = {"type": "Polygon", "coordinates": [[[-70, -24], [-68, -24], [-68, -22], [-70, -22], [-70, -24]]]}
     feature = {"name": "Calama", "geometry": box, "label": [-69, -23]}

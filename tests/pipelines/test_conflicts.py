@@ -3,7 +3,7 @@
 import pytest
 from dagster import materialize
 
-from pipelines import conflicts, lens, territories
+from pipelines import conflicts, map_layers, territories
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources.samples.facilities import make_samples
 from warehouse import db
@@ -27,8 +27,8 @@ def offline(tmp_path_factory):
                 "WHERE source_id = 'indh_conflicts'"
             ).df()
             mart = conn.execute("SELECT * FROM marts.socioenvironmental_conflicts ORDER BY conflict_id").df()
-            label, style = lens.POINT_MARTS["socioenvironmental_conflicts"]
-            layer = lens._point_layer(
+            label, style = map_layers.POINT_MARTS["socioenvironmental_conflicts"]
+            layer = map_layers._point_layer(
                 conn, "marts", "socioenvironmental_conflicts", (-76, -56, -66, -17), label, style
             )
     return result, observations.set_index(["indicator_id", "territory_id"]), mart, layer
