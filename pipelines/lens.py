@@ -157,9 +157,10 @@ def _reference(territory_id: str, comparisons: list[str]) -> str | None:
     return (countries or comparisons or [None])[0]
 
 
-def study_scope(conn: duckdb.DuckDBPyConnection, study: Study) -> LensScope:
-    """The study's territories (sites placed, each comuna's region added), comparisons and peers."""
-    sites, from_sites = resolve_sites(conn, study)
+def _scope_entries(
+    conn: duckdb.DuckDBPyConnection, study: Study, from_sites
+) -> tuple[pd.DataFrame, set[str]]:
+    """(territory_id, role, origin) of every focus, comparison and peer territory; and the focus ids."""
     entries = [(t, "focus", "configured") for t in study.focus_territories]
     entries += [(t, "focus", origin) for t, origin in from_sites]
     regions = sorted({_region_of(conn, t) for t, _, _ in entries if t.startswith("comuna:")})
@@ -173,6 +174,11 @@ def study_scope(conn: duckdb.DuckDBPyConnection, study: Study) -> LensScope:
     frame = frame.groupby(["territory_id", "role"], as_index=False, sort=False).agg(
         origin=("origin", lambda o: "; ".join(dict.fromkeys(o)))
     )
+    return frame, focus_ids
+
+
+def _with_places(conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> pd.DataFrame:
+    """The scope's territories with their names, kinds and polygons, in reading order."""
     known = _known_territories(conn, frame["territory_id"].tolist())
     frame = frame.merge(known, on="territory_id", how="left")
     frame["in_warehouse"] = frame["kind"].notna()
@@ -182,7 +188,11 @@ def study_scope(conn: duckdb.DuckDBPyConnection, study: Study) -> LensScope:
     frame["role_order"] = frame["role"].map(ROLE_ORDER)
     frame["kind_order"] = frame["kind"].map(KIND_ORDER).fillna(9)
     frame = frame.sort_values(["role_order", "kind_order", "territory_id"], ignore_index=True)
-    frame = frame.drop(columns=["role_order", "kind_order"])
+    return frame.drop(columns=["role_order", "kind_order"])
+
+
+def _scope_notes(frame: pd.DataFrame, sites: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """What the reader must know about the scope: unknown territories, missing polygons, unplaced sites."""
     notes = []
     unknown = frame[~frame["in_warehouse"]]
     for kind, group in unknown.groupby("kind", sort=True):
@@ -208,6 +218,14 @@ def study_scope(conn: duckdb.DuckDBPyConnection, study: Study) -> LensScope:
     for s in sites.itertuples():
         if s.status != "resolved":
             notes.append(("site_" + s.status, s.site, f"{s.site} ({s.lat}, {s.lon}): {s.message}."))
+    return notes
+
+
+def study_scope(conn: duckdb.DuckDBPyConnection, study: Study) -> LensScope:
+    """The study's territories (sites placed, each comuna's region added), comparisons and peers."""
+    sites, from_sites = resolve_sites(conn, study)
+    entries, focus_ids = _scope_entries(conn, study, from_sites)
+    frame = _with_places(conn, entries)
     references = {
         t: _reference(t, study.comparison) for t in frame.loc[frame["role"] == "focus", "territory_id"]
     }
@@ -219,7 +237,7 @@ def study_scope(conn: duckdb.DuckDBPyConnection, study: Study) -> LensScope:
         periods=study.periods,
         sites=sites,
         as_of=study.as_of,
-        notes=notes,
+        notes=_scope_notes(frame, sites),
     )
 
 
