@@ -69,8 +69,8 @@ def _value_descriptions(conn: duckdb.DuckDBPyConnection, qualified: str) -> dict
     return {c: note for c in VALUE_COLUMNS if c in columns and "indicator_id" in columns}
 
 
-def write_export(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict:
-    """Write every core, lens and marts relation, the datapackage and the manifest into `folder`."""
+def _write_tables(conn: duckdb.DuckDBPyConnection, folder: Path) -> tuple[list, dict, dict]:
+    """(written files, manifest entries, marts not exported) for every core, lens and marts relation."""
     units = dict(conn.execute("SELECT indicator_id, unit FROM core.indicators").fetchall())
     files, tables, skipped = [], {}, {}
     for schema, table in _export_tables(conn):
@@ -101,20 +101,12 @@ def write_export(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict:
             "sha256": written.sha256,
             **({"json_columns": written.json_columns} if written.json_columns else {}),
         }
-    stable = "".join(
-        f"{name} {info['sha256']}\n" for name, info in sorted(tables.items()) if name not in VOLATILE_TABLES
-    )
-    content_hash = hashlib.sha256(stable.encode()).hexdigest()
-    generated = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    sources = conn.execute(
-        """
-        SELECT src.source_id, src.publisher, src.title, src.landing_url, src.licence, src.citation,
-               st.status, st.mode, st.last_snapshot_id, sn.retrieved_at, st.checked_at
-        FROM core.sources src LEFT JOIN core.source_status st USING (source_id)
-        LEFT JOIN core.snapshots sn ON sn.snapshot_id = st.last_snapshot_id ORDER BY 1
-        """
-    ).fetchall()
-    package = {
+    return files, tables, skipped
+
+
+def _package(sources: list[tuple], generated: str) -> dict:
+    """The datapackage descriptor: what the export is, and every source with its licence and citation."""
+    return {
         "name": "context-lens-export",
         "title": "context-lens warehouse export: core, lens and marts tables",
         "created": generated,
@@ -133,13 +125,30 @@ def write_export(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict:
             for sid, publisher, title, url, licence, citation, *_ in sources
         ],
     }
+
+
+def write_export(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict:
+    """Write every core, lens and marts relation, the datapackage and the manifest into `folder`."""
+    files, tables, skipped = _write_tables(conn, folder)
+    stable = "".join(
+        f"{name} {info['sha256']}\n" for name, info in sorted(tables.items()) if name not in VOLATILE_TABLES
+    )
+    generated = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sources = conn.execute(
+        """
+        SELECT src.source_id, src.publisher, src.title, src.landing_url, src.licence, src.citation,
+               st.status, st.mode, st.last_snapshot_id, sn.retrieved_at, st.checked_at
+        FROM core.sources src LEFT JOIN core.source_status st USING (source_id)
+        LEFT JOIN core.snapshots sn ON sn.snapshot_id = st.last_snapshot_id ORDER BY 1
+        """
+    ).fetchall()
     observation_snapshots = [
         r[0] for r in conn.execute("SELECT DISTINCT snapshot_id FROM core.observations ORDER BY 1").fetchall()
     ]
     manifest = {
         "name": "context-lens-export",
         "generated_at": generated,
-        "content_hash": content_hash,
+        "content_hash": hashlib.sha256(stable.encode()).hexdigest(),
         "content_hash_covers": "sha256 of every table file except " + ", ".join(sorted(VOLATILE_TABLES)),
         "sources": {
             sid: {
@@ -155,7 +164,7 @@ def write_export(conn: duckdb.DuckDBPyConnection, folder: Path) -> dict:
         "tables": tables,
         **({"not_exported": skipped} if skipped else {}),
     }
-    write_package(folder, package, files)
+    write_package(folder, _package(sources, generated), files)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     return manifest
 

@@ -198,6 +198,53 @@ def territory_names(scope: LensScope, lang: str) -> dict[str, str]:
     }
 
 
+def _claim_value(row: dict, lang: str, num: Numbers, names: dict[str, str]) -> dict | None:
+    """What the data says for one check, ready to print; None when nothing was measured."""
+    if row.get("value") is None:
+        return None
+    kind = number_format(row.get("indicator_id") or "", row.get("unit") or "")
+    has_interval = row.get("lower") is not None and row.get("upper") is not None
+    than = None
+    if row.get("than_value") is not None:
+        than = {
+            "name": names.get(row.get("than_territory_id"), row.get("than_territory_name")),
+            "value": num(row["than_value"], kind),
+        }
+    return {
+        "value": num(row["value"], kind),
+        "interval": f"{num(row['lower'], kind)}–{num(row['upper'], kind)}" if has_interval else "",
+        "than": than,
+        "period": row.get("period") or "",
+        "territory": names.get(row.get("territory_id"), row.get("territory_name") or ""),
+        "label": presentation(row.get("indicator_id") or "").text(lang, "label", row.get("label") or ""),
+        "source": row.get("source_title") or "",
+        "badge": row.get("badge") or "",
+    }
+
+
+def _claim_check(row: dict, said: dict, lang: str, t: dict, num: Numbers, names: dict[str, str]) -> dict:
+    """One check of a claim: the value, the verdict in words, its reason and rule."""
+    verdict, rule_result = row["verdict"], row.get("rule_result")
+    verdict_key = "no_open_data" if row.get("reason") == "no_open_data" else verdict
+    verdict_note = ""
+    if verdict == "sample_only" and rule_result:
+        result = t["verdicts"].get(rule_result, rule_result).lower()
+        verdict_note = t["verdict_notes"]["sample_only"].format(result=result)
+    measured_by = ""
+    if verdict == "not_measurable":
+        measured_by = (said.get("measured_by") or {}).get(lang, row.get("measured_by") or "")
+    return {
+        "value": _claim_value(row, lang, num, names),
+        "note": (said.get("note") or {}).get(lang, row.get("note") or ""),
+        "verdict": verdict,
+        "verdict_text": t["verdicts"][verdict_key],
+        "verdict_note": verdict_note,
+        "reason": t["reasons"].get(row.get("reason") or "", ""),
+        "measured_by": measured_by,
+        "rule": _rule(row, t, num),
+    }
+
+
 def claims_view(lens: Lens, study: Study, lang: str, names: dict[str, str] | None = None) -> dict:
     """The claims table: one entry per claim, each with its checks, every field ready to print."""
     t, num, names = texts(lang), Numbers(lang), names or {}
@@ -209,58 +256,10 @@ def claims_view(lens: Lens, study: Study, lang: str, names: dict[str, str] | Non
     frame = frame.sort_values(["claim_order", "check_order"])
     for claim_id, rows in frame.groupby("claim_id", sort=False):
         checks = []
-        for row in rows.to_dict("records"):
-            row = {k: (None if _missing(v) else v) for k, v in row.items()}
+        for record in rows.to_dict("records"):
+            row = {k: (None if _missing(v) else v) for k, v in record.items()}
             said = words.get((claim_id, int(row["check_order"])), {})
-            kind = number_format(row.get("indicator_id") or "", row.get("unit") or "")
-            verdict = row["verdict"]
-            verdict_key = "no_open_data" if row.get("reason") == "no_open_data" else verdict
-            value = None
-            if row.get("value") is not None:
-                value = {
-                    "value": num(row["value"], kind),
-                    "interval": (
-                        f"{num(row['lower'], kind)}–{num(row['upper'], kind)}"
-                        if row.get("lower") is not None and row.get("upper") is not None
-                        else ""
-                    ),
-                    "than": (
-                        {
-                            "name": names.get(row.get("than_territory_id"), row.get("than_territory_name")),
-                            "value": num(row["than_value"], kind),
-                        }
-                        if row.get("than_value") is not None
-                        else None
-                    ),
-                    "period": row.get("period") or "",
-                    "territory": names.get(row.get("territory_id"), row.get("territory_name") or ""),
-                    "label": presentation(row.get("indicator_id") or "").text(
-                        lang, "label", row.get("label") or ""
-                    ),
-                    "source": row.get("source_title") or "",
-                    "badge": row.get("badge") or "",
-                }
-            rule_result = row.get("rule_result")
-            checks.append(
-                {
-                    "value": value,
-                    "note": (said.get("note") or {}).get(lang, row.get("note") or ""),
-                    "verdict": verdict,
-                    "verdict_text": t["verdicts"][verdict_key],
-                    "verdict_note": (
-                        t["verdict_notes"]["sample_only"].format(
-                            result=t["verdicts"].get(rule_result, rule_result).lower()
-                        )
-                        if verdict == "sample_only" and rule_result
-                        else ""
-                    ),
-                    "reason": t["reasons"].get(row.get("reason") or "", ""),
-                    "measured_by": (said.get("measured_by") or {}).get(lang, row.get("measured_by") or "")
-                    if verdict == "not_measurable"
-                    else "",
-                    "rule": _rule(row, t, num),
-                }
-            )
+            checks.append(_claim_check(row, said, lang, t, num, names))
         first = rows.iloc[0]
         claims.append(
             {
