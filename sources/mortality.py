@@ -336,7 +336,6 @@ def mortality_table(
     if reference is not None and reference not in territories:
         raise ValueError(f"reference territory {reference!r} is not among the territories")
     years_by_comuna = population.groupby("comuna_code")["year"].agg(set).to_dict()
-    all_years = set(population["year"].unique())
     for name, codes in territories.items():
         absent = sorted(set(codes or ()) - set(years_by_comuna))
         if absent:
@@ -344,83 +343,21 @@ def mortality_table(
     stated = {name: frame for name, frame in (stated_populations or {}).items() if name in territories}
     if cause_groups is None:
         cause_groups = sorted(deaths["cause_group"].unique())
-
     tables = []
     for period in periods:
+        _require_period(period, population, years_by_comuna, territories, stated)
         start, end = period
-        wanted = set(range(start, end + 1))
-        missing_years = sorted(wanted - all_years)
-        if missing_years:
-            raise ValueError(f"period {period_label(period)}: no population for years {missing_years}")
-        for name, frame in stated.items():
-            lacking = sorted(wanted - set(frame["year"].unique()))
-            if lacking:
-                raise ValueError(f"territory {name!r}: its stated population lacks years {lacking}")
-        for name, codes in territories.items():
-            gaps = {code: sorted(wanted - years_by_comuna[code]) for code in codes or ()}
-            gaps = {code: years for code, years in gaps.items() if years}
-            if gaps:
-                raise ValueError(
-                    f"territory {name!r}, period {period_label(period)}: population lacks {gaps}"
-                )
         period_deaths = deaths[deaths["year"].between(start, end) & deaths["cause_group"].isin(cause_groups)]
-        period_pop = population[population["year"].between(start, end)]
         dead = _by_territory(
             _with_total_sex(period_deaths, sexes), territories, ["cause_group", "sex", "age_group"], "deaths"
         )
-        summed = {name: codes for name, codes in territories.items() if name not in stated}
-        pop = pd.concat(
-            [
-                _by_territory(_with_total_sex(period_pop, sexes), summed, ["sex", "age_group"], "population")
-                if summed
-                else None,
-                *(
-                    _by_territory(
-                        _with_total_sex(frame[frame["year"].between(start, end)], sexes),
-                        {name: None},
-                        ["sex", "age_group"],
-                        "population",
-                    )
-                    for name, frame in stated.items()
-                ),
-            ],
-            ignore_index=True,
-        )
-
+        pop = _period_population(population, stated, territories, period, sexes)
         strata = pd.MultiIndex.from_product(
             [list(territories), list(cause_groups), list(sexes)], names=["territory", "cause_group", "sex"]
         )
-        death_matrix = _age_matrix(dead, ["territory", "cause_group", "sex"], "deaths", strata)
-        pop_index = pd.MultiIndex.from_arrays(
-            [strata.get_level_values("territory"), strata.get_level_values("sex")], names=["territory", "sex"]
-        )
-        pop_matrix = _age_matrix(pop, ["territory", "sex"], "population", pop_index)
-        unknown_age = (
-            dead[dead["age_group"] == UNKNOWN_AGE]
-            .groupby(["territory", "cause_group", "sex"])["deaths"]
-            .sum()
-            .reindex(strata, fill_value=0)
-            .to_numpy(dtype=float)
-        )
-        total_deaths = death_matrix.sum(axis=1) + unknown_age
-        total_pop = pop_matrix.sum(axis=1)
-        rates = direct_standardized_rates(death_matrix, pop_matrix, standard.weights, alpha=alpha, per=per)
-
-        table = strata.to_frame(index=False)
+        table = _period_table(dead, pop, strata, standard, alpha=alpha, per=per, min_deaths=min_deaths)
         table.insert(1, "period", period_label(period))
-        table["deaths"] = total_deaths.astype(np.int64)
-        table["deaths_unknown_age"] = unknown_age.astype(np.int64)
-        table["population"] = total_pop
-        table["crude_rate"] = crude_rate(total_deaths, total_pop, per)
-        table["asr"], table["asr_lower"], table["asr_upper"] = rates.asr, rates.lower, rates.upper
-        table["_variance"] = rates.variance
-        table["flag"] = np.select(
-            [total_pop <= 0, ~rates.valid, total_deaths < min_deaths],
-            [FLAG_NO_POPULATION, FLAG_DEATHS_WITHOUT_POPULATION, FLAG_FEW_DEATHS],
-            default=FLAG_OK,
-        )
         tables.append(table)
-
     result = pd.concat(tables, ignore_index=True)
     _add_rate_ratios(result, reference, alpha)
     result["standard"] = standard.name
@@ -430,6 +367,99 @@ def mortality_table(
         rate_cols = ["crude_rate", "asr", "asr_lower", "asr_upper", "rate_ratio", "rr_lower", "rr_upper"]
         result.loc[blank, rate_cols] = np.nan
     return result[TABLE_COLUMNS]
+
+
+def _require_period(
+    period: tuple[int, int],
+    population: pd.DataFrame,
+    years_by_comuna: Mapping[str, set],
+    territories: Mapping[str, Collection[str] | None],
+    stated: Mapping[str, pd.DataFrame],
+) -> None:
+    """Every year of the period has population: overall, in each stated population, in each comuna."""
+    start, end = period
+    wanted = set(range(start, end + 1))
+    missing_years = sorted(wanted - set(population["year"].unique()))
+    if missing_years:
+        raise ValueError(f"period {period_label(period)}: no population for years {missing_years}")
+    for name, frame in stated.items():
+        lacking = sorted(wanted - set(frame["year"].unique()))
+        if lacking:
+            raise ValueError(f"territory {name!r}: its stated population lacks years {lacking}")
+    for name, codes in territories.items():
+        gaps = {code: sorted(wanted - years_by_comuna[code]) for code in codes or ()}
+        gaps = {code: years for code, years in gaps.items() if years}
+        if gaps:
+            raise ValueError(f"territory {name!r}, period {period_label(period)}: population lacks {gaps}")
+
+
+def _period_population(
+    population: pd.DataFrame,
+    stated: Mapping[str, pd.DataFrame],
+    territories: Mapping[str, Collection[str] | None],
+    period: tuple[int, int],
+    sexes: Sequence[str],
+) -> pd.DataFrame:
+    """Person-years by territory, sex and age group: summed over comunas, or as the publisher states them."""
+    start, end = period
+    summed = {name: codes for name, codes in territories.items() if name not in stated}
+    period_pop = population[population["year"].between(start, end)]
+    parts = [
+        _by_territory(_with_total_sex(period_pop, sexes), summed, ["sex", "age_group"], "population")
+        if summed
+        else None,
+        *(
+            _by_territory(
+                _with_total_sex(frame[frame["year"].between(start, end)], sexes),
+                {name: None},
+                ["sex", "age_group"],
+                "population",
+            )
+            for name, frame in stated.items()
+        ),
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _period_table(
+    dead: pd.DataFrame,
+    pop: pd.DataFrame,
+    strata: pd.MultiIndex,
+    standard: StandardPopulation,
+    *,
+    alpha: float,
+    per: float,
+    min_deaths: int,
+) -> pd.DataFrame:
+    """Deaths, person-years, crude and standardized rates and the flag of every stratum of one period."""
+    death_matrix = _age_matrix(dead, ["territory", "cause_group", "sex"], "deaths", strata)
+    pop_index = pd.MultiIndex.from_arrays(
+        [strata.get_level_values("territory"), strata.get_level_values("sex")], names=["territory", "sex"]
+    )
+    pop_matrix = _age_matrix(pop, ["territory", "sex"], "population", pop_index)
+    unknown_age = (
+        dead[dead["age_group"] == UNKNOWN_AGE]
+        .groupby(["territory", "cause_group", "sex"])["deaths"]
+        .sum()
+        .reindex(strata, fill_value=0)
+        .to_numpy(dtype=float)
+    )
+    total_deaths = death_matrix.sum(axis=1) + unknown_age
+    total_pop = pop_matrix.sum(axis=1)
+    rates = direct_standardized_rates(death_matrix, pop_matrix, standard.weights, alpha=alpha, per=per)
+    table = strata.to_frame(index=False)
+    table["deaths"] = total_deaths.astype(np.int64)
+    table["deaths_unknown_age"] = unknown_age.astype(np.int64)
+    table["population"] = total_pop
+    table["crude_rate"] = crude_rate(total_deaths, total_pop, per)
+    table["asr"], table["asr_lower"], table["asr_upper"] = rates.asr, rates.lower, rates.upper
+    table["_variance"] = rates.variance
+    table["flag"] = np.select(
+        [total_pop <= 0, ~rates.valid, total_deaths < min_deaths],
+        [FLAG_NO_POPULATION, FLAG_DEATHS_WITHOUT_POPULATION, FLAG_FEW_DEATHS],
+        default=FLAG_OK,
+    )
+    return table
 
 
 def _add_rate_ratios(result: pd.DataFrame, reference: str | None, alpha: float) -> None:
