@@ -287,6 +287,24 @@ def load_regions(path: Path = REGIONS_CSV) -> pd.DataFrame:
     return table
 
 
+def _place(kind: str, code: str, name: str, parent_id: str | None) -> dict:
+    return {"id": f"{kind}:{code}", "kind": kind, "code": code, "name": name, "parent_id": parent_id}
+
+
+def _region_rows(regions: pd.DataFrame) -> tuple[list[dict], list[dict]]:
+    """The country and its regions with official names; OECD TL2 codes and other spellings as aliases."""
+    rows = [{"id": COUNTRY_ID, "kind": "country", "code": "CL", "name": "Chile", "parent_id": None}]
+    aliases: list[dict] = []
+    for region in regions.itertuples(index=False):
+        rows.append(_place("region", region.region_code, region.name, COUNTRY_ID))
+        tid = f"region:{region.region_code}"
+        aliases.append({"territory_id": tid, "scheme": "oecd_tl2", "alias": region.oecd_tl2})
+        aliases += [
+            {"territory_id": tid, "scheme": "name", "alias": name} for name in region.alternative_names
+        ]
+    return rows, aliases
+
+
 def chile_territory_tables(
     comunas: pd.DataFrame,
     *,
@@ -303,60 +321,29 @@ def chile_territory_tables(
     `basins` (basin_code, basin_name), when given, adds `basin:<code>` territories.
     """
     regions = load_regions() if regions is None else regions
-    rows = [{"id": COUNTRY_ID, "kind": "country", "code": "CL", "name": "Chile", "parent_id": None}]
-    aliases: list[dict] = []
-    for region in regions.itertuples(index=False):
-        tid = f"region:{region.region_code}"
-        rows.append(
-            {
-                "id": tid,
-                "kind": "region",
-                "code": region.region_code,
-                "name": region.name,
-                "parent_id": COUNTRY_ID,
-            }
-        )
-        aliases.append({"territory_id": tid, "scheme": "oecd_tl2", "alias": region.oecd_tl2})
-        aliases += [
-            {"territory_id": tid, "scheme": "name", "alias": name} for name in region.alternative_names
-        ]
-    known_regions = set(regions["region_code"])
-    stray = sorted(set(comunas["region_code"]) - known_regions)
+    stray = sorted(set(comunas["region_code"]) - set(regions["region_code"]))
     if stray:
         raise ValidationError("territories", f"comuna table has region codes {stray} not in regions.csv")
+    rows, aliases = _region_rows(regions)
     provinces = comunas.drop_duplicates("province_code").sort_values("province_code")
-    for province in provinces.itertuples(index=False):
-        name = getattr(province, province_name) if province_name else province.province_code
-        rows.append(
-            {
-                "id": f"province:{province.province_code}",
-                "kind": "province",
-                "code": province.province_code,
-                "name": name,
-                "parent_id": f"region:{province.region_code}",
-            }
+    rows += [
+        _place(
+            "province",
+            p.province_code,
+            getattr(p, province_name) if province_name else p.province_code,
+            f"region:{p.region_code}",
         )
-    for comuna in comunas.sort_values("comuna_code").itertuples(index=False):
-        rows.append(
-            {
-                "id": f"comuna:{comuna.comuna_code}",
-                "kind": "comuna",
-                "code": comuna.comuna_code,
-                "name": getattr(comuna, comuna_name),
-                "parent_id": f"province:{comuna.province_code}",
-            }
-        )
+        for p in provinces.itertuples(index=False)
+    ]
+    rows += [
+        _place("comuna", c.comuna_code, getattr(c, comuna_name), f"province:{c.province_code}")
+        for c in comunas.sort_values("comuna_code").itertuples(index=False)
+    ]
     if basins is not None:
-        for basin in basins.sort_values("basin_code").itertuples(index=False):
-            rows.append(
-                {
-                    "id": f"basin:{basin.basin_code}",
-                    "kind": "basin",
-                    "code": basin.basin_code,
-                    "name": basin.basin_name,
-                    "parent_id": COUNTRY_ID,
-                }
-            )
+        rows += [
+            _place("basin", b.basin_code, b.basin_name, COUNTRY_ID)
+            for b in basins.sort_values("basin_code").itertuples(index=False)
+        ]
     rows.append(
         {"id": UNKNOWN_ID, "kind": "unknown", "code": "99999", "name": UNKNOWN_NAMES[0], "parent_id": None}
     )
