@@ -330,6 +330,47 @@ def parse_values(content: bytes, snapshot: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["municipality", "raw_value", "value", "value_status"])
 
 
+def _wanted_municipalities(answer: Payload, comuna_codes: Sequence[str] | None) -> pd.DataFrame:
+    """SINIM's municipality list, cut to the wanted comunas; a wanted comuna it lacks is an error."""
+    municipalities = parse_municipalities(answer.content, answer.snapshot_id)
+    if comuna_codes is None:
+        return municipalities
+    wanted = [normalize_cut(code, "comuna") for code in comuna_codes]
+    absent = sorted(set(wanted) - set(municipalities["comuna_code"]))
+    if absent:
+        raise ParseError(
+            SOURCE.id, f"comunas {absent} are not in SINIM's municipality list", answer.snapshot_id
+        )
+    return municipalities[municipalities["comuna_code"].isin(wanted)]
+
+
+def _value_row(fetch, url: str, catalogue: pd.DataFrame, code: str, year: int, muni, corrmon: bool) -> dict:
+    """One variable x year x municipality: its single cell, with the payload it came from."""
+    request = values_request(
+        url, code, year, muni.municipality_id, muni.municipality, muni.comuna_code, corrmon
+    )
+    answer = fetch(request)
+    cells = parse_values(answer.content, answer.snapshot_id)
+    if len(cells) != 1:
+        raise ParseError(
+            SOURCE.id,
+            f"values for variable {code}, {year}, {muni.comuna_code}: expected one cell, got {len(cells)}",
+            answer.snapshot_id,
+        )
+    cell = cells.iloc[0]
+    return {
+        "comuna_code": muni.comuna_code,
+        "municipality": muni.municipality,
+        "year": int(year),
+        "variable_code": code,
+        "variable_label": catalogue.at[code, "variable_label"],
+        "unit": catalogue.at[code, "unit"],
+        "value": cell["value"],
+        "value_status": cell["value_status"],
+        "snapshot_id": answer.snapshot_id,
+    }
+
+
 def fetch_values(
     fetcher: Fetcher,
     endpoints: dict[str, str],
@@ -358,52 +399,13 @@ def fetch_values(
         raise ParseError(SOURCE.id, f"variables {unknown} are not in the SINIM catalogue", answer.snapshot_id)
 
     answer = fetch(municipalities_request(endpoints["municipalities"]))
-    municipalities = parse_municipalities(answer.content, answer.snapshot_id)
-    if comuna_codes is not None:
-        wanted = [normalize_cut(code, "comuna") for code in comuna_codes]
-        absent = sorted(set(wanted) - set(municipalities["comuna_code"]))
-        if absent:
-            raise ParseError(
-                SOURCE.id, f"comunas {absent} are not in SINIM's municipality list", answer.snapshot_id
-            )
-        municipalities = municipalities[municipalities["comuna_code"].isin(wanted)]
-
-    rows = []
-    for code in variable_codes:
-        label, unit = catalogue.at[code, "variable_label"], catalogue.at[code, "unit"]
-        for year in years:
-            for muni in municipalities.itertuples(index=False):
-                request = values_request(
-                    endpoints["values"],
-                    code,
-                    year,
-                    muni.municipality_id,
-                    muni.municipality,
-                    muni.comuna_code,
-                    corrmon,
-                )
-                answer = fetch(request)
-                cells = parse_values(answer.content, answer.snapshot_id)
-                if len(cells) != 1:
-                    raise ParseError(
-                        SOURCE.id,
-                        f"values for variable {code}, {year}, {muni.comuna_code}: expected one cell, got {len(cells)}",
-                        answer.snapshot_id,
-                    )
-                cell = cells.iloc[0]
-                rows.append(
-                    {
-                        "comuna_code": muni.comuna_code,
-                        "municipality": muni.municipality,
-                        "year": int(year),
-                        "variable_code": code,
-                        "variable_label": label,
-                        "unit": unit,
-                        "value": cell["value"],
-                        "value_status": cell["value_status"],
-                        "snapshot_id": answer.snapshot_id,
-                    }
-                )
+    municipalities = _wanted_municipalities(answer, comuna_codes)
+    rows = [
+        _value_row(fetch, endpoints["values"], catalogue, code, year, muni, corrmon)
+        for code in variable_codes
+        for year in years
+        for muni in municipalities.itertuples(index=False)
+    ]
     return _typed(pd.DataFrame(rows, columns=[*LONG_COLUMNS, "snapshot_id"])), payloads
 
 
