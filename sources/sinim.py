@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -44,6 +43,7 @@ from sources.base import (
     normalize_cut,
     parse_number,
 )
+from sources.spreadsheetml import read_spreadsheetml_rows
 
 SOURCE = SourceInfo(
     id="sinim",
@@ -502,68 +502,11 @@ def _classify_or_fail(raw: str, *, chilean_format: bool) -> tuple[float | None, 
 
 # --- SINIM's own spreadsheet export (Excel 2003 SpreadsheetML, despite the .xls name) ---------
 
-SS = "urn:schemas-microsoft-com:office:spreadsheet"
 _HEADER_LABEL = re.compile(r"^\s*(?P<code>\S+)\s+\((?P<unit>[^)]*)\)\s*(?P<label>.*?)\s*$", re.S)
-_UNSAFE_XML = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.I)
 
 
-def read_spreadsheetml_rows(
-    content: bytes, snapshot: str | None = None
-) -> list[list[tuple[str | None, str]]]:
-    """Rows of the first worksheet as lists of (ss:Type, text), honouring `ss:Index` skips.
-
-    Refuses any DOCTYPE/ENTITY declaration before parsing: SpreadsheetML never needs one,
-    and refusing it rules out entity-expansion and external-entity tricks (no defusedxml here).
-    """
-    if _UNSAFE_XML.search(content):
-        raise ParseError(
-            SOURCE.id, "spreadsheet export declares a DOCTYPE/ENTITY; refused for safety", snapshot
-        )
-    try:  # SINIM's downloads start with a newline before the XML declaration, which expat refuses
-        root = ET.fromstring(content.removeprefix(b"\xef\xbb\xbf").lstrip())
-    except ET.ParseError as exc:
-        raise ParseError(SOURCE.id, f"spreadsheet export is not well-formed XML ({exc})", snapshot) from exc
-    if root.tag != f"{{{SS}}}Workbook":
-        raise ParseError(SOURCE.id, f"not a SpreadsheetML workbook (root element {root.tag!r})", snapshot)
-    table = root.find(f"{{{SS}}}Worksheet/{{{SS}}}Table")
-    if table is None:
-        raise ParseError(SOURCE.id, "spreadsheet export has no Worksheet/Table", snapshot)
-    rows = []
-    for row in table.iter(f"{{{SS}}}Row"):
-        cells: list[tuple[str | None, str]] = []
-        for cell in row.findall(f"{{{SS}}}Cell"):
-            index = cell.get(f"{{{SS}}}Index")
-            if index is not None:  # 1-based column of this cell; the columns before it are empty
-                while len(cells) < int(index) - 1:
-                    cells.append((None, ""))
-            data = cell.find(f"{{{SS}}}Data")
-            cells.append(
-                (None, "") if data is None else (data.get(f"{{{SS}}}Type"), "".join(data.itertext()))
-            )
-        rows.append(cells)
-    return rows
-
-
-def parse_spreadsheet_export(data: bytes | Path, snapshot: str | None = None) -> pd.DataFrame:
-    """A `datos_municipales_*.xls` download -> LONG_COLUMNS.
-
-    Layout: a note row, a row naming each year column's variable ("FCM001 (M$) Monto ..."),
-    a header row "CODIGO | MUNICIPIO | 2023 | 2022 | ..." (years descending), then one row per
-    municipality. CODIGO is typed Number but written "02101"; we read its text, never a float.
-    """
-    content = data.read_bytes() if isinstance(data, Path) else data
-    rows = read_spreadsheetml_rows(content, snapshot)
-    header_at = next((i for i, r in enumerate(rows) if r and r[0][1].strip().upper() == "CODIGO"), None)
-    if header_at is None or header_at == 0:
-        raise ParseError(
-            SOURCE.id, "spreadsheet export has no CODIGO header row after a variable row", snapshot
-        )
-    header = [text.strip() for _, text in rows[header_at]]
-    if len(header) < 3 or header[1].upper() != "MUNICIPIO":
-        raise ParseError(
-            SOURCE.id, f"spreadsheet header is not CODIGO, MUNICIPIO, years...: {header}", snapshot
-        )
-    variable_row = [text for _, text in rows[header_at - 1]]
+def _year_columns(header: list[str], variable_row: list[str], snapshot: str | None) -> list[tuple]:
+    """(position, year, variable code, unit, label) of every year column of a spreadsheet export."""
     columns = []
     for position in range(2, len(header)):
         if not re.fullmatch(r"\d{4}", header[position]):
@@ -583,7 +526,29 @@ def parse_spreadsheet_export(data: bytes | Path, snapshot: str | None = None) ->
         columns.append(
             (position, int(header[position]), match["code"], normalize_unit(match["unit"]), match["label"])
         )
+    return columns
 
+
+def parse_spreadsheet_export(data: bytes | Path, snapshot: str | None = None) -> pd.DataFrame:
+    """A `datos_municipales_*.xls` download -> LONG_COLUMNS.
+
+    Layout: a note row, a row naming each year column's variable ("FCM001 (M$) Monto ..."),
+    a header row "CODIGO | MUNICIPIO | 2023 | 2022 | ..." (years descending), then one row per
+    municipality. CODIGO is typed Number but written "02101"; we read its text, never a float.
+    """
+    content = data.read_bytes() if isinstance(data, Path) else data
+    rows = read_spreadsheetml_rows(SOURCE.id, content, snapshot)
+    header_at = next((i for i, r in enumerate(rows) if r and r[0][1].strip().upper() == "CODIGO"), None)
+    if header_at is None or header_at == 0:
+        raise ParseError(
+            SOURCE.id, "spreadsheet export has no CODIGO header row after a variable row", snapshot
+        )
+    header = [text.strip() for _, text in rows[header_at]]
+    if len(header) < 3 or header[1].upper() != "MUNICIPIO":
+        raise ParseError(
+            SOURCE.id, f"spreadsheet header is not CODIGO, MUNICIPIO, years...: {header}", snapshot
+        )
+    columns = _year_columns(header, [text for _, text in rows[header_at - 1]], snapshot)
     records = []
     for row in rows[header_at + 1 :]:
         if not row or not row[0][1].strip():
