@@ -149,6 +149,21 @@ def validate(
 
     Returns the known gaps: stated totals (fund, year) that have no allocation rows yet.
     """
+    sums = _allocation_sums(allocations, known_comunas)
+    totals = _stated_totals(stated, known_comunas)
+    for group, amount_sum in sums.items():
+        _reconcile(group, amount_sum, totals, allocations)
+    return [
+        f"{fund} {year}: stated total without allocation rows"
+        for fund, year, cur in totals
+        if (fund, year, cur) not in sums
+    ]
+
+
+def _allocation_sums(
+    allocations: list[dict[str, str]], known_comunas: frozenset[str] | None
+) -> dict[tuple[str, int, str], int | float]:
+    """Each row checked (fund, year, currency, territory, amount, date, citation, no repeat); sums per fund, year, currency."""
     sums: dict[tuple[str, int, str], int | float] = {}
     seen: set[tuple[str, str, str]] = set()
     for number, row in enumerate(allocations, start=2):  # line 1 is the header
@@ -174,8 +189,14 @@ def validate(
         seen.add(key)
         group = (row["fund"], int(row["year"]), row["currency"])
         sums[group] = sums.get(group, 0) + amount
+    return sums
 
-    totals: dict[tuple[str, int, str], tuple[int | float, int, str]] = {}
+
+def _stated_totals(
+    stated: list[dict[str, str]], known_comunas: frozenset[str] | None
+) -> dict[tuple[str, int, str], tuple[int | float, int, str]]:
+    """(fund, year, currency) -> (stated total, rounding unit, territory scope), each row checked."""
+    totals = {}
     for number, row in enumerate(stated, start=2):
         where = f"royalty_stated_totals.csv line {number} ({row['fund']} {row['year']})"
         try:
@@ -186,33 +207,33 @@ def validate(
             raise ValidationError(SOURCE.id, f"{where}: {exc}") from exc
         _check_citation(row, where)
         totals[(row["fund"], int(row["year"]), row["currency"])] = (total, rounded_to, row["territory_code"])
+    return totals
 
-    for (fund, year, currency), amount_sum in sums.items():
-        if (fund, year, currency) not in totals:
-            raise ValidationError(
-                SOURCE.id,
-                f"{fund} {year}: allocation rows have no stated total in {currency} to reconcile with",
-            )
-        total, rounded_to, scope = totals[(fund, year, currency)]
-        outside = [r["territory_code"] for r in allocations if (r["fund"], int(r["year"])) == (fund, year)]
-        outside = [code for code in outside if not code.startswith(scope)]
-        if outside:
-            raise ValidationError(
-                SOURCE.id, f"{fund} {year}: rows {outside} lie outside the stated scope {scope}"
-            )
-        difference = amount_sum - total
-        tolerance = 0 if rounded_to <= 1 else rounded_to / 2  # a total stated "in millions" is rounded
-        if abs(difference) > tolerance:
-            raise ValidationError(
-                SOURCE.id,
-                f"{fund} {year}: allocations add up to {amount_sum:,} {currency} but the stated total is "
-                f"{total:,} (difference {difference:+,}; tolerance {tolerance:,.0f})",
-            )
-    return [
-        f"{fund} {year}: stated total without allocation rows"
-        for fund, year, cur in totals
-        if (fund, year, cur) not in sums
-    ]
+
+def _reconcile(
+    group: tuple[str, int, str], amount_sum, totals: dict, allocations: list[dict[str, str]]
+) -> None:
+    """A fund-year's allocations lie in its stated scope and add up to its stated total (within rounding)."""
+    fund, year, currency = group
+    if group not in totals:
+        raise ValidationError(
+            SOURCE.id, f"{fund} {year}: allocation rows have no stated total in {currency} to reconcile with"
+        )
+    total, rounded_to, scope = totals[group]
+    outside = [r["territory_code"] for r in allocations if (r["fund"], int(r["year"])) == (fund, year)]
+    outside = [code for code in outside if not code.startswith(scope)]
+    if outside:
+        raise ValidationError(
+            SOURCE.id, f"{fund} {year}: rows {outside} lie outside the stated scope {scope}"
+        )
+    difference = amount_sum - total
+    tolerance = 0 if rounded_to <= 1 else rounded_to / 2  # a total stated "in millions" is rounded
+    if abs(difference) > tolerance:
+        raise ValidationError(
+            SOURCE.id,
+            f"{fund} {year}: allocations add up to {amount_sum:,} {currency} but the stated total is "
+            f"{total:,} (difference {difference:+,}; tolerance {tolerance:,.0f})",
+        )
 
 
 def load_allocations(
