@@ -282,77 +282,85 @@ def parse_region_base(data: bytes | Path, snapshot: str | None = None) -> pd.Dat
 _BLOCK_SEX = (("ambos", SEX_TOTAL), ("hombres", "M"), ("mujeres", "F"))
 
 
+class _NationalBlocks:
+    """The state of reading the national projection: the open block (its sex, years, age rows)."""
+
+    def __init__(self, snapshot: str | None):
+        self.snapshot = snapshot
+        self.keys: dict[str, list] = {"sex": [], "age": []}
+        self.values: list[list[int]] = []
+        self.sex: str | None = None
+        self.years: list[int] = []
+        self.block_rows: list[list[int]] = []
+        self.block_years: set[tuple[int, ...]] = set()
+
+    def fail(self, message: str):
+        raise ParseError(SOURCE.id, message, self.snapshot)
+
+    def number(self, cell: str, what: str) -> int:
+        return _integer(cell, what, self.snapshot, thousands_dot=True)
+
+    def read(self, line: int, cells: list[str]) -> None:
+        first = fold_name(cells[0])
+        if len(cells) == 1 and not first.isdigit():
+            matches = [code for word, code in _BLOCK_SEX if word in first.split()]
+            if len(matches) != 1 or self.sex is not None:
+                self.fail(f"line {line}: unexpected block title {cells[0]!r}")
+            self.sex, self.years, self.block_rows = matches[0], [], []
+        elif self.sex is None:
+            self.fail(f"line {line}: row {cells[0]!r} outside a titled block")
+        elif first == "edad":
+            self.years = [self.number(cell, f"line {line} year") for cell in cells[1:]]
+        elif not self.years:
+            self.fail(f"line {line}: row {cells[0]!r} before the EDAD header")
+        elif first == "total":
+            self.close([self.number(c, f"line {line} TOTAL") for c in cells[1:]], line)
+        else:
+            self.age_row(line, cells)
+
+    def age_row(self, line: int, cells: list[str]) -> None:
+        match = re.fullmatch(r"(\d+)\+?", cells[0])
+        if not match or len(cells) - 1 != len(self.years):
+            self.fail(f"line {line}: malformed age row {cells[0]!r}")
+        counts = [self.number(c, f"line {line} age {cells[0]}") for c in cells[1:]]
+        self.block_rows.append(counts)
+        self.keys["sex"].append(self.sex)
+        self.keys["age"].append(int(match.group(1)))
+        self.values.append(counts)
+
+    def close(self, total: list[int], line: int) -> None:
+        """The block's TOTAL row must equal the sum of its ages, year by year."""
+        if len(total) != len(self.years):
+            self.fail(f"line {line}: TOTAL row has {len(total)} values for {len(self.years)} years")
+        sums = np.asarray(self.block_rows, dtype=np.int64).sum(axis=0)
+        wrong = [(y, int(s), t) for y, s, t in zip(self.years, sums, total, strict=True) if s != t]
+        if wrong:
+            y, s, t = wrong[0]
+            self.fail(
+                f"line {line}: block {self.sex} TOTAL for {y} is {t} but its ages add up to {s} "
+                f"({len(wrong)} years disagree)"
+            )
+        self.block_years.add(tuple(self.years))
+        self.sex = None
+
+
 def parse_national_projection(data: bytes | Path, snapshot: str | None = None) -> pd.DataFrame:
     """The INE national single-age projection (three blocks) -> `NATIONAL_COLUMNS`.
 
     Each block's TOTAL row is checked against the sum of its ages, year by year.
     """
-    keys: dict[str, list] = {"sex": [], "age": []}
-    values: list[list[int]] = []
-    sex: str | None = None
-    years: list[int] = []
-    block_rows: list[list[int]] = []
-    block_years: set[tuple[int, ...]] = set()
-
-    def number(cell: str, what: str) -> int:
-        return _integer(cell, what, snapshot, thousands_dot=True)
-
-    def check_total(total: list[int], line: int) -> None:
-        if len(total) != len(years):
-            raise ParseError(
-                SOURCE.id,
-                f"line {line}: TOTAL row has {len(total)} values for {len(years)} years",
-                snapshot,
-            )
-        sums = np.asarray(block_rows, dtype=np.int64).sum(axis=0)
-        wrong = [(y, int(s), t) for y, s, t in zip(years, sums, total, strict=True) if s != t]
-        if wrong:
-            y, s, t = wrong[0]
-            raise ParseError(
-                SOURCE.id,
-                f"line {line}: block {sex} TOTAL for {y} is {t} but its ages add up to {s} "
-                f"({len(wrong)} years disagree)",
-                snapshot,
-            )
-        block_years.add(tuple(years))
-
+    blocks = _NationalBlocks(snapshot)
     for line, row in enumerate(_csv_rows(data, ";"), start=1):
         cells = [cell.strip() for cell in row]
         while cells and cells[-1] == "":
             cells.pop()
-        if not cells:
-            continue
-        first = fold_name(cells[0])
-        if len(cells) == 1 and not first.isdigit():
-            matches = [code for word, code in _BLOCK_SEX if word in first.split()]
-            if len(matches) != 1 or sex is not None:
-                raise ParseError(SOURCE.id, f"line {line}: unexpected block title {cells[0]!r}", snapshot)
-            sex, years, block_rows = matches[0], [], []
-        elif sex is None:
-            raise ParseError(SOURCE.id, f"line {line}: row {cells[0]!r} outside a titled block", snapshot)
-        elif first == "edad":
-            years = [number(cell, f"line {line} year") for cell in cells[1:]]
-        elif not years:
-            raise ParseError(SOURCE.id, f"line {line}: row {cells[0]!r} before the EDAD header", snapshot)
-        elif first == "total":
-            check_total([number(c, f"line {line} TOTAL") for c in cells[1:]], line)
-            sex = None
-        else:
-            match = re.fullmatch(r"(\d+)\+?", cells[0])
-            if not match or len(cells) - 1 != len(years):
-                raise ParseError(SOURCE.id, f"line {line}: malformed age row {cells[0]!r}", snapshot)
-            counts = [number(c, f"line {line} age {cells[0]}") for c in cells[1:]]
-            block_rows.append(counts)
-            keys["sex"].append(sex)
-            keys["age"].append(int(match.group(1)))
-            values.append(counts)
-    if sex is not None:
-        raise ParseError(SOURCE.id, f"block {sex} has no TOTAL row", snapshot)
-    if len(block_years) != 1:
-        raise ParseError(
-            SOURCE.id, f"expected blocks over the same years, found {len(block_years)} sets", snapshot
-        )
-    return _long_frame(keys, years, values, NATIONAL_COLUMNS)
+        if cells:
+            blocks.read(line, cells)
+    if blocks.sex is not None:
+        blocks.fail(f"block {blocks.sex} has no TOTAL row")
+    if len(blocks.block_years) != 1:
+        blocks.fail(f"expected blocks over the same years, found {len(blocks.block_years)} sets")
+    return _long_frame(blocks.keys, blocks.years, blocks.values, NATIONAL_COLUMNS)
 
 
 # --- census 2017 by comuna and 5-year band (chilemapas) ----------------------------------
