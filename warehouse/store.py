@@ -173,8 +173,45 @@ def _check_lineage(conn: duckdb.DuckDBPyConnection, source_id: str) -> None:
         )
 
 
-def replace_observations(conn: duckdb.DuckDBPyConnection, source_id: str, frame: pd.DataFrame) -> int:
-    """Make `frame` the source's current observations and their lineage, and add both to the history."""
+# The incoming lineage, with the source of each input snapshot.
+INSERT_INPUTS_SQL = """
+INSERT INTO core.observation_inputs BY NAME
+SELECT i.indicator_id, i.territory_id, i.period, i.source_id, i.role, i.input_snapshot_id,
+       s.source_id AS input_source_id, i.verification
+FROM _incoming_inputs i LEFT JOIN core.snapshots s ON s.snapshot_id = i.input_snapshot_id
+ORDER BY ALL
+"""
+# History keeps every (observation, snapshot) once.
+INSERT_HISTORY_SQL = """
+INSERT INTO core.observation_history
+SELECT o.*, s.retrieved_at
+FROM _incoming_observations o JOIN core.snapshots s USING (snapshot_id)
+WHERE NOT EXISTS (
+    SELECT 1 FROM core.observation_history h
+    WHERE h.indicator_id = o.indicator_id AND h.territory_id = o.territory_id
+      AND h.period = o.period AND h.snapshot_id = o.snapshot_id)
+"""
+# And every input of each historical observation once.
+INSERT_INPUT_HISTORY_SQL = """
+INSERT INTO core.observation_input_history BY NAME
+SELECT DISTINCT ON (i.indicator_id, i.territory_id, i.period, o.snapshot_id, i.role,
+                    i.input_snapshot_id)
+       i.indicator_id, i.territory_id, i.period, o.snapshot_id, i.source_id, i.role,
+       i.input_snapshot_id, s.source_id AS input_source_id, i.verification
+FROM _incoming_inputs i
+JOIN _incoming_observations o USING (indicator_id, territory_id, period)
+LEFT JOIN core.snapshots s ON s.snapshot_id = i.input_snapshot_id
+WHERE NOT EXISTS (
+    SELECT 1 FROM core.observation_input_history h
+    WHERE h.indicator_id = i.indicator_id AND h.territory_id = i.territory_id
+      AND h.period = i.period AND h.snapshot_id = o.snapshot_id AND h.role = i.role
+      AND h.input_snapshot_id = i.input_snapshot_id)
+ORDER BY ALL
+"""
+
+
+def _checked_incoming(source_id: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame's observation columns, refused when a column is missing, the source differs or a key repeats."""
     missing = [c for c in OBSERVATION_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"observations for {source_id} lack columns {missing}")
@@ -188,9 +225,14 @@ def replace_observations(conn: duckdb.DuckDBPyConnection, source_id: str, frame:
             for key in repeated[OBSERVATION_KEY].drop_duplicates().head(5).itertuples(index=False)
         )
         raise ValidationError(source_id, f"observations repeat a key (indicator, territory, period): {shown}")
-    inputs = observation_inputs(frame)
+    return incoming
+
+
+def replace_observations(conn: duckdb.DuckDBPyConnection, source_id: str, frame: pd.DataFrame) -> int:
+    """Make `frame` the source's current observations and their lineage, and add both to the history."""
+    incoming = _checked_incoming(source_id, frame)
     conn.register("_incoming_observations", incoming)
-    conn.register("_incoming_inputs", inputs)
+    conn.register("_incoming_inputs", observation_inputs(frame))
     try:
         _check_lineage(conn, source_id)
         conn.execute("DELETE FROM core.observations WHERE source_id = ?", [source_id])
@@ -201,44 +243,8 @@ def replace_observations(conn: duckdb.DuckDBPyConnection, source_id: str, frame:
             "INSERT INTO core.observations SELECT * FROM _incoming_observations "
             "ORDER BY indicator_id, territory_id, period"
         )
-        conn.execute(
-            """
-            INSERT INTO core.observation_inputs BY NAME
-            SELECT i.indicator_id, i.territory_id, i.period, i.source_id, i.role, i.input_snapshot_id,
-                   s.source_id AS input_source_id, i.verification
-            FROM _incoming_inputs i LEFT JOIN core.snapshots s ON s.snapshot_id = i.input_snapshot_id
-            ORDER BY ALL
-            """
-        )
-        conn.execute(
-            """
-            INSERT INTO core.observation_history
-            SELECT o.*, s.retrieved_at
-            FROM _incoming_observations o JOIN core.snapshots s USING (snapshot_id)
-            WHERE NOT EXISTS (
-                SELECT 1 FROM core.observation_history h
-                WHERE h.indicator_id = o.indicator_id AND h.territory_id = o.territory_id
-                  AND h.period = o.period AND h.snapshot_id = o.snapshot_id)
-            """
-        )
-        conn.execute(
-            """
-            INSERT INTO core.observation_input_history BY NAME
-            SELECT DISTINCT ON (i.indicator_id, i.territory_id, i.period, o.snapshot_id, i.role,
-                                i.input_snapshot_id)
-                   i.indicator_id, i.territory_id, i.period, o.snapshot_id, i.source_id, i.role,
-                   i.input_snapshot_id, s.source_id AS input_source_id, i.verification
-            FROM _incoming_inputs i
-            JOIN _incoming_observations o USING (indicator_id, territory_id, period)
-            LEFT JOIN core.snapshots s ON s.snapshot_id = i.input_snapshot_id
-            WHERE NOT EXISTS (
-                SELECT 1 FROM core.observation_input_history h
-                WHERE h.indicator_id = i.indicator_id AND h.territory_id = i.territory_id
-                  AND h.period = i.period AND h.snapshot_id = o.snapshot_id AND h.role = i.role
-                  AND h.input_snapshot_id = i.input_snapshot_id)
-            ORDER BY ALL
-            """
-        )
+        for statement in (INSERT_INPUTS_SQL, INSERT_HISTORY_SQL, INSERT_INPUT_HISTORY_SQL):
+            conn.execute(statement)
     finally:
         conn.unregister("_incoming_observations")
         conn.unregister("_incoming_inputs")
