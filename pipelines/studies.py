@@ -295,7 +295,8 @@ def _bounded(path: Path, codes: dict[str, list[str]], sites: list, compare_to: l
         raise _fail(path, "focus", f"{named} territories named; a study may name at most {MAX_TERRITORIES}")
 
 
-def parse_study(path: Path) -> Study:
+def _document(path: Path) -> dict:
+    """The study file as a mapping of known fields; YAML, date and shape errors name the file."""
     text = _read(path)
     try:
         document = StudyLoader.load(text)
@@ -307,6 +308,24 @@ def parse_study(path: Path) -> Study:
     if not isinstance(document, dict):
         raise StudyConfigError(f"{path.name}: expected a mapping at the top level")
     _mapping(path, "", document, TOP_LEVEL_FIELDS)
+    return document
+
+
+def _comparison(path: Path, document: dict) -> tuple[list, list[str]]:
+    """(territories compared with, peer basin codes) of the `comparison` block."""
+    comparison = _mapping(path, "comparison", document.get("comparison"), COMPARISON_FIELDS)
+    compare_to = comparison.get("territories") or DEFAULT_COMPARISON
+    if not isinstance(compare_to, list):
+        raise _fail(path, "comparison.territories", "expected a list of territory ids such as 'country:CL'")
+    bad = [t for t in compare_to if not TERRITORY_ID.match(str(t))]
+    if bad:
+        raise _fail(path, "comparison.territories", f"invalid territory id(s) {bad} (use e.g. 'country:CL')")
+    peer_basins = _codes(path, "comparison.peer_basins", comparison.get("peer_basins"), CUT_BY_KIND["basins"])
+    return compare_to, peer_basins
+
+
+def parse_study(path: Path) -> Study:
+    document = _document(path)
     study_id = document.get("id")
     if study_id != path.stem:
         raise _fail(path, "id", f"must equal the file name {path.stem!r}, got {study_id!r}")
@@ -323,14 +342,7 @@ def parse_study(path: Path) -> Study:
     sites = _sites(path, focus.get("sites"))
     if not any(codes.values()) and not sites:
         raise _fail(path, "focus", "name at least one region, comuna, basin or site")
-    comparison = _mapping(path, "comparison", document.get("comparison"), COMPARISON_FIELDS)
-    compare_to = comparison.get("territories") or DEFAULT_COMPARISON
-    if not isinstance(compare_to, list):
-        raise _fail(path, "comparison.territories", "expected a list of territory ids such as 'country:CL'")
-    bad = [t for t in compare_to if not TERRITORY_ID.match(str(t))]
-    if bad:
-        raise _fail(path, "comparison.territories", f"invalid territory id(s) {bad} (use e.g. 'country:CL')")
-    peer_basins = _codes(path, "comparison.peer_basins", comparison.get("peer_basins"), CUT_BY_KIND["basins"])
+    compare_to, peer_basins = _comparison(path, document)
     _bounded(path, codes, sites, compare_to, peer_basins)
     overlap = sorted(set(peer_basins) & set(codes["basins"]))
     if overlap:
