@@ -293,6 +293,26 @@ def parse_establishments(content: bytes | Path, snapshot: str | None = None) -> 
     return frame
 
 
+def _flag_area_mismatches(frame: pd.DataFrame, snapshot: str | None) -> pd.DataFrame:
+    """Flag establishments whose Total differs from their areas; too many of them is a shifted sheet."""
+    off = (frame["area_rows"] > 0) & (frame["area_rows"] != frame["beds"])
+    frame["beds_flag"] = [
+        f"the establishment's Total row ({b:g}) differs from the sum of its areas ({a:g}); Total used"
+        if o
+        else None
+        for b, a, o in zip(frame["beds"], frame["area_rows"], off, strict=True)
+    ]
+    if off.mean() > MAX_INCONSISTENT_SHARE:
+        raise ParseError(
+            SOURCE.id,
+            f"sheet {PUBLIC_BEDS_SHEET!r}: {int(off.sum())} of {len(frame)} establishment totals differ from "
+            f"their areas (a shifted sheet?): "
+            f"{frame.loc[off, ['establishment_code', 'beds', 'area_rows']].head(3).to_dict('records')}",
+            snapshot,
+        )
+    return frame
+
+
 def parse_public_beds(content: bytes | Path, snapshot: str | None = None) -> pd.DataFrame:
     """Public beds per establishment (`BEDS_COLUMNS`): its `Total` row, checked against its area rows.
 
@@ -331,22 +351,7 @@ def parse_public_beds(content: bytes | Path, snapshot: str | None = None) -> pd.
             )
     if not records:
         raise ParseError(SOURCE.id, f"sheet {PUBLIC_BEDS_SHEET!r}: no establishment rows", snapshot)
-    frame = pd.DataFrame(records)
-    off = (frame["area_rows"] > 0) & (frame["area_rows"] != frame["beds"])
-    frame["beds_flag"] = [
-        f"the establishment's Total row ({b:g}) differs from the sum of its areas ({a:g}); Total used"
-        if o
-        else None
-        for b, a, o in zip(frame["beds"], frame["area_rows"], off, strict=True)
-    ]
-    if off.mean() > MAX_INCONSISTENT_SHARE:
-        raise ParseError(
-            SOURCE.id,
-            f"sheet {PUBLIC_BEDS_SHEET!r}: {int(off.sum())} of {len(frame)} establishment totals differ from "
-            f"their areas (a shifted sheet?): "
-            f"{frame.loc[off, ['establishment_code', 'beds', 'area_rows']].head(3).to_dict('records')}",
-            snapshot,
-        )
+    frame = _flag_area_mismatches(pd.DataFrame(records), snapshot)
     frame = frame[BEDS_COLUMNS]
     if grand_total is None or grand_total != frame["beds"].sum():
         raise ParseError(

@@ -180,33 +180,35 @@ def operator_kind(operator: str) -> str:
     return "other company"
 
 
+def _station_records(text: str, snapshot: str | None) -> list[dict]:
+    """One record per listed station, in `STATION_COLUMNS` names, from SINCA's JSON or the derived CSV."""
+    if not (text.startswith("[") or text.startswith("{")):
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        missing = sorted(set(CSV_FIELDS) - (set(rows[0]) if rows else set()))
+        if missing:
+            raise ParseError(SOURCE.id, f"station list CSV lacks column(s) {missing}", snapshot)
+        return [{column: row[field] for field, column in CSV_FIELDS.items()} for row in rows]
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError(SOURCE.id, f"station list is not valid JSON: {exc}", snapshot) from exc
+    if isinstance(document, dict):
+        document = document.get("data") or document.get("estaciones") or []
+    if not isinstance(document, list) or not all(isinstance(item, dict) for item in document):
+        raise ParseError(SOURCE.id, "station list JSON is not a list of station objects", snapshot)
+    missing = sorted({f for f in ("key", "latitud", "longitud") for item in document if f not in item})
+    if missing:
+        raise ParseError(SOURCE.id, f"station objects lack field(s) {missing}", snapshot)
+    return [{column: item.get(field) for field, column in JSON_FIELDS.items()} for item in document]
+
+
 def parse_stations(content: bytes, snapshot: str | None = None) -> pd.DataFrame:
     """The station list (SINCA's JSON or the derived CSV) -> `STATION_COLUMNS`, one row per station.
 
     Repeated station codes (the derived CSV lists some twice) must agree; a station without
     coordinates or a code is refused, as are coordinates that are not numbers.
     """
-    text = decode_text(content, SOURCE.id).strip()
-    if text.startswith("[") or text.startswith("{"):
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ParseError(SOURCE.id, f"station list is not valid JSON: {exc}", snapshot) from exc
-        if isinstance(document, dict):
-            document = document.get("data") or document.get("estaciones") or []
-        if not isinstance(document, list) or not all(isinstance(item, dict) for item in document):
-            raise ParseError(SOURCE.id, "station list JSON is not a list of station objects", snapshot)
-        missing = sorted({f for f in ("key", "latitud", "longitud") for item in document if f not in item})
-        if missing:
-            raise ParseError(SOURCE.id, f"station objects lack field(s) {missing}", snapshot)
-        records = [{column: item.get(field) for field, column in JSON_FIELDS.items()} for item in document]
-    else:
-        rows = list(csv.DictReader(io.StringIO(text, newline="")))
-        header = set(rows[0]) if rows else set()
-        missing = sorted(set(CSV_FIELDS) - header)
-        if missing:
-            raise ParseError(SOURCE.id, f"station list CSV lacks column(s) {missing}", snapshot)
-        records = [{column: row[field] for field, column in CSV_FIELDS.items()} for row in rows]
+    records = _station_records(decode_text(content, SOURCE.id).strip(), snapshot)
     if not records:
         raise ParseError(SOURCE.id, "station list is empty", snapshot)
     frame = pd.DataFrame(records)

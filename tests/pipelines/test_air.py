@@ -11,7 +11,7 @@ import json
 import pytest
 from dagster import materialize
 
-from pipelines import air, lens, territories
+from pipelines import air, map_layers, territories
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import sinca
 from warehouse import db
@@ -42,7 +42,7 @@ def offline(tmp_path_factory):
             daily = conn.execute("SELECT * FROM staging.sinca_daily").df()
             status = dict(conn.execute("SELECT source_id, mode FROM core.source_status").fetchall())
             indicators = conn.execute("SELECT * FROM core.indicators WHERE source_id = 'sinca'").df()
-            _shared["layer"] = lens._air_station_layer(conn, (-71.0, -26.0, -67.0, -20.0))  # region 02
+            _shared["layer"] = map_layers._air_station_layer(conn, (-71.0, -26.0, -67.0, -20.0))  # region 02
     return (
         result,
         observations.set_index(["indicator_id", "territory_id", "period"]),
