@@ -2,17 +2,18 @@
 
 core.finance_amounts: every published amount turned into nominal CLP, with the unit factor and
 the conversion recorded, by comuna and by region where every comuna of the region is there.
-core.finance_annual_rates: the annual mean UF and dólar observado (sources.currency) that the
+core.finance_annual_rates: the annual mean UF and dólar observado (methods.currency) that the
 marts views use for real CLP of REAL_BASE_YEAR and for USD.
 """
 
 import pandas as pd
 
+from methods import currency
 from pipelines.finance_tables import AMOUNT_COLUMNS, AMOUNT_DTYPES, ANNUAL_RATE_COLUMNS, SINIM_MONEY
-from sources import currency, division, mindicador, presupuesto_abierto, royalties, sinim
+from sources import division, mindicador, presupuesto_abierto, royalties, sinim
 from sources.base import ValidationError
 
-# Real CLP are stated in pesos of this year, through the mean UF of each year (sources/currency.py).
+# Real CLP are stated in pesos of this year, through the mean UF of each year (methods/currency.py).
 REAL_BASE_YEAR = 2024
 # What one published unit is in CLP. SINIM's "M$" is thousands of nominal pesos.
 UNIT_FACTORS = {"M$": 1000.0, "CLP": 1.0}
@@ -21,7 +22,7 @@ REGIONAL_GOVERNMENT_PARTIDA = "31"
 
 
 def annual_rates(series: pd.DataFrame | None) -> pd.DataFrame:
-    """The UF and dollar that stand for each year (sources.currency: the mean of the year's values)."""
+    """The UF and dollar that stand for each year (methods.currency: the mean of the year's values)."""
     rows = []
     if series is not None:
         for (indicator, year), days in series.groupby(["indicator", series["date"].dt.year]):

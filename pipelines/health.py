@@ -28,6 +28,7 @@ from dagster import (
     define_asset_job,
 )
 
+from methods import mortality
 from pipelines.health_mortality import (
     POPULATION_BY_GROUP_SQL,
     HealthConfig,
@@ -61,7 +62,7 @@ from pipelines.ingest import (
 )
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import load_resolver, territories
-from sources import deis_deaths, division, ine_population, mortality
+from sources import deis_deaths, division, ine_population
 from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
 from sources.base import FetchError, FetchRequest
 from sources.endpoints import endpoints

@@ -1,15 +1,16 @@
 """Mortality rates of the health family: the standard population, the territories and periods
 rates are computed for, and the rates of the registered cause groups as observations.
 
-The rate maths (direct standardisation, gamma intervals, rate ratios) is `sources.mortality`;
+The rate maths (direct standardisation, gamma intervals, rate ratios) is `methods.mortality`;
 this module decides what it is applied to.
 """
 
 import pandas as pd
 from dagster import Config
 
+from methods import mortality
 from pipelines.health_population import COUNTRY
-from sources import deis_deaths, division, mortality
+from sources import deis_deaths, division
 from sources.base import ValidationError
 from warehouse import gates as warehouse_gates
 from warehouse import store
@@ -43,11 +44,11 @@ POPULATION_BY_GROUP_SQL = f"""
 SELECT year, comuna_code, region_code, sex, {mortality.sql_age_group("age")} AS age_group,
        sum(population) AS population
 FROM core.population GROUP BY ALL
-"""  # noqa: S608 - constant SQL from sources.mortality
+"""  # noqa: S608 - constant SQL from methods.mortality
 COUNTRY_BY_GROUP_SQL = f"""
 SELECT year, sex, {mortality.sql_age_group("age")} AS age_group, sum(population) AS population
 FROM core.population_country GROUP BY ALL
-"""  # noqa: S608 - constant SQL from sources.mortality
+"""  # noqa: S608 - constant SQL from methods.mortality
 
 
 def country_population(conn) -> tuple[pd.DataFrame, str, str] | None:

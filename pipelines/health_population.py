@@ -4,8 +4,9 @@ cross-check)."""
 
 import pandas as pd
 
+from methods import mortality
 from pipelines.health_tables import COUNTRY_POPULATION_COLUMNS, POPULATION_COLUMNS
-from sources import division, ine_population, mortality
+from sources import division, ine_population
 
 COUNTRY = "country:CL"
 

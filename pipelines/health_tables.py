@@ -6,8 +6,9 @@ core.mortality_rates, written by the assets of `pipelines.health`.
 
 import pandera.pandas as pa
 
+from methods import mortality
 from pipelines import gates
-from sources import deis_deaths, ine_population, mortality
+from sources import deis_deaths, ine_population
 
 DEATHS_COLUMNS = {
     "year": "BIGINT: year of death",

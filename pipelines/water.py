@@ -33,6 +33,7 @@ from dagster import (
     define_asset_job,
 )
 
+from methods import hydrology
 from pipelines import gates
 from pipelines import territories as territory_family
 from pipelines.ingest import (
@@ -48,7 +49,7 @@ from pipelines.ingest import (
     write_tables,
 )
 from pipelines.resources import SourcesResource, WarehouseResource
-from sources import camels_cl, cr2_streamflow, hydrology
+from sources import camels_cl, cr2_streamflow
 from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
 from sources.base import Fetcher, FetchError, FetchRequest, Payload, SourceInfo, ValidationError
 from sources.endpoints import endpoints
@@ -167,7 +168,7 @@ def _priority_cases() -> str:
 
 
 class WaterConfig(Config):
-    """Periods and completeness rule of the flow statistics (defaults from sources.hydrology)."""
+    """Periods and completeness rule of the flow statistics (defaults from methods.hydrology)."""
 
     reference_start: int = hydrology.DEFAULT_REFERENCE[0]
     reference_end: int = hydrology.DEFAULT_REFERENCE[1]

@@ -2,7 +2,7 @@
 
 Caravan republishes a subset of CAMELS-CL with its own catchment areas and with streamflow
 as a runoff depth in **mm/d**; turning it into m³/s needs that area
-(`sources.hydrology.mm_per_day_to_m3s`). It keeps no main-stem Loa gauge (2101001, 2104002,
+(`methods.hydrology.mm_per_day_to_m3s`). It keeps no main-stem Loa gauge (2101001, 2104002,
 2104013, 2110001, 2110004 and 2120001 are absent), only tributaries such as 2105001.
 
 Gauge ids carry a prefix (`camelscl_2105001`). The Caravan archive on Zenodo is several GB,
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from methods.hydrology import mm_per_day_to_m3s
 from sources.base import ParseError, SourceInfo, decode_text, is_missing, parse_number
 from sources.cr2_streamflow import normalize_gauge_code, payload_bytes
-from sources.hydrology import mm_per_day_to_m3s
 
 SOURCE = SourceInfo(
     id="caravan_camelscl",

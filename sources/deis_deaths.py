@@ -40,10 +40,10 @@ from urllib.parse import unquote, urljoin
 
 import pandas as pd
 
+from methods.mortality import age_band_to_group, sql_age_group
 from sources.archives import ArchiveLimits, open_member
 from sources.base import Fetcher, FetchError, FetchRequest, ParseError, SourceInfo, decode_text, fold_name
 from sources.icd_groups import CauseGroups, load_cause_groups, sql_normalize_code
-from sources.mortality import age_band_to_group, sql_age_group
 
 if TYPE_CHECKING:  # the connection is always the caller's; sources/ never opens one
     from duckdb import DuckDBPyConnection

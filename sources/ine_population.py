@@ -29,6 +29,7 @@ import numpy as np
 import openpyxl
 import pandas as pd
 
+from methods.mortality import SEX_TOTAL, age_band_to_group
 from sources.base import (
     FetchRequest,
     ParseError,
@@ -39,7 +40,6 @@ from sources.base import (
     normalize_cut,
     parse_number,
 )
-from sources.mortality import SEX_TOTAL, age_band_to_group
 
 SOURCE = SourceInfo(
     id="ine_population",

@@ -375,7 +375,8 @@ def test_the_four_region_population_file_gives_no_chile_total(shared_data):
 def test_live_rates_only_for_territories_the_population_file_covers():
     """A live population file with all of region 02 and one comuna of 05: rates for region 02 and the
     comunas, none for region 05 or Chile (national deaths over part of the population is not a rate)."""
-    from sources import division, mortality
+    from methods import mortality
+    from sources import division
 
     comunas = sorted(division.comunas_of("02")) + ["05101"]
     population = pd.DataFrame(

@@ -288,7 +288,7 @@ def test_macrobasin_trend_equals_an_independent_computation(shared_data):
 
     from scipy.stats import kendalltau
 
-    from sources import hydrology
+    from methods import hydrology
 
     path = shared_data / MACROBASINS
     frame = camels_cl.parse_macrobasin_annual(path)

@@ -4,7 +4,7 @@
 -- marts.finance_amounts: every amount three ways, one row per basis:
 --   nominal_clp  as published, converted to pesos where needed (M$ x 1000): `conversion` says how;
 --   real_clp     pesos of the base year: nominal / UF(year) x UF(base year), each UF the mean of its
---                year's daily values (sources/currency.py); `rate` is the year's UF, `base_rate` the base's;
+--                year's daily values (methods/currency.py); `rate` is the year's UF, `base_rate` the base's;
 --   usd          nominal / the year's mean dólar observado (CLP per USD); `rate` is that mean.
 -- A missing rate gives a NULL amount and a `conversion` that says which rate is missing, never a guess.
 -- columns:

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from methods import hydrology as h
 from sources import caravan
-from sources import hydrology as h
 
 CARAVAN = "streamflow/caravan_camelscl_subsets"
 CARAVAN_ATTRIBUTES = "streamflow/caravan_attributes_other_camelscl.csv"

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sources.mortality import (
+from methods.mortality import (
     AGE_GROUPS,
     FLAG_DEATHS_WITHOUT_POPULATION,
     FLAG_FEW_DEATHS,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sources import currency, mindicador
+from methods import currency
+from sources import mindicador
 
 SAMPLES = Path(mindicador.__file__).resolve().parent / "samples" / "finance"
 
