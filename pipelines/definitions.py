@@ -6,7 +6,7 @@ publication (pipelines/export.py) are added for whatever families exist.
 
 from dagster import Definitions, define_asset_job, in_process_executor
 
-from pipelines import export, lens, ops, recovery, retired_lenses
+from pipelines import contract, export, lens, ops, recovery, retired_lenses
 from pipelines.families import family_modules
 from pipelines.resources import SourcesResource, WarehouseResource
 
@@ -19,15 +19,33 @@ export_asset = export.export_asset(
 )
 operations = ops.definitions(FAMILY_MODULES, export.EXPORT_KEY)
 
-build_all = define_asset_job("build_all", selection="*", executor_def=in_process_executor)
-
-defs = Definitions(
-    assets=[
+# The contract every asset keeps (pipelines.contract): a column schema and at least one check.
+observation_families = {a.key: m.FAMILY for m in FAMILY_MODULES for a in getattr(m, "OBSERVATION_ASSETS", [])}
+lens_prefixes = contract.lens_prefixes(lens.ASSETS)
+special = {"export": export.EXPORT_KEY, "retired": retired_lenses_asset.key}
+all_assets = contract.declared(
+    [
         *(a for family in FAMILIES for a in getattr(family, "ASSETS", [])),
         retired_lenses_asset,
         export_asset,
     ],
-    asset_checks=[*(c for family in FAMILIES for c in getattr(family, "CHECKS", [])), *operations.checks],
+    set(observation_families),
+    lens_prefixes,
+    special,
+)
+shared_checks = contract.checks(
+    all_assets, observation_families, lens_prefixes, special, retired_lenses.current_prefixes
+)
+
+build_all = define_asset_job("build_all", selection="*", executor_def=in_process_executor)
+
+defs = Definitions(
+    assets=all_assets,
+    asset_checks=[
+        *(c for family in FAMILIES for c in getattr(family, "CHECKS", [])),
+        *operations.checks,
+        *shared_checks,
+    ],
     jobs=[build_all, *(j for family in FAMILIES for j in getattr(family, "JOBS", [])), *operations.jobs],
     schedules=[s for family in FAMILIES for s in getattr(family, "SCHEDULES", [])],
     sensors=[

@@ -181,3 +181,25 @@ def raw_declarations(
             },
         )
     return found
+
+
+_TYPED_COLUMN = re.compile(r"^\s+(\w+)\s+([A-Z][A-Z0-9_]*(?:\[\])?)\b")
+
+
+def typed_columns(qualified: str) -> dict[str, str]:
+    """{column: 'TYPE: description'} of a table declared in warehouse/sql/schema.sql, as the column
+    dicts of the code are written: one declaration serves the DDL, the COMMENTs and Dagster's schema."""
+    description = sql_declarations().get(qualified)
+    if description is None:
+        raise KeyError(f"{qualified} is not declared in {SQL_DIR / 'schema.sql'}")
+    types: dict[str, str] = {}
+    inside = False
+    for line in (SQL_DIR / "schema.sql").read_text(encoding="utf-8").splitlines():
+        created = _CREATE.match(line)
+        if created:
+            inside = f"{created.group(2)}.{created.group(3)}" == qualified
+            continue
+        column = _TYPED_COLUMN.match(line) if inside else None
+        if column and column.group(1).upper() not in {"PRIMARY", "UNIQUE", "CHECK"}:
+            types[column.group(1)] = column.group(2)
+    return {name: f"{kind}: {description.columns.get(name, '')}".rstrip(": ") for name, kind in types.items()}
