@@ -27,10 +27,8 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     MaterializeResult,
-    ScheduleDefinition,
     asset,
     asset_check,
-    define_asset_job,
 )
 
 from pipelines import gates
@@ -45,6 +43,7 @@ from pipelines.ingest import (
     validate_frame,
     write_tables,
 )
+from pipelines.refresh import refresh_job, refresh_schedule
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.settlements import coarsest_level, territory_polygons
 from pipelines.territories import territories
@@ -379,8 +378,12 @@ def sinca_stations_located(warehouse: WarehouseResource) -> AssetCheckResult:
     return AssetCheckResult(passed=not rows, metadata={"not_located": [r[0] for r in rows]})
 
 
-air_job = define_asset_job("air_refresh", selection=[sinca_air_quality, sinca_observations])
-air_schedule = ScheduleDefinition(job=air_job, cron_schedule="0 6 10 * *", name="air_monthly")
+air_job = refresh_job(
+    "air_refresh", [sinca_air_quality, sinca_observations], "SINCA's stations and daily series"
+)
+air_schedule = refresh_schedule(
+    air_job, "0 6 10 * *", "air_monthly", "SINCA validates its daily series with a delay of weeks"
+)
 
 ASSETS = [sinca_air_quality, sinca_observations]
 CHECKS = [sinca_stations_located]

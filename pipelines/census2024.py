@@ -20,10 +20,8 @@ from dagster import (
     AssetCheckSeverity,
     AssetExecutionContext,
     MaterializeResult,
-    ScheduleDefinition,
     asset,
     asset_check,
-    define_asset_job,
 )
 
 from pipelines import census2024_measures as measures
@@ -39,6 +37,7 @@ from pipelines.ingest import (
     validate_frame,
     write_tables,
 )
+from pipelines.refresh import refresh_job, refresh_schedule
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import load_resolver, territories
 from sources import census2024_microdata as microdata
@@ -394,16 +393,19 @@ def census2024_microdata_matches_tables(warehouse: WarehouseResource) -> AssetCh
     )
 
 
-census_job = define_asset_job(
+census_job = refresh_job(
     "census2024_refresh",
-    selection=[
+    [
         census2024_tables,
         census2024_microdata,
         census2024_table_observations,
         census2024_microdata_observations,
     ],
+    "INE's Census 2024 tables and microdata",
 )
-census_schedule = ScheduleDefinition(job=census_job, cron_schedule="0 5 1 */3 *", name="census2024_quarterly")
+census_schedule = refresh_schedule(
+    census_job, "0 5 1 */3 *", "census2024_quarterly", "INE releases Census 2024 products in waves"
+)
 
 ASSETS = [
     census2024_tables,

@@ -17,9 +17,7 @@ from dagster import (
     AssetExecutionContext,
     MaterializeResult,
     MetadataValue,
-    ScheduleDefinition,
     asset,
-    define_asset_job,
 )
 
 from pipelines import gates
@@ -34,6 +32,7 @@ from pipelines.ingest import (
     validate_frame,
     write_tables,
 )
+from pipelines.refresh import refresh_job, refresh_schedule
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.settlements import coarsest_level, territory_polygons
 from pipelines.territories import territories
@@ -247,9 +246,13 @@ def indh_conflict_observations(
     return MaterializeResult(metadata={"observations": rows, "period": period})
 
 
-conflicts_job = define_asset_job("conflicts_refresh", selection=[indh_conflicts, indh_conflict_observations])
-conflicts_schedule = ScheduleDefinition(
-    job=conflicts_job, cron_schedule="0 5 15 */3 *", name="conflicts_quarterly"
+conflicts_job = refresh_job(
+    "conflicts_refresh",
+    [indh_conflicts, indh_conflict_observations],
+    "the INDH map of socio-environmental conflicts",
+)
+conflicts_schedule = refresh_schedule(
+    conflicts_job, "0 5 15 */3 *", "conflicts_quarterly", "the INDH updates its map a few times a year"
 )
 
 ASSETS = [indh_conflicts, indh_conflict_observations]

@@ -37,7 +37,12 @@ shared_checks = contract.checks(
     all_assets, observation_families, lens_prefixes, special, retired_lenses.current_prefixes
 )
 
-build_all = define_asset_job("build_all", selection="*", executor_def=in_process_executor)
+build_all = define_asset_job(
+    "build_all",
+    selection="*",
+    executor_def=in_process_executor,
+    description="Every asset: acquire every source, rebuild every family, every lens and the export.",
+)
 
 defs = Definitions(
     assets=all_assets,

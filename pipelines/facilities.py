@@ -18,10 +18,8 @@ from dagster import (
     AssetExecutionContext,
     MaterializeResult,
     MetadataValue,
-    ScheduleDefinition,
     asset,
     asset_check,
-    define_asset_job,
 )
 
 from pipelines import facilities_measures as measures
@@ -38,6 +36,7 @@ from pipelines.ingest import (
     validate_frame,
     write_tables,
 )
+from pipelines.refresh import refresh_job, refresh_schedule
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.settlements import territory_polygons
 from pipelines.territories import load_resolver, territories
@@ -334,11 +333,14 @@ def deis_establishments_in_stated_comuna(warehouse: WarehouseResource) -> AssetC
     )
 
 
-facilities_job = define_asset_job(
-    "facilities_refresh", selection=[deis_establishments, deis_facility_observations]
+facilities_job = refresh_job(
+    "facilities_refresh", [deis_establishments, deis_facility_observations], "DEIS's establishments and beds"
 )
-facilities_schedule = ScheduleDefinition(
-    job=facilities_job, cron_schedule="0 5 1 */3 *", name="facilities_quarterly"
+facilities_schedule = refresh_schedule(
+    facilities_job,
+    "0 5 1 */3 *",
+    "facilities_quarterly",
+    "DEIS revises its establishment list every few months",
 )
 
 ASSETS = [deis_establishments, deis_facility_observations]

@@ -20,12 +20,10 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     RunRequest,
-    ScheduleDefinition,
     SensorEvaluationContext,
     SkipReason,
     asset,
     asset_check,
-    define_asset_job,
     sensor,
 )
 
@@ -79,6 +77,7 @@ from pipelines.ingest import (
     table_declaration,
     write_tables,
 )
+from pipelines.refresh import refresh_job, refresh_schedule
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import territories
 from sources import mindicador, presupuesto_abierto, royalties, sinim
@@ -541,19 +540,31 @@ def finance_rates_cover_amounts(warehouse: WarehouseResource) -> AssetCheckResul
 
 # --- jobs, schedules, sensor ---------------------------------------------------------------------
 
-sinim_job = define_asset_job(
-    "finance_sinim_refresh", selection=[sinim_municipal_finance, finance_observations]
+sinim_job = refresh_job(
+    "finance_sinim_refresh", [sinim_municipal_finance, finance_observations], "SINIM's municipal finance"
 )
-fx_job = define_asset_job("finance_fx_refresh", selection=[fx_rates, finance_observations])
-budget_job = define_asset_job("finance_budget_refresh", selection=[regional_budget, finance_observations])
-royalties_job = define_asset_job(
-    "finance_royalties_refresh", selection=[royalty_allocations, finance_observations]
+fx_job = refresh_job("finance_fx_refresh", [fx_rates, finance_observations], "the UF, dollar and UTM series")
+budget_job = refresh_job(
+    "finance_budget_refresh",
+    [regional_budget, finance_observations],
+    "Presupuesto Abierto's regional payments",
+)
+royalties_job = refresh_job(
+    "finance_royalties_refresh",
+    [royalty_allocations, finance_observations],
+    "the curated royalty allocations (run when their file changes)",
 )
 
 # SINIM publishes yearly but revises and completes late municipalities: check monthly.
-sinim_schedule = ScheduleDefinition(job=sinim_job, cron_schedule="0 5 2 * *", name="finance_sinim_monthly")
-fx_schedule = ScheduleDefinition(job=fx_job, cron_schedule="30 6 * * *", name="finance_fx_daily")
-budget_schedule = ScheduleDefinition(job=budget_job, cron_schedule="0 5 3 * *", name="finance_budget_monthly")
+sinim_schedule = refresh_schedule(
+    sinim_job, "0 5 2 * *", "finance_sinim_monthly", "SINIM revises and completes late municipalities"
+)
+fx_schedule = refresh_schedule(
+    fx_job, "30 6 * * *", "finance_fx_daily", "the UF and the dollar change every day"
+)
+budget_schedule = refresh_schedule(
+    budget_job, "0 5 3 * *", "finance_budget_monthly", "payments accrue month by month"
+)
 
 
 @sensor(

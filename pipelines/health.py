@@ -22,10 +22,8 @@ from dagster import (
     AssetExecutionContext,
     MaterializeResult,
     MetadataValue,
-    ScheduleDefinition,
     asset,
     asset_check,
-    define_asset_job,
 )
 
 from methods import mortality
@@ -60,6 +58,7 @@ from pipelines.ingest import (
     validate_frame,
     write_tables,
 )
+from pipelines.refresh import refresh_job, refresh_schedule
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import load_resolver, territories
 from sources import deis_deaths, division, ine_population
@@ -456,9 +455,12 @@ def health_comunas_resolve(warehouse: WarehouseResource) -> AssetCheckResult:
     )
 
 
-health_job = define_asset_job("health_refresh", selection=[health_deaths, health_population, health_rates])
-# DEIS republishes the preliminary deaths file every week.
-health_schedule = ScheduleDefinition(job=health_job, cron_schedule="0 4 * * 2", name="health_weekly")
+health_job = refresh_job(
+    "health_refresh", [health_deaths, health_population, health_rates], "DEIS deaths and INE population"
+)
+health_schedule = refresh_schedule(
+    health_job, "0 4 * * 2", "health_weekly", "DEIS republishes the preliminary deaths file every week"
+)
 
 ASSETS = [health_deaths, health_population, health_rates]
 CHECKS = [health_deaths_reconcile, health_population_totals, health_comunas_resolve]

@@ -18,10 +18,8 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     MaterializeResult,
-    ScheduleDefinition,
     asset,
     asset_check,
-    define_asset_job,
 )
 
 from pipelines.ingest import (
@@ -35,6 +33,7 @@ from pipelines.ingest import (
     validate_frame,
     write_tables,
 )
+from pipelines.refresh import refresh_job, refresh_schedule
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import load_resolver, territories
 from sources import ine_ene
@@ -341,8 +340,10 @@ def ine_ene_reliability(warehouse: WarehouseResource) -> AssetCheckResult:
     return AssetCheckResult(passed=True, metadata={"estimates": total, "not_reliable": flagged})
 
 
-labour_job = define_asset_job("labour_refresh", selection=[ine_ene_survey, ine_ene_observations])
-labour_schedule = ScheduleDefinition(job=labour_job, cron_schedule="0 7 5 * *", name="labour_monthly")
+labour_job = refresh_job("labour_refresh", [ine_ene_survey, ine_ene_observations], "INE's ENE labour survey")
+labour_schedule = refresh_schedule(
+    labour_job, "0 7 5 * *", "labour_monthly", "the ENE publishes a moving quarter every month"
+)
 
 ASSETS = [ine_ene_survey, ine_ene_observations]
 CHECKS = [ine_ene_areas_known, ine_ene_reliability]

@@ -13,10 +13,8 @@ from dagster import (
     AssetCheckSeverity,
     AssetExecutionContext,
     MaterializeResult,
-    ScheduleDefinition,
     asset,
     asset_check,
-    define_asset_job,
 )
 
 from pipelines import gates
@@ -31,6 +29,7 @@ from pipelines.ingest import (
     validate_frame,
     write_tables,
 )
+from pipelines.refresh import refresh_job, refresh_schedule
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import territories
 from sources import oecd
@@ -261,8 +260,13 @@ def oecd_keys_unique(warehouse: WarehouseResource) -> AssetCheckResult:
     return AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_keys": duplicates})
 
 
-oecd_job = define_asset_job("oecd_refresh", selection=[oecd_regional, oecd_observations])
-oecd_schedule = ScheduleDefinition(job=oecd_job, cron_schedule="0 6 * * 1", name="oecd_weekly")
+oecd_job = refresh_job("oecd_refresh", [oecd_regional, oecd_observations], "the OECD regional series")
+oecd_schedule = refresh_schedule(
+    oecd_job,
+    "0 6 * * 1",
+    "oecd_weekly",
+    "OECD dataflows are revised without notice; unchanged answers cost little",
+)
 
 ASSETS = [oecd_regional, oecd_observations]
 CHECKS = [oecd_areas_known, oecd_values_plausible, oecd_keys_unique]

@@ -9,7 +9,7 @@ mds_poverty_observations: the rates with their confidence limits as core.observa
 
 import pandas as pd
 import pandera.pandas as pa
-from dagster import AssetExecutionContext, MaterializeResult, ScheduleDefinition, asset, define_asset_job
+from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from pipelines.ingest import (
     derived_writer,
@@ -21,6 +21,7 @@ from pipelines.ingest import (
     validate_frame,
     write_tables,
 )
+from pipelines.refresh import refresh_job, refresh_schedule
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import load_resolver, territories
 from sources import mds_poverty
@@ -176,9 +177,11 @@ def mds_poverty_observations(
     return MaterializeResult(metadata={"observations": rows})
 
 
-poverty_job = define_asset_job("poverty_refresh", selection=[mds_poverty_estimates, mds_poverty_observations])
-poverty_schedule = ScheduleDefinition(
-    job=poverty_job, cron_schedule="0 4 1 3,9 *", name="poverty_twice_yearly"
+poverty_job = refresh_job(
+    "poverty_refresh", [mds_poverty_estimates, mds_poverty_observations], "MDS's comuna poverty estimates"
+)
+poverty_schedule = refresh_schedule(
+    poverty_job, "0 4 1 3,9 *", "poverty_twice_yearly", "MDS publishes small-area estimates about once a year"
 )
 
 ASSETS = [mds_poverty_estimates, mds_poverty_observations]

@@ -28,10 +28,8 @@ from dagster import (
     AssetExecutionContext,
     MaterializeResult,
     MetadataValue,
-    ScheduleDefinition,
     asset,
     asset_check,
-    define_asset_job,
 )
 
 from pipelines import territories
@@ -45,6 +43,7 @@ from pipelines.ingest import (
     validate_frame,
     write_tables,
 )
+from pipelines.refresh import refresh_job, refresh_schedule
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.settlement_tables import (
     AREA_RATIO_TOLERANCE,
@@ -523,14 +522,16 @@ def settlement_territories_known(warehouse: WarehouseResource) -> AssetCheckResu
 
 # --- job, schedule and change check -------------------------------------------------------------
 
-settlements_job = define_asset_job(
-    "settlements_refresh", selection=[settlement_catastros, settlements, settlement_observations]
+settlements_job = refresh_job(
+    "settlements_refresh",
+    [settlement_catastros, settlements, settlement_observations],
+    "MINVU's two catastros",
 )
 # Catastros come at most yearly (2011, 2019, 2022, 2024): one refresh a year. An update in
 # between is caught by the cheap change check ops own (`settlements_upstream_changes` in
 # pipelines/ops.py: the layer's editingInfo.lastEditDate, conditional GETs for the CNC files).
-settlements_schedule = ScheduleDefinition(
-    job=settlements_job, cron_schedule="0 6 1 7 *", name="settlements_yearly"
+settlements_schedule = refresh_schedule(
+    settlements_job, "0 6 1 7 *", "settlements_yearly", "catastros come at most yearly"
 )
 
 

@@ -27,10 +27,8 @@ from dagster import (
     AssetExecutionContext,
     MaterializeResult,
     MetadataValue,
-    ScheduleDefinition,
     asset,
     asset_check,
-    define_asset_job,
 )
 
 from pipelines import gates
@@ -44,6 +42,7 @@ from pipelines.ingest import (
     validate_frame,
     write_tables,
 )
+from pipelines.refresh import refresh_job, refresh_schedule
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territory_tables import (
     BASIN_COLUMNS,
@@ -503,12 +502,17 @@ def territory_overlap_shares_bounded(warehouse: WarehouseResource) -> AssetCheck
     return AssetCheckResult(passed=not over, metadata={"over_one": [list(r) for r in over]})
 
 
-territories_job = define_asset_job(
-    "territories_refresh", selection=[ine_comuna_boundaries, bna_basin_boundaries, territories]
+territories_job = refresh_job(
+    "territories_refresh",
+    [ine_comuna_boundaries, bna_basin_boundaries, territories],
+    "INE's comuna layer and DGA's basin polygons",
 )
 # The layers change about once a year; a monthly look is cheap (unchanged zips answer 304).
-territories_schedule = ScheduleDefinition(
-    job=territories_job, cron_schedule="0 5 1 * *", name="territories_monthly"
+territories_schedule = refresh_schedule(
+    territories_job,
+    "0 5 1 * *",
+    "territories_monthly",
+    "the layers change about once a year; unchanged zips answer 304",
 )
 
 ASSETS = [ine_comuna_boundaries, bna_basin_boundaries, territories]

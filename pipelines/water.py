@@ -27,10 +27,8 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
-    ScheduleDefinition,
     asset,
     asset_check,
-    define_asset_job,
 )
 
 from methods import hydrology
@@ -48,6 +46,7 @@ from pipelines.ingest import (
     validate_frame,
     write_tables,
 )
+from pipelines.refresh import refresh_job, refresh_schedule
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import camels_cl, cr2_streamflow
 from sources.acquire import SAMPLES_DIR, Acquired, Acquirer
@@ -716,9 +715,6 @@ def water_no_negative_flows(warehouse: WarehouseResource) -> AssetCheckResult:
     return AssetCheckResult(passed=negative == 0, metadata={"negative_flows": negative})
 
 
-water_job = define_asset_job("water_refresh", selection=[streamflow_daily, water_gauges, water_indicators])
-water_schedule = ScheduleDefinition(job=water_job, cron_schedule="0 5 1 * *", name="water_monthly")
-
 ASSETS = [streamflow_daily, water_gauges, water_indicators]
 CHECKS = [
     water_gauge_codes_8_digits,
@@ -726,8 +722,6 @@ CHECKS = [
     water_coverage_reported,
     water_no_negative_flows,
 ]
-JOBS = [water_job]
-SCHEDULES = [water_schedule]
 OBSERVATION_ASSETS = [water_indicators]
 
 
@@ -867,3 +861,13 @@ def macrobasin_annual_flows(
 
 ASSETS.append(macrobasin_annual_flows)
 OBSERVATION_ASSETS.append(macrobasin_annual_flows)
+
+# Built once every water asset exists, so the macro-basin source is refreshed with the others.
+water_job = refresh_job(
+    "water_refresh", ASSETS, "CAMELS-CL (daily flows and macro-basins) and CR2 streamflow"
+)
+water_schedule = refresh_schedule(
+    water_job, "0 5 1 * *", "water_monthly", "the daily series are extended a few times a year"
+)
+JOBS = [water_job]
+SCHEDULES = [water_schedule]

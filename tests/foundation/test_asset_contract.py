@@ -88,3 +88,31 @@ def test_the_tables_check_names_a_missing_table_and_orphan_snapshots(warehouse_e
     assert result.passed is False
     assert tables["core.territories"] == {"present": True, "rows": 1, "unknown_snapshots": 1}
     assert tables["staging.nowhere"] == {"present": False}
+
+
+def test_every_job_schedule_and_sensor_says_what_it_does():
+    from pipelines.definitions import defs
+
+    repo = defs.get_repository_def()
+    jobs = [j for j in repo.get_all_jobs() if not j.name.startswith("__")]
+    assert len(jobs) > 10
+    assert [j.name for j in jobs if not j.description] == []
+    assert [s.name for s in repo.schedule_defs if not s.description] == []
+    assert [s.name for s in repo.sensor_defs if not s.description] == []
+
+
+def test_every_asset_of_a_family_is_in_one_of_its_refresh_jobs():
+    """A source added to a family later (the CAMELS-CL macro-basins) is refreshed with the rest."""
+    from pipelines.definitions import FAMILY_MODULES, defs
+
+    repo = defs.get_repository_def()
+    for module in FAMILY_MODULES:
+        refreshed = {
+            key
+            for job in getattr(module, "JOBS", [])
+            for key in repo.get_job(job.name).asset_layer.selected_asset_keys
+        }
+        assets = {key for asset in module.ASSETS for key in asset.keys}
+        assert assets <= refreshed, (
+            f"{module.FAMILY}: {sorted(k.to_user_string() for k in assets - refreshed)}"
+        )
