@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from pipelines import charts
 from pipelines.lens_map import map_svg
-from pipelines.reading import Numbers, _missing, number_format, territory_names, texts
+from pipelines.reading import Numbers, _missing, accented, number_format, territory_names, texts
 from pipelines.studies import Study
 from warehouse.badges import badge
 from warehouse.lens import KIND_ORDER, ROLE_ORDER, SECTION_ORDER, Lens, LensScope, period_years
@@ -269,6 +269,8 @@ def mart_table(w: Writer, name: str, frame: pd.DataFrame, sources: pd.DataFrame)
     links = [link(s.title or s.source_id, s.landing_url) for s in records(sources) if s.source_id in used]
     ids = [c for c in frame.columns if c.endswith("_id")]  # ids are for machines; names stay
     shown = frame.drop(columns=ids).head(MART_ROWS)
+    if "basin_name" in shown.columns:
+        shown = shown.assign(basin_name=shown["basin_name"].map(accented))
     rows = []
     for row in shown.itertuples(index=False):
         rows.append([w.num(v) if isinstance(v, float) else _text(v) for v in row])

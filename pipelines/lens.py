@@ -182,8 +182,11 @@ def _with_places(conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> pd.Dat
     known = _known_territories(conn, frame["territory_id"].tolist())
     frame = frame.merge(known, on="territory_id", how="left")
     frame["in_warehouse"] = frame["kind"].notna()
-    frame["name"] = frame["name"].fillna(frame["territory_id"])
     frame["kind"] = frame["kind"].fillna(frame["territory_id"].str.split(":").str[0])
+    # Names as readers know them: basins with their accents ('Rio Loa' is published, 'Río Loa' shown).
+    basins = frame["kind"].isin(reading.BASIN_KINDS)
+    frame["name"] = frame["name"].where(~basins, frame["name"].map(reading.accented))
+    frame["name"] = frame["name"].fillna(frame["territory_id"])
     frame["has_geometry"] = frame["has_geometry"].astype("boolean").fillna(False).astype(bool)
     frame["role_order"] = frame["role"].map(ROLE_ORDER)
     frame["kind_order"] = frame["kind"].map(KIND_ORDER).fillna(9)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from pipelines.reading import accented
 from warehouse.db import quote_ident, table_name
 from warehouse.lens import LensScope
 
@@ -166,7 +167,7 @@ def _polygon_layers(conn: duckdb.DuckDBPyConnection, ids: list[str], extent) -> 
         features = [
             {
                 "id": r.territory_id,
-                "name": r.name,
+                "name": accented(r.name) if kind == "basin" else r.name,
                 "geometry": json.loads(r.geojson),
                 "label": [r.label_x, r.label_y],
             }

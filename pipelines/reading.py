@@ -183,18 +183,45 @@ def _rule(row, t: dict, num: Numbers) -> str:
     return rules[key].format(stated=fmt(row.get("stated_value")))
 
 
+ACCENTED_WORDS = Path(__file__).resolve().parents[1] / "sources" / "reference" / "accented_words.csv"
+BASIN_KINDS = frozenset({"basin", "subbasin", "subsubbasin"})
+
+
+@lru_cache(maxsize=1)
+def _accent_rules() -> list[tuple[re.Pattern, str]]:
+    frame = pd.read_csv(ACCENTED_WORDS, dtype=str, keep_default_na=False)
+    return [
+        (re.compile(rf"\b{re.escape(plain)}\b"), accented)
+        for plain, accented in frame.itertuples(index=False)
+    ]
+
+
+def accented(name: str) -> str:
+    """A place name with its accents (sources/reference/accented_words.csv): 'Rio Loa' -> 'Río Loa'.
+
+    A name that already has a non-ASCII letter is left as published.
+    """
+    if not isinstance(name, str) or not name.isascii():
+        return name
+    for pattern, replacement in _accent_rules():
+        name = pattern.sub(replacement, name)
+    return name
+
+
 def territory_names(scope: LensScope, lang: str) -> dict[str, str]:
-    """Territory names as readers know them; a name two territories share gets its kind (region, comuna)."""
+    """Territory names as readers know them (basins with their accents); a name two territories
+    share gets its kind (region, comuna)."""
     territories = scope.territories
     if "name" not in territories.columns:
         return {}
     kinds = texts(lang)["kinds"]
-    counts = territories["name"].value_counts()
+    shown = [accented(r.name) if r.kind in BASIN_KINDS else r.name for r in territories.itertuples()]
+    counts = pd.Series(shown).value_counts()
     return {
         r.territory_id: (
-            f"{r.name} ({kinds.get(r.kind, r.kind)})" if counts.get(r.name, 0) > 1 and r.name else r.name
+            f"{name} ({kinds.get(r.kind, r.kind)})" if counts.get(name, 0) > 1 and name else name
         )
-        for r in territories.itertuples()
+        for r, name in zip(territories.itertuples(), shown, strict=True)
     }
 
 
