@@ -280,6 +280,14 @@ def test_the_spanish_lens_shows_no_english_indicator_label(sample_env):
     # the sample warehouse's own indicators are not in the registry: their (English) labels may show
     sample_only = {row[1] for row in SAMPLE_INDICATORS}
     assert sorted(label for label in english - sample_only if label in markdown) == []
+    # definitions too: every English definition has its Spanish one, and none reaches the Spanish body
+    defined = [e for e in entries if e.get("definition")]
+    assert [e["indicator_id"] for e in defined if not e["es"].get("definition")] == []
+    assert len(defined) > 80
+    for e in defined:  # what the body prints (pipelines.body.indicator_block) in each language
+        shown = registry[e["indicator_id"]]
+        assert shown.text("es", "definition", e["definition"]) == e["es"]["definition"] != e["definition"]
+        assert shown.text("en", "definition", e["definition"]) == e["definition"]
 
 
 def test_a_focus_trend_is_drawn_dotted_between_its_years():
