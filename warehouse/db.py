@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import duckdb_extension_spatial
@@ -39,6 +40,7 @@ SQL_DIR = WAREHOUSE_DIR / "sql"
 LOCK_WAIT_SECONDS = 300.0  # default of CONTEXT_LENS_LOCK_WAIT
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -214,8 +216,8 @@ def _connect_lake(configured: lake.Lake, read_only: bool) -> duckdb.DuckDBPyConn
     try:
         load_spatial(conn)  # geometry columns need it on every DuckLake connection
         lake.attach(conn, configured, read_only)
-        if not read_only:
-            ensure_schema(conn)
+        if not read_only:  # several writers may create the schema at once: one wins, the others retry
+            retrying(lambda: _in_transaction(conn, ensure_schema), "the warehouse schema")
     except BaseException:
         conn.close()
         raise
@@ -263,6 +265,40 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
             conn.execute("ROLLBACK")
         raise
     crashpoint("transaction:after_commit")
+
+
+def retrying(work: Callable[[], T], what: str) -> T:
+    """Run one unit of work (it opens its own writer and transaction); on a DuckLake commit conflict
+    that DuckLake could not settle itself (two writers changed the same data), run it again.
+
+    Bounded by `CONTEXT_LENS_LAKE_RETRIES`, each retry logged at WARNING with the table and the
+    attempt; the last conflict is raised, so a write is never lost silently. The embedded file has
+    one writer at a time and no conflicts: its work runs once.
+    """
+    attempts = lake.retries() + 1 if lake.configured() is not None else 1
+    delay = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except duckdb.Error as exc:
+            if attempt == attempts or not lake.is_conflict(exc):
+                raise
+            log.warning(
+                "DuckLake commit conflict on %s while writing %s (attempt %d of %d): retrying in %.1fs",
+                lake.conflict_table(exc),
+                what,
+                attempt,
+                attempts,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _in_transaction(conn: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    with transaction(conn):
+        return work(conn)
 
 
 def _fsync(path: Path) -> None:

@@ -25,6 +25,8 @@ import duckdb
 SETTING = "CONTEXT_LENS_WAREHOUSE"
 DATA_SETTING = "CONTEXT_LENS_LAKE_DATA"
 SCHEMA_SETTING = "CONTEXT_LENS_LAKE_SCHEMA"  # PostgreSQL schema of the catalog tables (default public)
+RETRY_SETTING = "CONTEXT_LENS_LAKE_RETRIES"  # commit-conflict retries per transaction (default 10)
+RETRY_DEFAULT = 10
 CATALOG_NAME = "warehouse"  # the attached DuckLake's name; `USE` makes it the default catalog
 _EXTENSIONS = {  # name DuckDB loads it under -> (pip package module, file in that package)
     "ducklake": ("duckdb_extension_ducklake", "ducklake"),
@@ -36,6 +38,36 @@ _URI_SECRET = re.compile(r"(postgres(?:ql)?://[^:/@\s]+:)([^@\s]+)(@)", re.IGNOR
 
 class LakeConfigError(RuntimeError):
     """The DuckLake setting is wrong or its catalog or data path cannot be used; names the setting."""
+
+
+_VERSION_MISMATCH = re.compile(
+    r"catalog version is (\S+), but the extension requires version (\S+?)\.?(?:\s|$)"
+)
+_CONFLICT = re.compile(r"conflict", re.IGNORECASE)
+_CONFLICT_TABLE = re.compile(r"table \"?([A-Za-z0-9_.\"]+?)\"?(?:\s|$|[,:;)])", re.IGNORECASE)
+
+
+def retries() -> int:
+    """How many times one transaction's commit is retried after a conflict (`CONTEXT_LENS_LAKE_RETRIES`)."""
+    text = os.environ.get(RETRY_SETTING, "").strip()
+    try:
+        count = int(text) if text else RETRY_DEFAULT
+    except ValueError:
+        count = -1
+    if not 0 <= count <= 100:
+        raise LakeConfigError(f"{RETRY_SETTING}={text!r} is not a whole number from 0 to 100")
+    return count
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether `exc` is a DuckLake commit conflict (another writer committed a clashing change first)."""
+    return isinstance(exc, duckdb.Error) and bool(_CONFLICT.search(str(exc)))
+
+
+def conflict_table(exc: BaseException) -> str:
+    """The table a commit conflict names, as DuckLake says it, or 'unknown table'."""
+    found = _CONFLICT_TABLE.search(str(exc))
+    return found.group(1).replace('"', "") if found else "unknown table"
 
 
 def redact(text: str) -> str:
@@ -133,10 +165,35 @@ def attach(conn: duckdb.DuckDBPyConnection, lake: Lake, read_only: bool) -> None
             f"ATTACH {_literal('ducklake:' + lake.catalog)} AS {CATALOG_NAME} ({', '.join(options)})"
         )
     except duckdb.Error as exc:  # the message quotes the connection string: redacted, not chained
+        if found := _VERSION_MISMATCH.search(str(exc)):
+            raise LakeConfigError(_version_message(lake, *found.groups())) from None
         raise LakeConfigError(
             f"{SETTING}: cannot open the DuckLake catalog {redact(lake.catalog)!r}: {redact(str(exc))}"
         ) from None
     conn.execute(f"USE {CATALOG_NAME}")
+    # Conflicts that do not clash logically are retried by DuckLake itself (bounded, with backoff);
+    # a logical clash reaches `warehouse.db.retrying`, which reruns the unit of work.
+    conn.execute("SET ducklake_max_retry_count = ?", [retries()])
+    conn.execute("SET ducklake_retry_wait_ms = 100")
+    conn.execute("SET ducklake_retry_backoff = 1.5")
+
+
+def _version_message(lake: Lake, found: str, supported: str) -> str:
+    """A catalog of another DuckLake version: never migrated silently, and which way to go."""
+    newer = tuple(int(p) for p in re.findall(r"\d+", found)) > tuple(
+        int(p) for p in re.findall(r"\d+", supported)
+    )
+    why = (
+        "it was written by a newer DuckLake extension: upgrade duckdb and duckdb-extension-ducklake "
+        "(context-lens[lake]) or point the setting at another catalog"
+        if newer
+        else "it was written by an older DuckLake extension: migrate it once with DuckLake's "
+        "AUTOMATIC_MIGRATION from a backed-up catalog"
+    )
+    return (
+        f"{SETTING}: the DuckLake catalog {redact(lake.catalog)!r} has version {found}, this "
+        f"extension supports {supported}; {why}. Nothing was read or written"
+    )
 
 
 def is_lake(conn: duckdb.DuckDBPyConnection) -> bool:

@@ -220,3 +220,32 @@ def test_a_data_path_that_cannot_be_written_names_the_setting(catalog, tmp_path,
     monkeypatch.setenv(lake.DATA_SETTING, str(blocker / "lake"))
     with pytest.raises(lake.LakeConfigError, match="CONTEXT_LENS_LAKE_DATA=.*cannot create the data folder"):
         db.connect()
+
+
+def test_a_catalog_written_by_a_newer_ducklake_is_refused_without_writes(
+    catalog, tmp_path, monkeypatch, capsys
+):
+    settings, _ = catalog
+    _use(monkeypatch, tmp_path, settings)
+    with db.writer() as conn:
+        conn.execute("CREATE TABLE core.probe AS SELECT 1 AS n")
+    schema = settings[lake.SCHEMA_SETTING]
+    connection = pg_support.connect(pg_support.settings())
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {schema}.ducklake_metadata SET value = '9.9' WHERE key = 'version'")  # noqa: S608
+            cursor.execute(f"SELECT count(*) FROM {schema}.ducklake_snapshot")  # noqa: S608
+            (snapshots,) = cursor.fetchone()
+        with pytest.raises(lake.LakeConfigError) as raised:
+            db.connect()
+        message = str(raised.value)
+        assert "CONTEXT_LENS_WAREHOUSE" in message and "version 9.9" in message and "newer" in message
+        assert "AUTOMATIC_MIGRATION" not in message, "a newer catalog cannot be migrated down"
+        assert cli.main(["sql", "SELECT count(*) FROM core.probe"]) != 0
+        assert "newer DuckLake" in capsys.readouterr().err
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {schema}.ducklake_snapshot")  # noqa: S608
+            assert cursor.fetchone()[0] == snapshots, "nothing was written to the catalog"
+    finally:
+        connection.close()
+    assert not (tmp_path / "context.duckdb").exists(), "the embedded default was not used instead"
