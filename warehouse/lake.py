@@ -44,7 +44,13 @@ _VERSION_MISMATCH = re.compile(
     r"catalog version is (\S+), but the extension requires version (\S+?)\.?(?:\s|$)"
 )
 _CONFLICT = re.compile(r"conflict", re.IGNORECASE)
-_CONFLICT_TABLE = re.compile(r"table \"?([A-Za-z0-9_.\"]+?)\"?(?:\s|$|[,:;)])", re.IGNORECASE)
+_CONFLICT_TABLE = (
+    re.compile(  # 'table "observations" in schema "core"', '"core"."probe"', 'table with index "6"'
+        r'table "(?P<table>[^"]+)" in schema "(?P<schema>[^"]+)"|"(?P<s>[^"]+)"\."(?P<t>[^"]+)"'
+        r'|table with index "(?P<index>\d+)"|schema with name "(?P<name>[^"]+)"',
+        re.IGNORECASE,
+    )
+)
 
 
 def retries() -> int:
@@ -67,7 +73,11 @@ def is_conflict(exc: BaseException) -> bool:
 def conflict_table(exc: BaseException) -> str:
     """The table a commit conflict names, as DuckLake says it, or 'unknown table'."""
     found = _CONFLICT_TABLE.search(str(exc))
-    return found.group(1).replace('"', "") if found else "unknown table"
+    if found is None:
+        return "an unnamed table"
+    if found["table"] or found["t"]:
+        return f"{found['schema'] or found['s']}.{found['table'] or found['t']}"
+    return f"DuckLake table id {found['index']}" if found["index"] else f"schema {found['name']}"
 
 
 def redact(text: str) -> str:
