@@ -53,17 +53,19 @@ def _pg() -> dict[str, str]:
     return {name: os.environ.get(name, value) for name, value in defaults.items()}
 
 
+def _libpq() -> str:
+    """The catalog database as a libpq string, without its password (that goes in PGPASSWORD)."""
+    pg = _pg()
+    return (
+        f"dbname={pg['DAGSTER_PG_DB']} host={pg['DAGSTER_PG_HOST']} "
+        f"port={pg['DAGSTER_PG_PORT']} user={pg['DAGSTER_PG_USERNAME']}"
+    )
+
+
 def _psql(sql: str) -> None:
     import psycopg2
 
-    pg = _pg()
-    connection = psycopg2.connect(
-        host=pg["DAGSTER_PG_HOST"],
-        port=int(pg["DAGSTER_PG_PORT"]),
-        user=pg["DAGSTER_PG_USERNAME"],
-        password=pg["DAGSTER_PG_PASSWORD"],
-        dbname=pg["DAGSTER_PG_DB"],
-    )
+    connection = psycopg2.connect(_libpq(), password=_pg()["DAGSTER_PG_PASSWORD"])
     connection.autocommit = True
     with connection.cursor() as cursor:
         cursor.execute(sql)
@@ -81,12 +83,8 @@ def environment(folder: Path, schema: str | None) -> dict[str, str]:
         CONTEXT_LENS_EXTENSION_CACHE=str(folder.parent / "extensions"),
     )
     if schema:
-        pg = _pg()
-        env[lake.SETTING] = (
-            f"ducklake:postgres:dbname={pg['DAGSTER_PG_DB']} host={pg['DAGSTER_PG_HOST']} "
-            f"port={pg['DAGSTER_PG_PORT']} user={pg['DAGSTER_PG_USERNAME']}"
-        )
-        env["PGPASSWORD"] = pg["DAGSTER_PG_PASSWORD"]
+        env[lake.SETTING] = f"ducklake:postgres:{_libpq()}"
+        env["PGPASSWORD"] = _pg()["DAGSTER_PG_PASSWORD"]
         env[lake.DATA_SETTING] = str(folder / "lake")
         env[lake.SCHEMA_SETTING] = schema
     return env

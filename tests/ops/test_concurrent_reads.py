@@ -63,7 +63,11 @@ def backend(request, tmp_path, monkeypatch):
 
 def test_eight_readers_during_a_full_build_see_only_committed_states(backend, tmp_path):
     resources = {"warehouse": WarehouseResource(), "sources": SourcesResource()}
-    assert materialize([territories.territories, *water_family.ASSETS], resources=resources).success
+    assert materialize(
+        [territories.ine_comuna_boundaries, territories.bna_basin_boundaries, territories.territories]
+        + water_family.ASSETS,
+        resources=resources,
+    ).success
     before = _state()
     assert before[0] > 0, "the seed build gives the basins a state to read"
     done = tmp_path / "readers-done"
