@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=20, help="reads per median (default 20)")
     parser.add_argument("--skip-parallel", action="store_true", help="skip the two-studies comparison")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured
     schemas = [f"bench_lake_{uuid.uuid4().hex[:10]}" for _ in range(2)]
     for schema in schemas:
         _psql(f"CREATE SCHEMA {schema}")
@@ -190,13 +191,16 @@ def main() -> None:
                         f"{busy * 1000:7.1f} ms during a build (x{busy / quiet:.2f}); "
                         f"vs embedded quiet x{quiet / base[name]:.2f}"
                     )
-            print(f"full build DuckLake/embedded: {on_lake['build'] / embedded['build']:.2f}")
+            print(f"full build DuckLake/embedded: {on_lake['build'] / embedded['build']:.2f}", flush=True)
             if not args.skip_parallel:
                 parallel_studies(root / "lake-parallel", schemas[1])
     finally:
         for schema in schemas:
             _psql(f"DROP SCHEMA {schema} CASCADE")
-    print(f"bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(
+        f"bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
