@@ -12,6 +12,8 @@ reads them directly, so it starts without importing Dagster. The file is read wi
 `yaml.safe_load` and checked field by field; every problem names the file and the field.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import os
@@ -19,13 +21,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 import yaml
 
 from sources.base import ValidationError
 from warehouse import db
+
+if TYPE_CHECKING:
+    import pandas as pd  # annotations only: `status` reads the rules without importing pandas
 
 log = logging.getLogger(__name__)
 
