@@ -39,7 +39,9 @@ from pipelines.ingest import (
     log_acquisitions,
     publish,
     refusing,
+    source_version,
     table_declaration,
+    unchanged,
     validate_frame,
     write_tables,
 )
@@ -244,6 +246,8 @@ def sinca_air_quality(
     ]
     acquirer, acquired = acquire_all(sources, SOURCE, pairs, warehouse=warehouse)
     metadata = log_acquisitions(context, acquired)
+    if (same := unchanged(context, warehouse, acquirer, {SOURCE: acquired}, metadata)) is not None:
+        return same
     with refusing(warehouse, acquirer, {SOURCE: acquired}):
         stations, daily, annual = parse_all(acquired)
         with warehouse.reader() as conn:
@@ -277,7 +281,8 @@ def sinca_air_quality(
     if empty:
         context.log.warning(f"SINCA series with no validated value (no annual figure published): {empty}")
     return MaterializeResult(
-        metadata={**metadata, **counts, "outside_chile": flagged, "series_without_validated_values": empty}
+        data_version=source_version(context, acquired),
+        metadata={**metadata, **counts, "outside_chile": flagged, "series_without_validated_values": empty},
     )
 
 

@@ -33,7 +33,9 @@ from pipelines.ingest import (
     payload_file,
     publish,
     refusing,
+    source_version,
     table_declaration,
+    unchanged,
     validate_frame,
     write_tables,
 )
@@ -165,6 +167,8 @@ def census2024_tables(
         sources, tables.SOURCE, [(r, SAMPLES[r.name]) for r in tables.build_requests(urls)]
     )
     metadata = log_acquisitions(context, acquired)
+    if (same := unchanged(context, warehouse, acquirer, {tables.SOURCE: acquired}, metadata)) is not None:
+        return same
     with refusing(warehouse, acquirer, {tables.SOURCE: acquired}):
         with warehouse.reader() as conn:
             resolver = load_resolver(conn, tables.SOURCE.id)
@@ -182,7 +186,10 @@ def census2024_tables(
     )
     suppressed = int((staging["cell_state"] == "suppressed").sum())
     context.log.info(f"census tables: {suppressed} cells suppressed by INE (50 persons or fewer)")
-    return MaterializeResult(metadata={**metadata, **counts, "suppressed_cells": suppressed})
+    return MaterializeResult(
+        data_version=source_version(context, acquired),
+        metadata={**metadata, **counts, "suppressed_cells": suppressed},
+    )
 
 
 # --- microdata ---------------------------------------------------------------------------------
@@ -288,6 +295,8 @@ def census2024_microdata(
     requests = [(r, SAMPLES[r.name]) for r in microdata.build_requests(urls)]
     acquirer, acquired = acquire_all(sources, microdata.SOURCE, requests)
     metadata = log_acquisitions(context, acquired)
+    if (same := unchanged(context, warehouse, acquirer, {microdata.SOURCE: acquired}, metadata)) is not None:
+        return same
     by_name = {item.payload.name: item for item in acquired}
     with refusing(warehouse, acquirer, {microdata.SOURCE: acquired}):
         dictionary_payload = by_name["dictionary"].payload
@@ -309,7 +318,8 @@ def census2024_microdata(
     counts = publish(warehouse, acquirer, microdata.SOURCE, acquired, written)
     records = {name: int(cube["records"].sum()) for name, cube in found.items()}
     return MaterializeResult(
-        metadata={**metadata, **counts, **{f"{k}_records": v for k, v in records.items()}}
+        data_version=source_version(context, acquired),
+        metadata={**metadata, **counts, **{f"{k}_records": v for k, v in records.items()}},
     )
 
 

@@ -113,7 +113,7 @@ def _failure_reason(result) -> str:
     return "the run did not succeed (no step failure recorded; see the run log above)"
 
 
-def _run(selection: AssetSelection):
+def _run(selection: AssetSelection, instance: DagsterInstance | None = None):
     """Run the selection with the code location's own assets, checks and resources."""
     progress.quiet_dagster()  # here, not in main: sql, status and studies never import Dagster
     from dagster import materialize
@@ -121,7 +121,7 @@ def _run(selection: AssetSelection):
     from pipelines import recovery
     from pipelines.definitions import defs
 
-    instance = _instance()
+    instance = instance or _instance()
     recovery.recover(instance)  # a run that died must not hold the writer pool against this one
     tags = recovery.run_tags()
     invocation = {recovery.INVOCATION_TAG: tags[recovery.INVOCATION_TAG]}
@@ -158,28 +158,107 @@ def _skipped_lenses(selection: AssetSelection, result) -> list:
     return [a.key for a in lens.usable(lens.ASSETS) if a.key in wanted and a.key not in done]
 
 
-def _materialize(selection: AssetSelection):
-    """Run the selection; when a step fails, the lenses still build from the warehouse as it stands.
+def _stale(selection: AssetSelection, instance: DagsterInstance) -> tuple[list, list]:
+    """(stale or never materialized, fresh) asset keys of the selection, by Dagster's staleness.
 
-    A failed source fails alone: Dagster skips what depends on it (the lenses, the export), so
-    the lenses are run again on their own, from the last good data, naming the failure in their
-    gaps. The export is not replaced: it is published only by a run whose every step passed.
+    An asset is fresh when the data versions of everything upstream, and its own code version,
+    are those of its last materialization: a source whose payloads did not change returned the
+    same data version (`ingest.unchanged`), so what it feeds is not run again.
+    """
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._time import get_current_datetime
+
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance,
+        asset_graph=graph,
+    )
+    resolver = CachingStaleStatusResolver(instance=instance, asset_graph=graph, loading_context=view)
+    keys = sorted(selection.resolve(graph), key=lambda k: k.to_user_string())
+    fresh = [k for k in keys if resolver.get_status(k) == StaleStatus.FRESH]
+    return [k for k in keys if k not in fresh], fresh
+
+
+def _unchanged_sources(result) -> list[str]:
+    """The source assets of a run that found their payloads unchanged and wrote nothing."""
+    return sorted(
+        event.asset_key.to_user_string()
+        for event in result.get_asset_materialization_events()
+        if (meta := event.step_materialization_data.materialization.metadata.get("unchanged")) is not None
+        and meta.value
+    )
+
+
+def _materialize(selection: AssetSelection):
+    """Run the source assets of the selection, then only what Dagster finds stale downstream of them.
+
+    When a step fails, the lenses still build from the warehouse as it stands: a failed source
+    fails alone, Dagster skips what depends on it, so the lenses are run again on their own,
+    from the last good data, naming the failure in their gaps. The export is not replaced: it
+    is published only by a run whose every step passed.
     """
     from dagster import AssetSelection
 
-    result, run = _run(selection)
-    if result.success:
-        return run
-    reason = _failure_reason(result)
-    lenses = _skipped_lenses(selection, result)
+    from pipelines import lens
+    from pipelines.definitions import SOURCE_ASSET_KEYS
+
+    say = logging.getLogger("pipelines.cli")
+    instance = _instance()
+    sources = selection & AssetSelection.assets(*SOURCE_ASSET_KEYS)
+    first, run = _run(sources.without_checks(), instance)  # an unchanged asset's checks would say the same
+    unchanged = _unchanged_sources(first)
+    changed = [
+        e.asset_key
+        for e in first.get_asset_materialization_events()
+        if e.asset_key.to_user_string() not in unchanged
+    ]
+    stale, fresh = _stale(selection - sources, instance)
+    if not first.success:  # the lenses name the failure in their gaps
+        usable = {a.key for a in lens.usable(lens.ASSETS)}
+        wanted = set(selection.resolve(_asset_graph()))
+        stale += [k for k in fresh if k in usable and k in wanted]
+        fresh = [k for k in fresh if k not in stale]
+    say.info(
+        "%d source asset(s) unchanged (nothing parsed or written): %s; %d downstream asset(s) not stale, "
+        "skipped: %s; %d to run",
+        len(unchanged),
+        ", ".join(unchanged) or "none",
+        len(fresh),
+        ", ".join(k.to_user_string() for k in fresh) or "none",
+        len(stale),
+    )
+    run.unchanged, run.skipped = unchanged, [k.to_user_string() for k in fresh]
+    if not stale and not changed:
+        if first.success:
+            return run
+        raise CommandError(f"{_failure_reason(first)}; previous good tables and export are still served")
+    result, second = _run(
+        AssetSelection.assets(*stale) | AssetSelection.checks_for_assets(*changed), instance
+    )
+    second.unchanged, second.skipped = run.unchanged, run.skipped
+    failed = first if not first.success else (result if not result.success else None)
+    if failed is None:
+        return second
+    reason = _failure_reason(failed)
+    lenses = _skipped_lenses(AssetSelection.assets(*stale), result)
     if lenses:
-        logging.getLogger("pipelines.cli").warning(
+        say.warning(
             "a step failed (%s); building %d lens(es) from the warehouse as it stands", reason, len(lenses)
         )
-        rebuilt, _ = _run(AssetSelection.assets(*lenses))
+        rebuilt, _ = _run(AssetSelection.assets(*lenses), instance)
         built = "lens built from the last good data" if rebuilt.success else _failure_reason(rebuilt)
         raise CommandError(f"{reason}; {built}; the previous good tables and export are still served")
     raise CommandError(f"{reason}; previous good tables and export are still served")
+
+
+def _asset_graph():
+    from pipelines.definitions import defs
+
+    return defs.resolve_asset_graph()
 
 
 def _snapshots_by(as_of: date) -> tuple[list[str], list[str]]:

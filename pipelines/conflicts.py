@@ -28,7 +28,9 @@ from pipelines.ingest import (
     log_acquisitions,
     publish,
     refusing,
+    source_version,
     table_declaration,
+    unchanged,
     validate_frame,
     write_tables,
 )
@@ -130,6 +132,8 @@ def indh_conflicts(
     request = indh.build_requests(endpoints(SOURCE.id, indh.ENDPOINTS))[0]
     acquirer, acquired = acquire_all(sources, SOURCE, [(request, SAMPLE)], warehouse=warehouse)
     metadata = log_acquisitions(context, acquired)
+    if (same := unchanged(context, warehouse, acquirer, {SOURCE: acquired}, metadata)) is not None:
+        return same
     payload = acquired[0].payload
     with refusing(warehouse, acquirer, {SOURCE: acquired}):
         raw = indh.parse_conflicts(payload.content, payload.snapshot_id)
@@ -148,13 +152,14 @@ def indh_conflicts(
     counts = publish(warehouse, acquirer, SOURCE, acquired, tables)
     mismatched = staging[staging["region_mismatch"].fillna(False)]
     return MaterializeResult(
+        data_version=source_version(context, acquired),
         metadata={
             **metadata,
             **counts,
             "without_point": int(staging["location_flag"].notna().sum()),
             "not_in_a_comuna": int(staging["located_comuna_code"].isna().sum()),
             "region_mismatches": MetadataValue.json(mismatched["conflict_id"].tolist()),
-        }
+        },
     )
 
 

@@ -4,9 +4,15 @@ Operations (pipelines/ops.py: upstream-change sensors, freshness/drift/volume ch
 publication (pipelines/export.py) are added for whatever families exist.
 """
 
-from dagster import Definitions, define_asset_job, in_process_executor
+import hashlib
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
 
-from pipelines import contract, export, lens, ops, recovery, retired_lenses
+from dagster import AssetsDefinition, Definitions, define_asset_job, in_process_executor
+
+from pipelines import contract, export, ingest, lens, ops, recovery, retired_lenses, studies
 from pipelines.families import family_modules
 from pipelines.resources import SourcesResource, WarehouseResource
 
@@ -35,6 +41,50 @@ all_assets = contract.declared(
 )
 shared_checks = contract.checks(
     all_assets, observation_families, lens_prefixes, special, retired_lenses.current_prefixes
+)
+
+
+# Modules whose code an asset runs: the family's own and what it imports from these packages,
+# one level deep (the module itself, e.g. pipelines.settlements_measures, or a function taken from it).
+PROJECT_PACKAGES = ("sources.", "methods.", "pipelines.", "warehouse.")
+
+
+def _code_version(assets_def: AssetsDefinition) -> str:
+    """The code an asset runs: its module, the project modules that module uses, and the shared skeleton.
+
+    A lens also depends on the study files and the reader's language. Dagster compares it with
+    the code version of the last materialization: a change makes the asset and what depends
+    on it stale (issue 20: unchanged payloads skip, unless the code changed).
+    """
+    module = sys.modules[assets_def.op.compute_fn.decorated_fn.__module__]
+    names = {
+        v.__name__ if isinstance(v, ModuleType) else getattr(v, "__module__", "")
+        for v in vars(module).values()
+    }
+    used = [
+        sys.modules[n]
+        for n in names
+        if isinstance(n, str) and n.startswith(PROJECT_PACKAGES) and n in sys.modules
+    ]
+    files = [Path(module.__file__), Path(ingest.__file__), *(Path(m.__file__) for m in used)]
+    if module is lens:
+        files += sorted(studies.studies_dir().glob("*.yaml"))
+    digest = hashlib.sha256(os.environ.get("CONTEXT_LENS_LANG", "").encode())
+    for path in sorted(set(files)):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _versioned(assets_def: AssetsDefinition) -> AssetsDefinition:
+    version = _code_version(assets_def)
+    return assets_def.map_asset_specs(lambda spec: spec.replace_attributes(code_version=version))
+
+
+all_assets = [_versioned(a) for a in all_assets]
+# The assets that acquire payloads and return at once when they are unchanged (`ingest.unchanged`):
+# the CLI runs them first, then only what Dagster finds stale downstream of them.
+SOURCE_ASSET_KEYS = frozenset(
+    key for a in all_assets if "unchanged" in a.op.compute_fn.decorated_fn.__code__.co_names for key in a.keys
 )
 
 build_all = define_asset_job(

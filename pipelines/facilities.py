@@ -32,7 +32,9 @@ from pipelines.ingest import (
     log_acquisitions,
     publish,
     refusing,
+    source_version,
     table_declaration,
+    unchanged,
     validate_frame,
     write_tables,
 )
@@ -195,6 +197,8 @@ def deis_establishments(
     request = deis.build_requests(endpoints(SOURCE.id, deis.ENDPOINTS))[0]
     acquirer, acquired = acquire_all(sources, SOURCE, [(request, SAMPLE)], warehouse=warehouse)
     metadata = log_acquisitions(context, acquired)
+    if (same := unchanged(context, warehouse, acquirer, {SOURCE: acquired}, metadata)) is not None:
+        return same
     with refusing(warehouse, acquirer, {SOURCE: acquired}):
         with warehouse.reader() as conn:
             resolver = load_resolver(conn, SOURCE.id)
@@ -209,6 +213,7 @@ def deis_establishments(
             f"(kept where DEIS puts them): {mismatched['establishment_code'].head(10).tolist()}"
         )
     return MaterializeResult(
+        data_version=source_version(context, acquired),
         metadata={
             **metadata,
             **counts,
@@ -219,7 +224,7 @@ def deis_establishments(
             "coordinates_outside_chile": int(staging["coordinate_flag"].str.contains("outside Chile").sum()),
             "comuna_mismatches": len(mismatched),
             "not_checkable": int(staging["comuna_mismatch"].isna().sum()),
-        }
+        },
     )
 
 

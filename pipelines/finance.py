@@ -74,7 +74,9 @@ from pipelines.ingest import (
     log_acquisitions,
     publish,
     refusing,
+    source_version,
     table_declaration,
+    unchanged,
     write_tables,
 )
 from pipelines.refresh import refresh_job, refresh_schedule
@@ -187,6 +189,8 @@ def royalty_allocations(
     except (EndpointError, OSError) as exc:
         raise FetchError(royalties.SOURCE.id, f"cannot read the curated files: {exc}") from exc
     metadata = log_acquisitions(context, acquired)
+    if (same := unchanged(context, warehouse, acquirer, {royalties.SOURCE: acquired}, metadata)) is not None:
+        return same
     allocations, stated = (item.payload for item in acquired)
     with warehouse.writer() as conn:
         known = comuna_territories(conn)
@@ -213,6 +217,7 @@ def royalty_allocations(
     for gap in gaps:
         context.log.warning(f"royalties: known gap: {gap}")
     return MaterializeResult(
+        data_version=source_version(context, acquired),
         metadata={
             **metadata,
             **counts,
@@ -220,7 +225,7 @@ def royalty_allocations(
             "comunas_checked_against": "core.territories"
             if known
             else "region 02's nine comunas (no comuna territories loaded)",
-        }
+        },
     )
 
 
@@ -243,6 +248,8 @@ def sinim_municipal_finance(
     with refusing(warehouse, acquirer, {sinim.SOURCE: []}):
         acquired, walked = acquire_sinim(acquirer)
     metadata = log_acquisitions(context, acquired)
+    if (same := unchanged(context, warehouse, acquirer, {sinim.SOURCE: acquired}, metadata)) is not None:
+        return same
 
     def parse() -> dict:
         raw, staging = parse_sinim(acquired, walked)
@@ -254,11 +261,12 @@ def sinim_municipal_finance(
     counts = publish(warehouse, acquirer, sinim.SOURCE, acquired, tables)
     status = staging.groupby("value_status").size().to_dict()
     return MaterializeResult(
+        data_version=source_version(context, acquired),
         metadata={
             **metadata,
             **counts,
             "value_status": MetadataValue.json({k: int(v) for k, v in status.items()}),
-        }
+        },
     )
 
 
@@ -281,6 +289,8 @@ def fx_rates(
     pairs, unavailable = acquire_available(acquirer, mindicador.SOURCE, requests)
     acquired = [item for _, item in pairs]
     metadata = log_acquisitions(context, acquired)
+    if (same := unchanged(context, warehouse, acquirer, {mindicador.SOURCE: acquired}, metadata)) is not None:
+        return same
     for line in unavailable:
         context.log.warning(f"mindicador: no data: {line}")
 
@@ -296,7 +306,10 @@ def fx_rates(
     with refusing(warehouse, acquirer, {mindicador.SOURCE: acquired}):
         tables = parse()
     counts = publish(warehouse, acquirer, mindicador.SOURCE, acquired, tables)
-    return MaterializeResult(metadata={**metadata, **counts, "unavailable": MetadataValue.json(unavailable)})
+    return MaterializeResult(
+        data_version=source_version(context, acquired),
+        metadata={**metadata, **counts, "unavailable": MetadataValue.json(unavailable)},
+    )
 
 
 @asset(
@@ -320,6 +333,10 @@ def regional_budget(
     pairs, unavailable = acquire_available(acquirer, presupuesto_abierto.SOURCE, requests)
     acquired = [item for _, item in pairs]
     metadata = log_acquisitions(context, acquired)
+    if (
+        same := unchanged(context, warehouse, acquirer, {presupuesto_abierto.SOURCE: acquired}, metadata)
+    ) is not None:
+        return same
 
     def parse() -> dict:
         raw = parse_pagos(pairs, keys)
@@ -333,7 +350,10 @@ def regional_budget(
     with refusing(warehouse, acquirer, {presupuesto_abierto.SOURCE: acquired}):
         tables = parse()
     counts = publish(warehouse, acquirer, presupuesto_abierto.SOURCE, acquired, tables)
-    return MaterializeResult(metadata={**metadata, **counts, "unavailable": MetadataValue.json(unavailable)})
+    return MaterializeResult(
+        data_version=source_version(context, acquired),
+        metadata={**metadata, **counts, "unavailable": MetadataValue.json(unavailable)},
+    )
 
 
 # Assets that write population observations; per-inhabitant indicators are computed after them.

@@ -54,7 +54,9 @@ from pipelines.ingest import (
     payload_file,
     publish,
     refusing,
+    source_version,
     table_declaration,
+    unchanged,
     validate_frame,
     write_tables,
 )
@@ -154,6 +156,10 @@ def health_deaths(
     acquirer, official, weekly, weekly_error = acquire_deaths(sources, warehouse)
     acquired = [official] + ([weekly] if weekly else [])
     metadata = log_acquisitions(context, acquired)
+    if (
+        same := unchanged(context, warehouse, acquirer, {deis_deaths.SOURCE: acquired}, metadata)
+    ) is not None:
+        return same
     if weekly is None:
         context.log.warning(f"no weekly DEIS file, the official series only: {weekly_error}")
     with refusing(warehouse, acquirer, {deis_deaths.SOURCE: acquired}):
@@ -169,6 +175,7 @@ def health_deaths(
     ]
     total = frame[frame["cause_group"] == "all_causes"]
     return MaterializeResult(
+        data_version=source_version(context, acquired),
         metadata={
             **metadata,
             "core.deaths": rows,
@@ -177,7 +184,7 @@ def health_deaths(
             "unknown_residence_deaths": int(
                 total.loc[total["comuna_code"] == deis_deaths.UNKNOWN_COMUNA, "deaths"].sum()
             ),
-        }
+        },
     )
 
 
@@ -217,6 +224,10 @@ def health_population(
         warehouse=warehouse,
     )
     metadata = log_acquisitions(context, acquired)
+    if (
+        same := unchanged(context, warehouse, acquirer, {ine_population.SOURCE: acquired}, metadata)
+    ) is not None:
+        return same
     payload, national = acquired[0].payload, acquired[1].payload
     with refusing(warehouse, acquirer, {ine_population.SOURCE: acquired}):
         frame = ine_population.parse_comunas(payload.content, payload.snapshot_id)
@@ -247,6 +258,7 @@ def health_population(
             conn, [i for i in load_indicators(FAMILY) if i["source_id"] == ine_population.SOURCE.id]
         )
     return MaterializeResult(
+        data_version=source_version(context, acquired),
         metadata={
             **metadata,
             "core.population": rows,
@@ -260,7 +272,7 @@ def health_population(
                 if not cross_check.empty
                 else {}
             ),
-        }
+        },
     )
 
 

@@ -29,7 +29,9 @@ from pipelines.ingest import (
     log_acquisitions,
     publish,
     refusing,
+    source_version,
     table_declaration,
+    unchanged,
     validate_frame,
     write_tables,
 )
@@ -210,6 +212,8 @@ def ine_ene_survey(
     requests = [(r, SAMPLE_DIR / f"{r.name}_SAMPLE.csv") for r in ine_ene.build_requests(urls)]
     acquirer, acquired = acquire_all(sources, SOURCE, requests)
     metadata = log_acquisitions(context, acquired)
+    if (same := unchanged(context, warehouse, acquirer, {SOURCE: acquired}, metadata)) is not None:
+        return same
     with refusing(warehouse, acquirer, {SOURCE: acquired}):
         raw = parse_payloads(acquired)
         with warehouse.reader() as conn:
@@ -222,7 +226,10 @@ def ine_ene_survey(
     unmapped = sorted(staging.loc[staging["territory_id"].isna(), "area_ref"].unique())
     if unmapped:
         context.log.info(f"ENE conurbations kept in staging only (not territories): {unmapped}")
-    return MaterializeResult(metadata={**metadata, **counts, "conurbations_not_territories": unmapped})
+    return MaterializeResult(
+        data_version=source_version(context, acquired),
+        metadata={**metadata, **counts, "conurbations_not_territories": unmapped},
+    )
 
 
 # --- observations ---------------------------------------------------------------------------------

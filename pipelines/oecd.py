@@ -25,7 +25,9 @@ from pipelines.ingest import (
     log_acquisitions,
     publish,
     refusing,
+    source_version,
     table_declaration,
+    unchanged,
     validate_frame,
     write_tables,
 )
@@ -161,6 +163,8 @@ def oecd_regional(
         sources, oecd.SOURCE, requests, {"sdmx.oecd.org": oecd.RATE_LIMIT_PER_HOUR}, warehouse
     )
     metadata = log_acquisitions(context, acquired)
+    if (same := unchanged(context, warehouse, acquirer, {oecd.SOURCE: acquired}, metadata)) is not None:
+        return same
     known_areas = known_oecd_areas(warehouse)
     with refusing(warehouse, acquirer, {oecd.SOURCE: acquired}):
         raw, selected = parse_payloads(acquired)
@@ -172,7 +176,7 @@ def oecd_regional(
         acquired,
         {("raw", "oecd_regional"): raw, ("staging", "oecd_regional"): staging},
     )
-    return MaterializeResult(metadata={**metadata, **counts})
+    return MaterializeResult(data_version=source_version(context, acquired), metadata={**metadata, **counts})
 
 
 @asset(

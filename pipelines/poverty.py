@@ -17,7 +17,9 @@ from pipelines.ingest import (
     log_acquisitions,
     publish,
     refusing,
+    source_version,
     table_declaration,
+    unchanged,
     validate_frame,
     write_tables,
 )
@@ -109,6 +111,8 @@ def mds_poverty_estimates(
 ) -> MaterializeResult:
     acquirer, acquired = acquire(context, sources)
     metadata = log_acquisitions(context, acquired)
+    if (same := unchanged(context, warehouse, acquirer, {SOURCE: acquired}, metadata)) is not None:
+        return same
     with refusing(warehouse, acquirer, {SOURCE: acquired}):
         frames = []
         for item in acquired:
@@ -137,7 +141,10 @@ def mds_poverty_estimates(
         acquired,
         {("raw", "mds_poverty_sae"): raw, ("staging", "mds_poverty_sae"): staging},
     )
-    return MaterializeResult(metadata={**metadata, **counts, "kinds": sorted(staging["kind"].unique())})
+    return MaterializeResult(
+        data_version=source_version(context, acquired),
+        metadata={**metadata, **counts, "kinds": sorted(staging["kind"].unique())},
+    )
 
 
 def poverty_observations(staging: pd.DataFrame) -> pd.DataFrame:

@@ -54,6 +54,8 @@ class RunLog:
     failed: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
     running: set[str] = field(default_factory=set)
+    unchanged: list[str] = field(default_factory=list)  # source assets whose payloads had not changed
+    skipped: list[str] = field(default_factory=list)  # assets not run: nothing upstream changed
 
 
 class Watcher:
@@ -271,5 +273,13 @@ def render_summary(rows: list[dict], run: RunLog | None, places: dict[str, str],
         console.print(
             f"{steps}; checks failed: {len(run.failed_checks)} ({checks})", markup=False, highlight=False
         )
+        if run.unchanged or run.skipped:
+            console.print(
+                f"unchanged, nothing re-parsed or written: {', '.join(run.unchanged) or 'none'}; "
+                f"not stale, skipped: {len(run.skipped)} asset(s)"
+                + (f" ({', '.join(run.skipped)})" if run.skipped else ""),
+                markup=False,
+                highlight=False,
+            )
     for label, place in places.items():
         console.print(f"{label}: {place}", markup=False, highlight=False)

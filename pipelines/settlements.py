@@ -39,7 +39,9 @@ from pipelines.ingest import (
     log_acquisitions,
     publish,
     refusing,
+    source_version,
     table_declaration,
+    unchanged,
     validate_frame,
     write_tables,
 )
@@ -198,6 +200,8 @@ def settlement_catastros(
         tables[("raw", catastro.raw_table)] = records
         staging_parts.append(records)
     metadata = log_acquisitions(context, acquired_all)
+    if (same := unchanged(context, warehouse, acquirer, {SOURCE: acquired_all}, metadata)) is not None:
+        return same
     with refusing(warehouse, acquirer, {SOURCE: acquired_all}):
         staging = pd.concat(staging_parts, ignore_index=True)[list(STAGING_COLUMNS)]
         staging = validate_frame(STAGING_SCHEMA, staging, SOURCE.id)
@@ -205,6 +209,7 @@ def settlement_catastros(
     counts = publish(warehouse, acquirer, SOURCE, acquired_all, tables)
     per_year = staging.groupby("catastro_year").size()
     return MaterializeResult(
+        data_version=source_version(context, acquired_all),
         metadata={
             **metadata,
             **counts,
@@ -215,7 +220,7 @@ def settlement_catastros(
                     for year in per_year.index
                 }
             ),
-        }
+        },
     )
 
 

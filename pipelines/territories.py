@@ -38,7 +38,9 @@ from pipelines.ingest import (
     log_acquisitions,
     publish,
     refusing,
+    source_version,
     table_declaration,
+    unchanged,
     validate_frame,
     write_tables,
 )
@@ -323,6 +325,8 @@ def ine_comuna_boundaries(
     with refusing(warehouse, acquirer, {source: []}):  # an ArcGIS error answered with HTTP 200
         acquired = acquirer.acquire_walk(source, walk, INE_SAMPLE, first_page)
     metadata = log_acquisitions(context, acquired)
+    if (same := unchanged(context, warehouse, acquirer, {source: acquired}, metadata)) is not None:
+        return same
     with refusing(warehouse, acquirer, {source: acquired}):
         raw, staging = parse_ine_pages([(a.payload.content, a.payload.snapshot_id) for a in acquired])
         staging = validate_frame(COMUNA_SCHEMA, staging, source.id)
@@ -337,7 +341,8 @@ def ine_comuna_boundaries(
         {("raw", "ine_comunas"): raw, ("staging", "ine_comunas"): staging},
     )
     return MaterializeResult(
-        metadata={**metadata, **counts, "pages": len(acquired), "repaired": MetadataValue.json(repaired)}
+        data_version=source_version(context, acquired),
+        metadata={**metadata, **counts, "pages": len(acquired), "repaired": MetadataValue.json(repaired)},
     )
 
 
@@ -368,11 +373,16 @@ def bna_basin_boundaries(
             context.log.warning(f"{source.id} {request.name}: {exc}; the {level} level is left out")
     items = list(acquired.values())
     metadata = log_acquisitions(context, items)
+    if (same := unchanged(context, warehouse, acquirer, {source: items}, metadata)) is not None:
+        return same
     with refusing(warehouse, acquirer, {source: items}):
         archives = {level: (a.payload.content, a.payload.snapshot_id) for level, a in acquired.items()}
         staging = validate_frame(BASIN_SCHEMA, parse_basin_archives(archives), source.id)
     counts = publish(warehouse, acquirer, source, items, {("staging", "bna_basins"): staging})
-    return MaterializeResult(metadata={**metadata, **counts, "levels": MetadataValue.json(sorted(acquired))})
+    return MaterializeResult(
+        data_version=source_version(context, items),
+        metadata={**metadata, **counts, "levels": MetadataValue.json(sorted(acquired))},
+    )
 
 
 @asset(

@@ -42,7 +42,9 @@ from pipelines.ingest import (
     publish,
     publishing,
     refusing,
+    source_version,
     table_declaration,
+    unchanged,
     validate_frame,
     write_tables,
 )
@@ -356,6 +358,8 @@ def streamflow_daily(
     metadata = {sid: log_acquisitions(context, items)["status"] for sid, items in acquired.items()}
     camels, cr2 = acquired[camels_cl.SOURCE.id][0].payload, acquired[cr2_streamflow.SOURCE.id][0].payload
     by_source = {source: acquired[source.id] for source in (camels_cl.SOURCE, cr2_streamflow.SOURCE)}
+    if (same := unchanged(context, warehouse, acquirer, by_source, metadata)) is not None:
+        return same
     with tempfile.TemporaryDirectory(prefix="streamflow-") as tmp:
         workdir = Path(tmp)
         with refusing(warehouse, acquirer, by_source):
@@ -379,7 +383,10 @@ def streamflow_daily(
             tables = {**loaded, ("staging", "streamflow_gauge_catalogue"): catalogue}
             counts |= write_tables(conn, FAMILY, tables, **_inputs(everything))
             drop_scratch(conn)
-    return MaterializeResult(metadata={**{f"status_{k}": v for k, v in metadata.items()}, **counts})
+    return MaterializeResult(
+        data_version=source_version(context, [i for items in by_source.values() for i in items]),
+        metadata={**{f"status_{k}": v for k, v in metadata.items()}, **counts},
+    )
 
 
 # --- gauges --------------------------------------------------------------------------------
@@ -826,6 +833,8 @@ def macrobasin_annual_flows(
     request = camels_cl.macrobasin_request(endpoints(MACROBASIN_SOURCE.id, camels_cl.MACROBASIN_ENDPOINTS))
     acquirer, acquired = acquire_all(sources, MACROBASIN_SOURCE, [(request, MACROBASIN_SAMPLE)])
     status = log_acquisitions(context, acquired)
+    if (same := unchanged(context, warehouse, acquirer, {MACROBASIN_SOURCE: acquired}, status)) is not None:
+        return same
     with refusing(warehouse, acquirer, {MACROBASIN_SOURCE: acquired}):
         frame = pd.concat([macrobasin_frame(item.payload) for item in acquired], ignore_index=True)
     counts = publish(
@@ -849,13 +858,14 @@ def macrobasin_annual_flows(
             f"basin polygon: no observation for {unplaced}"
         )
     return MaterializeResult(
+        data_version=source_version(context, acquired),
         metadata={
             **status,
             **counts,
             "observations": written,
             "placed_gauges": MetadataValue.json(placed),
             "gauges_without_location": MetadataValue.json(unplaced),
-        }
+        },
     )
 
 
