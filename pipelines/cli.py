@@ -148,16 +148,6 @@ def _run(selection: AssetSelection, instance: DagsterInstance | None = None):
     return result, run
 
 
-def _skipped_lenses(selection: AssetSelection, result) -> list:
-    """Lens assets the selection asked for that did not run because something upstream failed."""
-    from pipelines import lens
-    from pipelines.definitions import defs
-
-    wanted = selection.resolve(defs.resolve_asset_graph())
-    done = {event.asset_key for event in result.get_asset_materialization_events()}
-    return [a.key for a in lens.usable(lens.ASSETS) if a.key in wanted and a.key not in done]
-
-
 def _stale(selection: AssetSelection, instance: DagsterInstance) -> tuple[list, list]:
     """(stale or never materialized, fresh) asset keys of the selection, by Dagster's staleness.
 
@@ -193,66 +183,114 @@ def _unchanged_sources(result) -> list[str]:
     )
 
 
-def _materialize(selection: AssetSelection):
-    """Run the source assets of the selection, then only what Dagster finds stale downstream of them.
+def _unchanged_source_ids(result) -> list[str]:
+    ids = set()
+    for event in result.get_asset_materialization_events():
+        meta = event.step_materialization_data.materialization.metadata.get("unchanged_sources")
+        ids.update(meta.value if meta is not None else [])
+    return sorted(ids)
 
-    When a step fails, the lenses still build from the warehouse as it stands: a failed source
-    fails alone, Dagster skips what depends on it, so the lenses are run again on their own,
-    from the last good data, naming the failure in their gaps. The export is not replaced: it
-    is published only by a run whose every step passed.
+
+def _materialize(selection: AssetSelection):
+    """Run the selection in waves: the source assets whose inputs are settled, then what Dagster
+    finds stale among the assets whose inputs are settled, until every asset is settled.
+
+    A source asset whose payloads did not change returns the same data version at once
+    (`ingest.unchanged`), so what it feeds is fresh and not run; a source that reads derived
+    tables (the territories) waits for them. When a step fails, the lenses still build from the
+    warehouse as it stands: a failed source fails alone, Dagster skips what depends on it, so the
+    lenses are run again on their own, from the last good data, naming the failure in their
+    gaps. The export is not replaced: it is published only by a run whose every step passed.
     """
     from dagster import AssetSelection
 
     from pipelines import lens
     from pipelines.definitions import SOURCE_ASSET_KEYS
 
-    say = logging.getLogger("pipelines.cli")
+    graph = _asset_graph()
     instance = _instance()
-    sources = selection & AssetSelection.assets(*SOURCE_ASSET_KEYS)
-    first, run = _run(sources.without_checks(), instance)  # an unchanged asset's checks would say the same
-    unchanged = _unchanged_sources(first)
-    changed = [
-        e.asset_key
-        for e in first.get_asset_materialization_events()
-        if e.asset_key.to_user_string() not in unchanged
-    ]
-    stale, fresh = _stale(selection - sources, instance)
-    if not first.success:  # the lenses name the failure in their gaps
-        usable = {a.key for a in lens.usable(lens.ASSETS)}
-        wanted = set(selection.resolve(_asset_graph()))
-        stale += [k for k in fresh if k in usable and k in wanted]
-        fresh = [k for k in fresh if k not in stale]
-    say.info(
+    wanted = set(selection.resolve(graph))
+    upstream = {k: set(AssetSelection.assets(k).upstream().resolve(graph)) & wanted - {k} for k in wanted}
+    settled: set = set()
+    unchanged, unchanged_ids, skipped, ran, failures = [], [], [], [], []
+    materialized: set = set()
+    log = None
+
+    def run(part: AssetSelection) -> object:
+        nonlocal log
+        result, step_log = _run(part, instance)
+        if log is None:
+            log = step_log
+        else:
+            log.total += step_log.total
+            log.done += step_log.done
+            log.failed += step_log.failed
+            log.failed_checks += step_log.failed_checks
+        if not result.success:
+            failures.append(result)
+            materialized.clear()  # from here, what materializes was built knowing of the failure
+        materialized.update(e.asset_key for e in result.get_asset_materialization_events())
+        return result
+
+    while settled != wanted:
+        ready = {k for k in wanted - settled if upstream[k] <= settled}
+        sources = sorted(k for k in ready if k in SOURCE_ASSET_KEYS)
+        changed = []
+        if sources:  # an unchanged asset's checks would say what they said last time
+            result = run(AssetSelection.assets(*sources).without_checks())
+            now_unchanged = _unchanged_sources(result)
+            unchanged += now_unchanged
+            unchanged_ids += _unchanged_source_ids(result)
+            changed = [
+                e.asset_key
+                for e in result.get_asset_materialization_events()
+                if e.asset_key.to_user_string() not in now_unchanged
+            ]
+            settled |= set(sources)
+            ready = {k for k in wanted - settled if upstream[k] <= settled}
+        derived = [k for k in ready if k not in SOURCE_ASSET_KEYS]
+        stale, fresh = _stale(AssetSelection.assets(*derived), instance) if derived else ([], [])
+        if failures:  # the lenses name the failure in their gaps
+            usable = {a.key for a in lens.usable(lens.ASSETS)}
+            stale += [k for k in fresh if k in usable]
+            fresh = [k for k in fresh if k not in stale]
+        if stale or changed:
+            run(AssetSelection.assets(*stale) | AssetSelection.checks_for_assets(*changed))
+            ran += stale
+        skipped += fresh
+        settled |= set(derived)
+        if not sources and not derived:
+            break  # nothing ready: a cycle cannot happen in an asset graph, but never spin
+    names = sorted(k.to_user_string() for k in skipped)
+    logging.getLogger("pipelines.cli").info(
         "%d source asset(s) unchanged (nothing parsed or written): %s; %d downstream asset(s) not stale, "
-        "skipped: %s; %d to run",
+        "skipped: %s; %d run",
         len(unchanged),
-        ", ".join(unchanged) or "none",
-        len(fresh),
-        ", ".join(k.to_user_string() for k in fresh) or "none",
-        len(stale),
+        ", ".join(sorted(unchanged)) or "none",
+        len(names),
+        ", ".join(names) or "none",
+        len(ran),
     )
-    run.unchanged, run.skipped = unchanged, [k.to_user_string() for k in fresh]
-    if not stale and not changed:
-        if first.success:
-            return run
-        raise CommandError(f"{_failure_reason(first)}; previous good tables and export are still served")
-    result, second = _run(
-        AssetSelection.assets(*stale) | AssetSelection.checks_for_assets(*changed), instance
-    )
-    second.unchanged, second.skipped = run.unchanged, run.skipped
-    failed = first if not first.success else (result if not result.success else None)
-    if failed is None:
-        return second
-    reason = _failure_reason(failed)
-    lenses = _skipped_lenses(AssetSelection.assets(*stale), result)
+    log.unchanged, log.skipped = sorted(unchanged), names
+    progress.note_last_run(db.db_path(), sorted(set(unchanged_ids)), names, [k.to_user_string() for k in ran])
+    if not failures:
+        return log
+    reason = _failure_reason(failures[0])
+    lenses = [k for k in _lens_keys() if k in wanted and k not in materialized]
     if lenses:
-        say.warning(
+        logging.getLogger("pipelines.cli").warning(
             "a step failed (%s); building %d lens(es) from the warehouse as it stands", reason, len(lenses)
         )
         rebuilt, _ = _run(AssetSelection.assets(*lenses), instance)
         built = "lens built from the last good data" if rebuilt.success else _failure_reason(rebuilt)
         raise CommandError(f"{reason}; {built}; the previous good tables and export are still served")
     raise CommandError(f"{reason}; previous good tables and export are still served")
+
+
+def _lens_keys() -> list:
+    from pipelines import lens
+
+    return [a.key for a in lens.usable(lens.ASSETS)]
 
 
 def _asset_graph():
@@ -428,6 +466,10 @@ def _status_rows() -> list[dict]:
         row["reason"] = (
             f"{note['error']} (at {note['at'][:19]}Z; recorded beside the warehouse, which could not be written)"
         )
+    note = progress.last_run(db.db_path()) or {}
+    for source_id in note.get("unchanged_sources", []):
+        if source_id in rows:
+            rows[source_id]["last_build"] = f"unchanged at {note['at']} (nothing re-parsed or written)"
     return [rows[k] for k in sorted(rows)]
 
 
@@ -438,9 +480,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         reason = f"  reason: {row['reason']}" if row["reason"] else ""
+        reason += f"  last build: {row['last_build']}" if row.get("last_build") else ""
         print(
             f"{row['source']:26} family={row['family']:12} mode={row['mode']:8} status={row['status']:10} "
             f"freshness={row['freshness']}  snapshot={row['snapshot']}{reason}"
+        )
+    note = progress.last_run(db.db_path())
+    if note:
+        print(
+            f"last build at {note['at']}: unchanged, nothing re-parsed or written: "
+            f"{', '.join(note['unchanged_sources']) or 'none'}; not stale, skipped: "
+            f"{len(note['skipped_assets'])} asset(s); ran: {len(note['ran_assets'])} asset(s)"
         )
     manifest = export_dir() / "manifest.json"
     if manifest.exists():

@@ -452,7 +452,10 @@ def unchanged(
     context.log.info(
         f"{ids}: payloads unchanged (data version {version.value}); nothing re-parsed or written"
     )
-    return MaterializeResult(data_version=version, metadata={**metadata, "unchanged": True})
+    return MaterializeResult(
+        data_version=version,
+        metadata={**metadata, "unchanged": True, "unchanged_sources": sorted(s.id for s in acquired)},
+    )
 
 
 def _status_key(status: tuple) -> tuple:

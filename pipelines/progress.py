@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -283,3 +284,38 @@ def render_summary(rows: list[dict], run: RunLog | None, places: dict[str, str],
             )
     for label, place in places.items():
         console.print(f"{label}: {place}", markup=False, highlight=False)
+
+
+def last_run_path(warehouse_file: Path) -> Path:
+    """Where a build notes what it skipped, beside the warehouse file: `status` reads it without Dagster."""
+    return warehouse_file.with_name(warehouse_file.name + ".last-run.json")
+
+
+def note_last_run(
+    warehouse_file: Path, unchanged_sources: list[str], skipped: list[str], ran: list[str]
+) -> None:
+    """Record which sources the last build found unchanged and which assets it skipped (a report only:
+    what to run is decided by Dagster's data versions, never by this file)."""
+    import json
+    from datetime import UTC, datetime
+
+    note = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "unchanged_sources": sorted(unchanged_sources),
+        "skipped_assets": sorted(skipped),
+        "ran_assets": sorted(ran),
+    }
+    path = last_run_path(warehouse_file)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(note, indent=2), encoding="utf-8")
+    partial.replace(path)
+
+
+def last_run(warehouse_file: Path) -> dict | None:
+    import json
+
+    path = last_run_path(warehouse_file)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
