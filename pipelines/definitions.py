@@ -12,7 +12,7 @@ from types import ModuleType
 
 from dagster import AssetsDefinition, Definitions, define_asset_job, in_process_executor
 
-from pipelines import contract, export, ingest, lens, ops, recovery, retired_lenses, studies
+from pipelines import contract, export, lens, ops, recovery, retired_lenses, studies
 from pipelines.families import family_modules
 from pipelines.resources import SourcesResource, WarehouseResource
 
@@ -44,29 +44,36 @@ shared_checks = contract.checks(
 )
 
 
-# Modules whose code an asset runs: the family's own and what it imports from these packages,
-# one level deep (the module itself, e.g. pipelines.settlements_measures, or a function taken from it).
+# Packages whose modules make up an asset's code: its family module and, transitively, every project
+# module it uses (imported as a module, or a function or class taken from one).
 PROJECT_PACKAGES = ("sources.", "methods.", "pipelines.", "warehouse.")
 
 
+def _project_modules(module: ModuleType) -> set[ModuleType]:
+    """`module` and every project module it reaches through its names."""
+    seen: set[ModuleType] = set()
+    todo = [module]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for value in vars(current).values():
+            name = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", "")
+            if isinstance(name, str) and name.startswith(PROJECT_PACKAGES) and name in sys.modules:
+                todo.append(sys.modules[name])
+    return seen
+
+
 def _code_version(assets_def: AssetsDefinition) -> str:
-    """The code an asset runs: its module, the project modules that module uses, and the shared skeleton.
+    """The code an asset runs: its module and every project module it uses.
 
     A lens also depends on the study files and the reader's language. Dagster compares it with
     the code version of the last materialization: a change makes the asset and what depends
     on it stale (issue 20: unchanged payloads skip, unless the code changed).
     """
     module = sys.modules[assets_def.op.compute_fn.decorated_fn.__module__]
-    names = {
-        v.__name__ if isinstance(v, ModuleType) else getattr(v, "__module__", "")
-        for v in vars(module).values()
-    }
-    used = [
-        sys.modules[n]
-        for n in names
-        if isinstance(n, str) and n.startswith(PROJECT_PACKAGES) and n in sys.modules
-    ]
-    files = [Path(module.__file__), Path(ingest.__file__), *(Path(m.__file__) for m in used)]
+    files = [Path(m.__file__) for m in _project_modules(module) if getattr(m, "__file__", None)]
     if module is lens:
         files += sorted(studies.studies_dir().glob("*.yaml"))
     digest = hashlib.sha256(os.environ.get("CONTEXT_LENS_LANG", "").encode())
