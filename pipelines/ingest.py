@@ -495,7 +495,7 @@ def _held(warehouse: WarehouseResource) -> tuple[set[str], dict[str, tuple]]:
                     "SELECT source_id, status, mode, error FROM core.source_status"
                 ).fetchall()
             }
-    except duckdb.Error:
+    except (duckdb.Error, FileNotFoundError):  # no warehouse yet (or a new one): it holds nothing
         return set(), {}
     if key is not None:
         _HELD.clear()
