@@ -97,10 +97,12 @@ def _block(code: str, diag2: str, glosa: str) -> bytes:
     return (";" + ";".join(first + second + ["Hospital o Clínica"]) + "\r\n").encode("latin-1")
 
 
-def write_deaths_file(path: Path, rows: int) -> int:
-    """Stream `rows` synthetic deaths to `path`; returns the size in bytes."""
+def write_deaths_file(path: Path, rows: int, comunas: list[tuple[str, str, str]] | None = None) -> int:
+    """Stream `rows` synthetic deaths to `path`; returns the size in bytes.
+
+    `comunas` are (code as DEIS writes it, name, region name); by default 346 comuna-like codes."""
     rng = np.random.default_rng(SEED)
-    comunas = _comunas(rng)
+    comunas = comunas or _comunas(rng)
     icd10, icd9 = _cause_blocks(rng)
     prefixes = []
     for _ in range(PREFIXES):

@@ -31,7 +31,7 @@ from pipelines.resources import SourcesResource, WarehouseResource
 from sources import ine_population
 from sources import minvu_campamentos as mc
 from tests.sources.test_minvu_campamentos import read_dbf_bytes
-from tests.support.http import Reply, ScriptedServer
+from tests.support.http import Reply, ScriptedServer, featureserver_layer
 from warehouse import db
 
 # PROVENANCE.md: "Region 02 is Antofagasta, with 9 comunas".
@@ -70,37 +70,9 @@ def _run(assets):
 # --- the local server, in the real URL shapes ------------------------------------------------------
 
 
-def _featureserver(features: list[dict]):
-    """A FeatureServer layer's `/query`: pages of min(resultRecordCount, MAX_RECORD_COUNT) features
-    ordered by OBJECTID; an unexpected query is answered as ArcGIS does, an error with HTTP 200."""
-    ordered = sorted(features, key=lambda feature: feature["properties"]["OBJECTID"])
-
-    def reply(handler) -> Reply:
-        query = {key: values[0] for key, values in parse_qs(urlparse(handler.path).query).items()}
-        expected = {
-            "where": "1=1",
-            "outFields": "*",
-            "f": "geojson",
-            "outSR": "4326",
-            "orderByFields": "OBJECTID",
-        }
-        if any(query.get(key) != value for key, value in expected.items()):
-            error = {"error": {"code": 400, "message": "Invalid or missing input parameters.", "details": []}}
-            return Reply(200, json.dumps(error).encode(), {"Content-Type": "application/json"})
-        offset = int(query.get("resultOffset", 0))
-        count = min(int(query.get("resultRecordCount", MAX_RECORD_COUNT)), MAX_RECORD_COUNT)
-        page = {"type": "FeatureCollection", "features": ordered[offset : offset + count]}
-        if offset + count < len(ordered):
-            page["properties"] = {"exceededTransferLimit": True}
-        body = json.dumps(page, ensure_ascii=False).encode("utf-8")
-        return Reply(200, body, {"Content-Type": "application/geo+json; charset=utf-8"})
-
-    return reply
-
-
 def _serve(server, paths, env) -> list[dict]:
     features = json.loads(paths["layer"].read_bytes())["features"]
-    server.script(LAYER_PATH + "/query", _featureserver(features))
+    server.script(LAYER_PATH + "/query", featureserver_layer(features, MAX_RECORD_COUNT))
     for part in mc.SHAPEFILE_PARTS:
         body = (paths["cnc"] / f"CNC2022{part}").read_bytes()
         server.script(CNC_PATH + part, Reply(200, body, {"Content-Type": "application/octet-stream"}))

@@ -1,17 +1,23 @@
-"""A programmable local HTTP server for tests: real sockets, scripted answers, no internet."""
+"""A programmable local HTTP server for tests and benchmarks: real sockets, scripted answers, no internet."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 
 @dataclass
 class Reply:
-    """One scripted answer. `body_override` sends fewer bytes than Content-Length says."""
+    """One scripted answer. `declared_length` sends fewer bytes than Content-Length says;
+    `file` streams a file from disk as the body (a payload too big to hold in memory)."""
 
     status: int = 200
     body: bytes = b""
@@ -20,6 +26,7 @@ class Reply:
     close_mid_body: bool = False
     delay: float = 0.0
     trickle: float = 0.0  # seconds between single bytes of the body (a server that drips)
+    file: Path | None = None
 
 
 Handler = Callable[[BaseHTTPRequestHandler], Reply]
@@ -40,6 +47,7 @@ class ScriptedServer:
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                self.request_body = body  # for handlers that answer from a POSTed form
                 path = self.path.split("?", 1)[0]
                 server.requests.append(
                     {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
@@ -57,9 +65,14 @@ class ScriptedServer:
                 self.send_response(reply.status)
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
-                declared = reply.declared_length if reply.declared_length is not None else len(reply.body)
+                size = reply.file.stat().st_size if reply.file is not None else len(reply.body)
+                declared = reply.declared_length if reply.declared_length is not None else size
                 self.send_header("Content-Length", str(declared))
                 self.end_headers()
+                if reply.file is not None:
+                    with reply.file.open("rb") as handle:
+                        shutil.copyfileobj(handle, self.wfile, 1024 * 1024)
+                    return
                 if reply.trickle:
                     import time
 
@@ -106,3 +119,50 @@ class ScriptedServer:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def file_reply(path: Path, content_type: str) -> Handler:
+    """Serve a file from disk as a static web server does: an ETag (its sha256, computed once),
+    and 304 Not Modified to a request whose If-None-Match names it."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    etag = f'"{digest.hexdigest()}"'
+
+    def reply(handler: BaseHTTPRequestHandler) -> Reply:
+        headers = {"Content-Type": content_type, "ETag": etag}
+        if etag in (handler.headers.get("If-None-Match") or ""):
+            return Reply(304, b"", headers)
+        return Reply(200, headers=headers, file=path)
+
+    return reply
+
+
+def featureserver_layer(features: list[dict], max_record_count: int) -> Handler:
+    """An ArcGIS FeatureServer layer's `/query`: pages of min(resultRecordCount, max_record_count)
+    features ordered by OBJECTID, `exceededTransferLimit` on every page but the last; an
+    unexpected query is answered as ArcGIS does, an error with HTTP 200."""
+    ordered = sorted(features, key=lambda feature: feature["properties"]["OBJECTID"])
+    expected = {
+        "where": "1=1",
+        "outFields": "*",
+        "f": "geojson",
+        "outSR": "4326",
+        "orderByFields": "OBJECTID",
+    }
+
+    def reply(handler: BaseHTTPRequestHandler) -> Reply:
+        query = {key: values[0] for key, values in parse_qs(urlparse(handler.path).query).items()}
+        if any(query.get(key) != value for key, value in expected.items()):
+            error = {"error": {"code": 400, "message": "Invalid or missing input parameters.", "details": []}}
+            return Reply(200, json.dumps(error).encode(), {"Content-Type": "application/json"})
+        offset = int(query.get("resultOffset", 0))
+        count = min(int(query.get("resultRecordCount", max_record_count)), max_record_count)
+        page = {"type": "FeatureCollection", "features": ordered[offset : offset + count]}
+        if offset + count < len(ordered):
+            page["properties"] = {"exceededTransferLimit": True}
+        body = json.dumps(page, ensure_ascii=False).encode("utf-8")
+        return Reply(200, body, {"Content-Type": "application/geo+json; charset=utf-8"})
+
+    return reply
