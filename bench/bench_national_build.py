@@ -109,7 +109,7 @@ def run_child(command: list[str], env: dict[str, str], log: Path) -> dict:
         "wall_s": round(time.perf_counter() - started, 3),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
         "exit_code": os.waitstatus_to_exitcode(status),
-        "log": str(log),
+        "log": log.name,  # the run directory is removed afterwards; a failed phase keeps its tail
     }
 
 
@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON is written")
     parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine load)")
     options = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # each phase's figures show as it ends, even in a file
+        sys.stdout.reconfigure(line_buffering=True)
     scale = np_.QUICK if options.quick else np_.Scale()
     region_codes = list(QUICK_REGIONS) if options.quick else sorted(np_.regions())
     started = time.perf_counter()
@@ -239,7 +241,7 @@ def main(argv: list[str] | None = None) -> Path:
                 runs.append(one_repetition(payloads, env, run_dir, study_ids, print))
                 failed = [p for p in PHASES if runs[-1][p]["exit_code"] != 0]
                 for phase in failed:
-                    tail = Path(runs[-1][phase]["log"]).read_text(errors="replace").splitlines()[-15:]
+                    tail = (run_dir / runs[-1][phase]["log"]).read_text(errors="replace").splitlines()[-15:]
                     print(f"  {phase} failed; last lines of its log:\n    " + "\n    ".join(tail))
                     runs[-1][phase]["log_tail"] = tail
                 shutil.rmtree(run_dir / "raw", ignore_errors=True)
