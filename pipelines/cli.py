@@ -204,7 +204,7 @@ def _materialize(selection: AssetSelection):
     """
     from dagster import AssetSelection
 
-    from pipelines import lens
+    from pipelines import export, lens
     from pipelines.definitions import SOURCE_ASSET_KEYS
 
     graph = _asset_graph()
@@ -212,6 +212,7 @@ def _materialize(selection: AssetSelection):
     wanted = set(selection.resolve(graph))
     upstream = {k: set(AssetSelection.assets(k).upstream().resolve(graph)) & wanted - {k} for k in wanted}
     settled: set = set()
+    blocked: set = set()  # downstream of a failed source: not rebuilt in this build (lenses aside)
     unchanged, unchanged_ids, skipped, ran, failures = [], [], [], [], []
     materialized: set = set()
     log = None
@@ -238,6 +239,9 @@ def _materialize(selection: AssetSelection):
         changed = []
         if sources:  # an unchanged asset's checks would say what they said last time
             result = run(AssetSelection.assets(*sources).without_checks())
+            done = {e.asset_key for e in result.get_asset_materialization_events()}
+            for key in set(sources) - done:  # a failed source: what it feeds keeps its last good state
+                blocked |= set(AssetSelection.assets(key).downstream().resolve(graph)) - {key}
             now_unchanged = _unchanged_sources(result)
             unchanged += now_unchanged
             unchanged_ids += _unchanged_source_ids(result)
@@ -250,10 +254,12 @@ def _materialize(selection: AssetSelection):
             ready = {k for k in wanted - settled if upstream[k] <= settled}
         derived = [k for k in ready if k not in SOURCE_ASSET_KEYS]
         stale, fresh = _stale(AssetSelection.assets(*derived), instance) if derived else ([], [])
-        if failures:  # the lenses name the failure in their gaps
+        if failures:  # the lenses name the failure in their gaps; nothing else below a failure runs
             usable = {a.key for a in lens.usable(lens.ASSETS)}
             stale += [k for k in fresh if k in usable]
-            fresh = [k for k in fresh if k not in stale]
+            held = {k for k in stale if k not in usable and (k in blocked or k == export.EXPORT_KEY)}
+            stale = [k for k in stale if k not in held]
+            fresh = [k for k in fresh if k not in stale] + list(held)
         if stale or changed:
             run(AssetSelection.assets(*stale) | AssetSelection.checks_for_assets(*changed))
             ran += stale
@@ -276,15 +282,18 @@ def _materialize(selection: AssetSelection):
     if not failures:
         return log
     reason = _failure_reason(failures[0])
-    lenses = [k for k in _lens_keys() if k in wanted and k not in materialized]
-    if lenses:
+    lenses = [k for k in _lens_keys() if k in wanted]
+    if not lenses:
+        raise CommandError(f"{reason}; previous good tables and export are still served")
+    missing = [k for k in lenses if k not in materialized]  # built after the failure by a later wave, or not
+    built = "lens built from the last good data"
+    if missing:
         logging.getLogger("pipelines.cli").warning(
-            "a step failed (%s); building %d lens(es) from the warehouse as it stands", reason, len(lenses)
+            "a step failed (%s); building %d lens(es) from the warehouse as it stands", reason, len(missing)
         )
-        rebuilt, _ = _run(AssetSelection.assets(*lenses), instance)
-        built = "lens built from the last good data" if rebuilt.success else _failure_reason(rebuilt)
-        raise CommandError(f"{reason}; {built}; the previous good tables and export are still served")
-    raise CommandError(f"{reason}; previous good tables and export are still served")
+        rebuilt, _ = _run(AssetSelection.assets(*missing), instance)
+        built = built if rebuilt.success else _failure_reason(rebuilt)
+    raise CommandError(f"{reason}; {built}; the previous good tables and export are still served")
 
 
 def _lens_keys() -> list:
