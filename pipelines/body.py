@@ -176,12 +176,7 @@ def indicator_block(w: Writer, rows: pd.DataFrame, comparisons: pd.DataFrame, la
         source_title=rows["source_id"].map(w.source_titles),
     )
     latest = headline(named, last_year)
-    chart_title = f"{label}, {unit}" if unit else label
-    drawn = [charts.series_chart(named, unit, chart_title, w.lang, kind)]
-    interval = charts.interval_chart(latest, unit, chart_title, indicator_id, w.lang, kind)
-    if not interval and named["period"].nunique() == 1:
-        interval = charts.bar_chart(latest, unit, chart_title, w.lang, kind)
-    drawn.append(interval)
+    member = charts.Member(indicator_id, label, unit, kind, named, latest)
     mine = comparisons[comparisons["indicator_id"] == indicator_id]
     if kind == "probability":  # a ratio of two p-values means nothing
         mine = mine.iloc[0:0]
@@ -224,12 +219,35 @@ def indicator_block(w: Writer, rows: pd.DataFrame, comparisons: pd.DataFrame, la
         "claim_level": w.b["claim_levels"].get(level, level),
         "higher_is": w.b["higher_is"].get(higher, ""),
         "definition": shown.text(w.lang, "definition", _text(first.definition)),
-        "charts": [Markup(svg) for svg in drawn if svg],
+        "member": member,
+        "chart_key": shown.chart,
+        "charts": [],
+        "drawn_with": "",  # the title of the block whose figure draws this indicator too
+        "drawn_with_anchor": "",
         "header": header,
         "rows": table,
         "compared": bool(targets),
         "source": w.source_titles.get(first.source_id, "") if isinstance(first.source_id, str) else "",
     }
+
+
+def draw_charts(w: Writer, blocks: list[dict]) -> None:
+    """Each block's charts; indicators sharing a registry chart key (`display.chart`) share one figure,
+    drawn under the first of them, and the others say where they are drawn."""
+    groups: dict[str, list[dict]] = {}
+    for block in blocks:
+        groups.setdefault(block["chart_key"], []).append(block)
+    for members in groups.values():
+        first = members[0]
+        if len(members) == 1:
+            first["charts"] = [Markup(svg) for svg in charts.indicator_charts(first["member"], w.lang) if svg]
+            continue
+        title = w.b["drawn_together"].format(labels=", ".join(m["member"].label for m in members))
+        svg = charts.group_chart([m["member"] for m in members], title, w.lang)
+        first["charts"] = [Markup(svg)] if svg else []
+        for other in members[1:]:
+            other["drawn_with"] = w.b["drawn_with"].format(title=first["title"])
+            other["drawn_with_anchor"] = first["anchor"]
 
 
 # --- sections -------------------------------------------------------------------------------------
@@ -368,6 +386,7 @@ def section_view(
             blocks = dict(iter(group.groupby("indicator_id", sort=True)))
             for indicator_id in sorted(blocks, key=lambda i: (presentation(i).order, i)):  # registry order
                 entry["blocks"].append(indicator_block(w, blocks[indicator_id], comparisons, last_year))
+            draw_charts(w, entry["blocks"])
         entry["marts"] = [mart_table(w, name, extras[name], sources) for name in marts]
         entry["conflicts"] = (
             conflicts_view(w, extras["focus_conflicts"])

@@ -112,3 +112,26 @@ def test_the_size_cap_holds(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "MAX_FILE_BYTES", 10)
     with pytest.raises(registry.RegistryError, match=r"fam\.yaml: larger than 10 bytes"):
         registry.family_indicators("fam", folder)
+
+
+def test_a_key_given_twice_in_one_entry_is_refused(tmp_path):
+    """YAML keeps the last of two equal keys; the registry refuses them, so no display is dropped."""
+    text = yaml.safe_dump([{**ENTRY, "display": {"chart": "a"}}], sort_keys=False)
+    (tmp_path / "fam.yaml").write_text(text + "  display: {order: 1}\n", encoding="utf-8")
+    with pytest.raises(registry.RegistryError, match=r"fam\.yaml: key 'display' given twice"):
+        registry.family_indicators("fam", tmp_path)
+
+
+def test_chart_groups_are_real_groups_within_one_section():
+    """Indicators sharing `display.chart` are drawn in one figure (pipelines.body.draw_charts)."""
+    entries = {
+        e["indicator_id"]: e for p in registry.REGISTRY_DIR.glob("*.yaml") for e in load_indicators(p.stem)
+    }
+    groups: dict[str, list[str]] = {}
+    for indicator_id, shown in registry.presentations().items():
+        if shown.chart != indicator_id:
+            groups.setdefault(shown.chart, []).append(indicator_id)
+    assert {"water_flow_periods", "health_respiratory", "ene_unemployment"} <= set(groups)
+    for key, members in groups.items():
+        assert len(members) >= 2, key
+        assert len({entries[m]["lens_section"] for m in members}) == 1, key
