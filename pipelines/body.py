@@ -8,6 +8,7 @@ tag, and `templates/texts.yaml` (key `body`) every word. Numbers are written by
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -16,9 +17,11 @@ from markupsafe import Markup
 
 from pipelines import charts
 from pipelines.lens_map import map_svg
-from pipelines.reading import Numbers, _missing, accented, number_format, territory_names, texts
+from pipelines.reading import Numbers, _missing, accented, flag_text, number_format, territory_names, texts
 from pipelines.studies import Study
 from warehouse.badges import badge
+from warehouse.gaps import gap_texts
+from warehouse.gaps import sentence as gap_sentence
 from warehouse.lens import KIND_ORDER, ROLE_ORDER, SECTION_ORDER, Lens, LensScope, period_years
 from warehouse.registry import presentation
 
@@ -206,7 +209,7 @@ def indicator_block(w: Writer, rows: pd.DataFrame, comparisons: pd.DataFrame, la
             )
         mode = badge(r.mode, r.freshness)
         cells += [
-            _text(r.flag),
+            flag_text(r.flag, w.lang),
             link(w.source_titles.get(r.source_id, r.source_id), r.source_url),
             {"badge": mode, "text": w.badge_text(mode)},
         ]
@@ -480,6 +483,17 @@ def focus_view(w: Writer, study: Study, lens: Lens, scope: LensScope, geo) -> di
     }
 
 
+def gap_sentence_for(w: Writer, g) -> str:
+    """A gap in the reader's language, from its facts: indicators by their title there, territories
+    by their accented names."""
+    facts = json.loads(g.facts)
+    if "indicator_id" in facts:
+        facts["indicator"] = presentation(facts["indicator_id"]).text(w.lang, "label", facts["indicator"])
+    if "territory_id" in facts:
+        facts["territory"] = w.names.get(facts["territory_id"], facts["territory"])
+    return gap_sentence(g.kind, facts, w.lang)
+
+
 def sources_view(w: Writer, lens: Lens) -> dict:
     b = w.b
     rows = []
@@ -503,23 +517,13 @@ def sources_view(w: Writer, lens: Lens) -> dict:
                 _text(s.status),
             ]
         )
-    labels = {}
-    for i, lab in (
-        lens.indicators[["indicator_id", "label"]].drop_duplicates("indicator_id").itertuples(index=False)
-    ):
-        labels[i] = presentation(i).text(w.lang, "label", lab)
-    gaps = []
-    for kind, group in lens.tables["gaps"].groupby("kind", sort=False):
-        details = []
-        for g in records(group):
-            detail = _text(g.detail)
-            if g.subject in labels:  # flagged values by their indicator's title, not its id
-                detail = detail.replace(g.subject, labels[g.subject])
-            title = w.source_titles.get(g.subject)
-            if title:  # a source by its title (its id is in the sources table above)
-                detail = detail.replace(f"{g.subject} ({title})", title)
-            details.append(detail)
-        gaps.append({"label": b["gap_labels"].get(kind, kind), "details": details})
+    gaps = [
+        {
+            "label": gap_texts()[w.lang]["labels"].get(kind, kind),
+            "details": [gap_sentence_for(w, g) for g in records(group)],
+        }
+        for kind, group in lens.tables["gaps"].groupby("kind", sort=False)
+    ]
     return {
         "header": [
             b["source"],

@@ -29,6 +29,7 @@ from pipelines.study_check import refuse_unknown_territories
 from warehouse import places
 from warehouse.claims import CLAIM_COLUMNS, write_claims
 from warehouse.db import SQL_DIR, run_script, table_name, transaction
+from warehouse.gaps import gap
 from warehouse.lens import (
     KIND_ORDER,
     PEERS,
@@ -194,33 +195,22 @@ def _with_places(conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> pd.Dat
     return frame.drop(columns=["role_order", "kind_order"])
 
 
-def _scope_notes(frame: pd.DataFrame, sites: pd.DataFrame) -> list[tuple[str, str, str]]:
+def _scope_notes(frame: pd.DataFrame, sites: pd.DataFrame) -> list[tuple[str, str, dict]]:
     """What the reader must know about the scope: unknown territories, missing polygons, unplaced sites."""
     notes = []
     unknown = frame[~frame["in_warehouse"]]
     for kind, group in unknown.groupby("kind", sort=True):
-        notes.append(
-            (
-                "unknown_territory",
-                kind,
-                f"{len(group)} {kind} territor{'y is' if len(group) == 1 else 'ies are'} not in core.territories "
-                f"({', '.join(group['territory_id'])}): names and boundaries come from the territories family.",
-            )
-        )
+        ids = list(group["territory_id"])
+        notes.append(gap("unknown_territory", kind, count=len(ids), territory_kind=kind, territories=ids))
     shapeless = frame[frame["in_warehouse"] & ~frame["has_geometry"] & frame["kind"].isin(GEOMETRY_KINDS)]
     for kind, group in shapeless.groupby("kind", sort=True):
-        notes.append(
-            (
-                "no_geometry",
-                kind,
-                f"{len(group)} {kind} territor{'y has' if len(group) == 1 else 'ies have'} no polygon "
-                f"({', '.join(group['territory_id'])}): their values are shown, but not on the map; "
-                "polygons come from a boundary source (territories family).",
-            )
-        )
+        ids = list(group["territory_id"])
+        notes.append(gap("no_geometry", kind, count=len(ids), territory_kind=kind, territories=ids))
     for s in sites.itertuples():
         if s.status != "resolved":
-            notes.append(("site_" + s.status, s.site, f"{s.site} ({s.lat}, {s.lon}): {s.message}."))
+            notes.append(
+                gap("site_" + s.status, s.site, site=s.site, lat=s.lat, lon=s.lon, message=s.message)
+            )
     return notes
 
 

@@ -77,6 +77,18 @@ def _label(style: str, feature: dict, name: str, project, width: int) -> dict | 
     return None
 
 
+def feature_name(feature: dict, words: dict) -> str:
+    """A feature's name as the map shows it; an air station's says who runs it (texts: body.map.station)."""
+    name = str(feature.get("name") or "")
+    run = feature.get("operator")
+    if not run:
+        return name
+    operator = run["operator"] or words["not_stated"]
+    return words["station"].format(name=name, code=run["code"], operator=operator) + (
+        words["mining_company"] if run["mining"] else ""
+    )
+
+
 def map_view(geo, lang: str = "en") -> dict | None:
     """An equirectangular map (longitudes shrunk by cos(latitude)), ready for the template."""
     if geo is None:
@@ -98,7 +110,7 @@ def map_view(geo, lang: str = "en") -> dict | None:
         style = MAP_STYLES.get(layer["style"], "fill:none;stroke:#999")
         marks, labels = [], []
         for feature in layer["features"]:
-            name = str(feature.get("name") or "")
+            name = feature_name(feature, words)
             mark = _mark(layer["style"], feature["geometry"], name, project)
             if mark:
                 marks.append(mark)

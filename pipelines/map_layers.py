@@ -94,8 +94,8 @@ def _air_station_layer(conn: duckdb.DuckDBPyConnection, extent) -> dict | None:
     features = [
         {
             "id": code,
-            "name": f"{name} ({code}), run by {operator or 'not stated'}"
-            + (" - mining company" if kind == "mining company" else ""),
+            "name": name,
+            "operator": {"code": code, "operator": operator or "", "mining": kind == "mining company"},
             "geometry": {"type": "Point", "coordinates": [lon, lat]},
         }
         for code, name, operator, kind, lon, lat in rows

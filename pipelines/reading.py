@@ -208,6 +208,27 @@ def accented(name: str) -> str:
     return name
 
 
+@lru_cache(maxsize=4)
+def _flag_rules(lang: str) -> tuple[tuple[re.Pattern, str], ...]:
+    return tuple((re.compile(pattern), words) for pattern, words in texts(lang)["flags"])
+
+
+def flag_text(flag: str, lang: str) -> str:
+    """A value's flag in the reader's language: each '; ' part matched against texts.yaml `flags`
+    (pattern, words with \\1 for what the pattern caught); a part no rule knows stays as written."""
+    if not isinstance(flag, str) or not flag:
+        return ""
+    parts = []
+    for part in flag.split("; "):
+        for pattern, words in _flag_rules(lang):
+            match = pattern.fullmatch(part)
+            if match:
+                part = match.expand(words)
+                break
+        parts.append(part)
+    return "; ".join(parts)
+
+
 def territory_names(scope: LensScope, lang: str) -> dict[str, str]:
     """Territory names as readers know them (basins with their accents); a name two territories
     share gets its kind (region, comuna)."""

@@ -11,7 +11,7 @@ For a study prefix `p`, `build_lens_tables` replaces, in one transaction:
   the peer-basin median), so "region vs Chile and the OECD" is one query;
 - `lens.p_territories`, `lens.p_sites`: what the study covers and where its sites fell;
 - `lens.p_sources`: every source with licence, vintage, snapshots used and freshness;
-- `lens.p_gaps`: what is missing, stale or sample, in words;
+- `lens.p_gaps`: what is missing, stale or sample, with its facts and in words (warehouse.gaps);
 - `lens.p_manifest`: as-of date, reference date and the content hash of the tables above.
 
 With an as-of date only snapshots retrieved by the end of that day count (values come from
@@ -34,24 +34,15 @@ import pandas as pd
 from warehouse.comments import Declaration, apply_comments
 from warehouse.datapackage import TableFile, write_package, write_table
 from warehouse.db import table_name
+from warehouse.gaps import GAP_COLUMNS, gap_rows
+from warehouse.registry import LENS_SECTIONS
 from warehouse.store import replace_table
 
 PEERS = "peers:basin"
 PEERS_NAME = "peer basins (median)"
-SECTION_ORDER = ["governance", "state_presence", "structural_constraints"]
+SECTION_ORDER = list(LENS_SECTIONS)
 ROLE_ORDER = {"focus": 0, "comparison": 1, "peer": 2}
 KIND_ORDER = {"country": 0, "oecd_area": 1, "oecd": 1, "region": 2, "province": 3, "comuna": 4, "basin": 5}
-# Flags that say a value is less reliable (the others are annotations such as the gauge used).
-RELIABILITY_FLAGS = (
-    "few",
-    "provisional",
-    "preliminar",
-    "estimat",
-    "break",
-    "suppress",
-    "unreliable",
-    "sample",
-)
 MODE_WEAKNESS = {"sample": 0, "stale": 1, "curated-unverified": 2, "curated": 3, "live": 4}
 HASHED_TABLES = ("indicators", "comparisons", "territories", "sites", "sources", "gaps")
 MIN_TREND_POINTS = 3
@@ -142,12 +133,6 @@ SITE_COLUMNS = {
     "message": "what went wrong locating it, if anything",
 }
 
-GAP_COLUMNS = {
-    "kind": "kind of gap (missing indicator, no comparison, flagged value, sample source, ...)",
-    "subject": "what the gap is about: an indicator, territory or source id",
-    "detail": "the gap in words",
-}
-
 MANIFEST_COLUMNS = {
     "key": "prefix, as_of, reference_date, content_hash or hashed_tables",
     "value": "its value for this lens",
@@ -218,7 +203,7 @@ class LensScope:
     periods: dict[str, tuple[int, int]] = field(default_factory=dict)
     sites: pd.DataFrame = field(default_factory=pd.DataFrame)
     as_of: date | None = None
-    notes: list[tuple[str, str, str]] = field(default_factory=list)  # extra gaps: (kind, subject, detail)
+    notes: list[tuple[str, str, dict]] = field(default_factory=list)  # extra gaps: (kind, subject, facts)
 
     @property
     def reference_date(self) -> date:
@@ -529,90 +514,6 @@ def source_rows(conn: duckdb.DuckDBPyConnection, indicators: pd.DataFrame, scope
         frame[column] = pd.to_datetime(frame[column])
     frame["lens_rows"] = frame["lens_rows"].astype("int64")
     return frame
-
-
-SECTION_FAMILIES = {
-    "governance": "municipal and regional finance (SINIM, royalties, Presupuesto Abierto)",
-    "state_presence": "health (DEIS deaths, INE population) and informal settlements (MINVU catastro)",
-    "structural_constraints": "streamflow (DGA gauges via CR2 / CAMELS-CL) and OECD regional statistics",
-}
-
-
-def gap_rows(
-    indicators: pd.DataFrame, sources: pd.DataFrame, territories: pd.DataFrame, scope: LensScope
-) -> pd.DataFrame:
-    """What the reader must know is missing, stale or sample, one plain sentence per row."""
-    gaps = list(scope.notes)
-    present = set(indicators["section"].unique())
-    for section in SECTION_ORDER:
-        if section not in present:
-            gaps.append(
-                (
-                    "section_empty",
-                    section,
-                    f"No indicator for this section is in the warehouse; it would come from {SECTION_FAMILIES[section]}.",
-                )
-            )
-    for section in sorted(present - set(SECTION_ORDER)):
-        gaps.append(("unregistered", section, f"Indicators with lens_section '{section}' are shown apart."))
-    focus = territories[territories["role"] == "focus"]
-    for t in focus.itertuples():
-        covered = sorted(indicators.loc[indicators["territory_id"] == t.territory_id, "section"].unique())
-        missing = [s for s in SECTION_ORDER if s in present and s not in covered]
-        if not covered:
-            gaps.append(("no_data", t.territory_id, f"{t.name}: no value in any section."))
-        elif missing:
-            gaps.append(("partial_data", t.territory_id, f"{t.name}: no value for {', '.join(missing)}."))
-    for t in territories[territories["role"] != "focus"].itertuples():
-        if not (indicators["territory_id"] == t.territory_id).any():
-            gaps.append(("no_data", t.territory_id, f"{t.name} ({t.role}): no value to compare with."))
-    for s in sources.itertuples():
-        name = f"{s.source_id} ({s.title})"
-        if s.freshness == "sample":
-            gaps.append(
-                (
-                    "sample",
-                    s.source_id,
-                    f"{name} is served from SAMPLE data written for offline runs; do not cite.",
-                )
-            )
-        elif s.freshness == "stale":
-            gaps.append(
-                (
-                    "stale",
-                    s.source_id,
-                    f"{name}: newest snapshot retrieved {str(s.retrieved_first)[:10]}, older than its "
-                    f"expected cadence of {s.cadence_days:g} days.",
-                )
-            )
-        elif s.freshness == "not loaded":
-            gaps.append(("not_loaded", s.source_id, f"{name}: no snapshot retrieved by the lens date."))
-        if s.status == "failed":
-            gaps.append(
-                ("failed", s.source_id, f"{name}: the newest refresh failed ({s.error}); older data served.")
-            )
-    reliability = (
-        indicators["flag"].fillna("").astype(str).str.lower().str.contains("|".join(RELIABILITY_FLAGS))
-    )
-    flagged = indicators[reliability & (indicators["role"] == "focus")]
-    for (indicator, flag), group in flagged.groupby(["indicator_id", "flag"], sort=True):
-        gaps.append(
-            ("flagged", indicator, f"{len(group)} focus value(s) of {indicator} are flagged '{flag}'.")
-        )
-    unverified = indicators[
-        indicators["inputs"].fillna("").astype(str).str.contains("(curated-unverified)", regex=False)
-    ]
-    for (indicator, source), group in unverified.groupby(["indicator_id", "source_id"], sort=True):
-        gaps.append(
-            (
-                "unverified",
-                indicator,
-                f"{len(group)} value(s) of {indicator} are computed from curated {source} rows transcribed "
-                "from a secondary source, not yet checked against the primary document.",
-            )
-        )
-    frame = pd.DataFrame(gaps, columns=list(GAP_COLUMNS))
-    return frame.drop_duplicates().reset_index(drop=True)
 
 
 CONFLICT_COLUMNS = (

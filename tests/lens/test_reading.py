@@ -303,3 +303,40 @@ def test_a_focus_trend_is_drawn_dotted_between_its_years():
     svg = series_chart(trended, "CLP", "t")
     assert "least-squares trend" in svg and "least-squares trend" not in plain
     assert svg.count('stroke-dasharray="1,3"') == 3  # one per focus territory (two comunas, the region)
+
+
+FAMILY_FLAGS = [  # as the families write them (core.observations.flag of a sample build)
+    "estimated",
+    "few_deaths",
+    "located by polygon; settlements without polygon not counted",
+    "located by map point; conflicts without a point not counted",
+    "gauge 02104002; 20 complete years",
+    "INE population 2025",
+    "suppressed by INE (a cell of 50 persons or fewer)",
+    "suppressed by INE in a comuna of the province (50 persons or fewer)",
+    "unreliable estimate (INE OBS_STATUS Y)",
+    "sum of 9 comunas",
+    "1 of 1 curated rows not checked against the primary document; population is SAMPLE data",
+    "sum of 9 listed allocations (fondo_puente); regional-government payments (Presupuesto Abierto) is SAMPLE data",
+    "validated data, stations RII/217, RII/233; run by a mining company (Codelco Distrito Norte): RII/217, RII/233",
+    "validated data, stations RII/251; the station with most days: RII/251",
+    "computed: 100 x FCM / (IPP + FCM) over 9 comunas",
+    "straight-line km, lower median over the comuna's 4 located establishment(s); "
+    "nearest high-complexity hospital: Hospital SAMPLE 103100 (Antofagasta)",
+    "synthetic estimate (comuna outside the Casen sample or below its inclusion criteria)",
+]
+
+
+def test_every_family_flag_reads_in_spanish_and_ids_read_as_words():
+    from pipelines.reading import flag_text
+
+    for flag in FAMILY_FLAGS:
+        spanish = flag_text(flag, "es")
+        for english, translated in zip(flag.split("; "), spanish.split("; "), strict=True):
+            assert translated != english, english  # a rule in texts.yaml knew this part
+    assert flag_text("few_deaths", "en") == "few deaths (rate unstable)"
+    assert (
+        flag_text("gauge 05701002; 18 complete years", "es")
+        == "estación fluviométrica 05701002; 18 años completos"
+    )
+    assert flag_text("a flag no rule knows", "es") == "a flag no rule knows" and flag_text(None, "es") == ""

@@ -118,7 +118,13 @@ def test_every_air_indicator_is_registered_in_a_lens_section(offline):
 def test_the_lens_map_shows_the_stations_with_their_operator(offline):
     layer = _shared["layer"]
     assert layer["name"] == "Air-quality stations (SINCA)" and layer["style"] == "air_station"
-    names = {f["id"]: f["name"] for f in layer["features"]}
+    from pipelines.lens_map import feature_name
+    from pipelines.reading import texts
+
+    english, spanish = (texts(lang)["body"]["map"] for lang in ("en", "es"))
+    names = {f["id"]: feature_name(f, english) for f in layer["features"]}
     assert set(names) == {station for station, _ in sinca.SERIES}
-    assert names["RII/217"].endswith("run by Codelco Distrito Norte - mining company")
+    assert names["RII/217"].endswith("run by Codelco Distrito Norte (a mining company)")
     assert names["RII/237"].endswith("run by Ministerio del Medio Ambiente")
+    calama = next(f for f in layer["features"] if f["id"] == "RII/217")
+    assert feature_name(calama, spanish).endswith("operada por Codelco Distrito Norte (una empresa minera)")
