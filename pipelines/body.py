@@ -17,7 +17,16 @@ from markupsafe import Markup
 
 from pipelines import charts
 from pipelines.lens_map import map_svg
-from pipelines.reading import Numbers, _missing, accented, flag_text, number_format, territory_names, texts
+from pipelines.reading import (
+    Numbers,
+    _missing,
+    accented,
+    flag_text,
+    number_format,
+    period_text,
+    territory_names,
+    texts,
+)
 from pipelines.studies import Study
 from warehouse.badges import badge
 from warehouse.gaps import gap_texts
@@ -199,7 +208,8 @@ def indicator_block(w: Writer, rows: pd.DataFrame, comparisons: pd.DataFrame, la
     header += [w.b["trend"], w.b["flag"], w.b["source"], w.b["mode"]]
     table = []
     for r in records(latest):
-        cells = [r.territory_name, w.b["roles"].get(r.role, r.role), _text(r.period), _value_cell(w, r, kind)]
+        cells = [r.territory_name, w.b["roles"].get(r.role, r.role), period_text(_text(r.period), w.lang)]
+        cells.append(_value_cell(w, r, kind))
         for target, _ in targets:
             c = lookup.get((r.territory_id, r.period, target))
             cells.append(
@@ -298,7 +308,7 @@ def mart_table(w: Writer, name: str, frame: pd.DataFrame, sources: pd.DataFrame)
     return {
         "title": w.b["marts"].get(name, name.replace("_", " ").capitalize()),
         "links": links,
-        "header": [_human_header(str(c)) for c in shown.columns],
+        "header": [w.b["mart_columns"].get(str(c)) or _human_header(str(c)) for c in shown.columns],
         "rows": rows,
         "more": w.b["mart_more"].format(shown=len(shown), total=len(frame), name=name)
         if len(frame) > len(shown)
@@ -491,6 +501,8 @@ def gap_sentence_for(w: Writer, g) -> str:
         facts["indicator"] = presentation(facts["indicator_id"]).text(w.lang, "label", facts["indicator"])
     if "territory_id" in facts:
         facts["territory"] = w.names.get(facts["territory_id"], facts["territory"])
+    if "flag" in facts:
+        facts["flag"] = flag_text(facts["flag"], w.lang)
     return gap_sentence(g.kind, facts, w.lang)
 
 

@@ -208,6 +208,11 @@ def accented(name: str) -> str:
     return name
 
 
+def period_text(period: str, lang: str) -> str:
+    """A period as the reader's language writes it: '1976-1995 to 2001-2020' -> '1976-1995 a 2001-2020'."""
+    return period.replace(" to ", f" {texts(lang)['period_to']} ") if isinstance(period, str) else ""
+
+
 @lru_cache(maxsize=4)
 def _flag_rules(lang: str) -> tuple[tuple[re.Pattern, str], ...]:
     return tuple((re.compile(pattern), words) for pattern, words in texts(lang)["flags"])
@@ -262,7 +267,7 @@ def _claim_value(row: dict, lang: str, num: Numbers, names: dict[str, str]) -> d
         "value": num(row["value"], kind),
         "interval": f"{num(row['lower'], kind)}–{num(row['upper'], kind)}" if has_interval else "",
         "than": than,
-        "period": row.get("period") or "",
+        "period": period_text(row.get("period") or "", lang),
         "territory": names.get(row.get("territory_id"), row.get("territory_name") or ""),
         "label": presentation(row.get("indicator_id") or "").text(lang, "label", row.get("label") or ""),
         "source": row.get("source_title") or "",
@@ -362,7 +367,7 @@ def _indicator_entry(
         "label": shown.text(lang, "label", focus["label"]),
         "unit": shown.text(lang, "unit", unit),
         "territory": names.get(focus["territory_id"], focus["territory_name"] or ""),
-        "period": str(focus["period"]),
+        "period": period_text(str(focus["period"]), lang),
         "value": num(focus["value"], kind),
         "chile": num(chile_value, kind) if chile_value is not None else "",
         "source": focus.get("source_title") or "",

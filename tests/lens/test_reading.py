@@ -340,3 +340,12 @@ def test_every_family_flag_reads_in_spanish_and_ids_read_as_words():
         == "estación fluviométrica 05701002; 18 años completos"
     )
     assert flag_text("a flag no rule knows", "es") == "a flag no rule knows" and flag_text(None, "es") == ""
+
+
+def test_periods_and_mart_headers_read_in_the_readers_language():
+    from pipelines.reading import period_text, texts
+
+    assert period_text("1976-1995 to 2001-2020", "es") == "1976-1995 a 2001-2020"
+    assert period_text("1976-1995 to 2001-2020", "en") == "1976-1995 to 2001-2020"
+    english, spanish = (texts(lang)["body"]["mart_columns"] for lang in ("en", "es"))
+    assert set(english) == set(spanish) and "mk_p_value" in english
