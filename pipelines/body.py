@@ -8,14 +8,12 @@ tag, and `templates/texts.yaml` (key `body`) every word. Numbers are written by
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import pandas as pd
 from markupsafe import Markup
 
-from pipelines import charts
+from pipelines import appendix, charts
 from pipelines.lens_map import map_svg
 from pipelines.reading import (
     Numbers,
@@ -24,13 +22,10 @@ from pipelines.reading import (
     flag_text,
     number_format,
     period_text,
-    territory_names,
-    texts,
 )
 from pipelines.studies import Study
+from pipelines.writer import Writer, _text, link, records, unit_text
 from warehouse.badges import badge
-from warehouse.gaps import gap_texts
-from warehouse.gaps import sentence as gap_sentence
 from warehouse.lens import KIND_ORDER, ROLE_ORDER, SECTION_ORDER, Lens, LensScope, period_years
 from warehouse.registry import presentation
 
@@ -67,28 +62,6 @@ MART_SECTIONS = {"basin_comparison": ("structural_constraints", "water")}
 # Lists of the focus territories' cases, under a section's topic.
 LIST_SECTIONS = {"focus_conflicts": ("governance", "conflicts")}
 MART_ROWS = 40
-
-
-def records(frame: pd.DataFrame) -> list[SimpleNamespace]:
-    return [SimpleNamespace(**row) for row in frame.to_dict("records")]
-
-
-def _text(value) -> str:
-    return "" if _missing(value) else str(value)
-
-
-UNIT_SIGNS = (("m3/s", "m³/s"), ("km2", "km²"), ("ug/m3", "µg/m³"))
-
-
-def unit_text(unit: str) -> str:
-    """Units as printed: m³/s, km², µg/m³."""
-    for plain, printed in UNIT_SIGNS:
-        unit = unit.replace(plain, printed)
-    return unit
-
-
-def link(text: str, href: str | None) -> dict:
-    return {"text": text, "href": href or ""}
 
 
 # --- indicator blocks ---------------------------------------------------------------------------
@@ -128,36 +101,6 @@ def _signed(num: Numbers, value, kind: str) -> str:
     return ("+" if value > 0 else "") + num(value, kind)
 
 
-@dataclass
-class Writer:
-    """What every block needs: the language's texts and numbers, territory and source names."""
-
-    lang: str
-    names: dict[str, str]
-    source_titles: dict[str, str]
-
-    @property
-    def t(self) -> dict:
-        return texts(self.lang)
-
-    @property
-    def b(self) -> dict:
-        return texts(self.lang)["body"]
-
-    @property
-    def num(self) -> Numbers:
-        return Numbers(self.lang)
-
-    @classmethod
-    def for_lens(cls, lens: Lens, scope: LensScope, lang: str) -> Writer:
-        sources = lens.tables["sources"]
-        titles = dict(zip(sources["source_id"], sources["title"], strict=True))
-        return cls(lang, territory_names(scope, lang), titles)
-
-    def badge_text(self, mode: str) -> str:
-        return self.t["badges"].get(mode, mode)
-
-
 def _value_cell(w: Writer, r, kind: str) -> str:
     text = w.num(r.value, kind)
     if not _missing(r.lower) or not _missing(r.upper):
@@ -174,6 +117,27 @@ def _trend_cell(w: Writer, r, kind: str) -> str:
         last=int(r.trend_last_year),
         points=w.num(r.trend_points, "count"),
     )
+
+
+def _table_row(w: Writer, r, kind: str, targets: list, lookup: dict) -> list:
+    """One territory's row: its period and value, its comparisons, trend, flag, source and mode."""
+    cells = [r.territory_name, w.b["roles"].get(r.role, r.role), period_text(_text(r.period), w.lang)]
+    cells.append(_value_cell(w, r, kind))
+    for target, _ in targets:
+        c = lookup.get((r.territory_id, r.period, target))
+        cells.append(
+            ""
+            if c is None or _missing(c.ratio)
+            else f"×{w.num(c.ratio, 'ratio')} ({_signed(w.num, c.difference, kind)})"
+        )
+    mode = badge(r.mode, r.freshness)
+    cells += [
+        _trend_cell(w, r, kind),
+        flag_text(r.flag, w.lang),
+        link(w.source_titles.get(r.source_id, r.source_id), r.source_url),
+        {"badge": mode, "text": w.badge_text(mode)},
+    ]
+    return cells
 
 
 def indicator_block(w: Writer, rows: pd.DataFrame, comparisons: pd.DataFrame, last_year: int) -> dict:
@@ -206,24 +170,7 @@ def indicator_block(w: Writer, rows: pd.DataFrame, comparisons: pd.DataFrame, la
     ]
     header += [w.b["versus"].format(name=w.names.get(target, name)) for target, name in targets]
     header += [w.b["trend"], w.b["flag"], w.b["source"], w.b["mode"]]
-    table = []
-    for r in records(latest):
-        cells = [r.territory_name, w.b["roles"].get(r.role, r.role), period_text(_text(r.period), w.lang)]
-        cells.append(_value_cell(w, r, kind))
-        for target, _ in targets:
-            c = lookup.get((r.territory_id, r.period, target))
-            cells.append(
-                ""
-                if c is None or _missing(c.ratio)
-                else f"×{w.num(c.ratio, 'ratio')} ({_signed(w.num, c.difference, kind)})"
-            )
-        mode = badge(r.mode, r.freshness)
-        cells += [
-            flag_text(r.flag, w.lang),
-            link(w.source_titles.get(r.source_id, r.source_id), r.source_url),
-            {"badge": mode, "text": w.badge_text(mode)},
-        ]
-        table.append(cells)
+    table = [_table_row(w, r, kind, targets, lookup) for r in records(latest)]
     higher = first.higher_is if isinstance(first.higher_is, str) else ""
     level = _text(first.claim_level)
     return {
@@ -493,80 +440,6 @@ def focus_view(w: Writer, study: Study, lens: Lens, scope: LensScope, geo) -> di
     }
 
 
-def gap_sentence_for(w: Writer, g) -> str:
-    """A gap in the reader's language, from its facts: indicators by their title there, territories
-    by their accented names."""
-    facts = json.loads(g.facts)
-    if "indicator_id" in facts:
-        facts["indicator"] = presentation(facts["indicator_id"]).text(w.lang, "label", facts["indicator"])
-    if "territory_id" in facts:
-        facts["territory"] = w.names.get(facts["territory_id"], facts["territory"])
-    if "flag" in facts:
-        facts["flag"] = flag_text(facts["flag"], w.lang)
-    return gap_sentence(g.kind, facts, w.lang)
-
-
-def sources_view(w: Writer, lens: Lens) -> dict:
-    b = w.b
-    rows = []
-    for s in records(lens.tables["sources"]):
-        snapshots = [x for x in (_text(s.snapshots)).split(", ") if x]
-        shown = snapshots[-1] if snapshots else ""
-        if len(snapshots) > 1:
-            shown += " " + b["more_snapshots"].format(count=len(snapshots) - 1)
-        mode = badge(s.mode, s.freshness) if s.mode else ""
-        rows.append(
-            [
-                link(s.title or s.source_id, s.landing_url),
-                s.source_id,
-                _text(s.publisher),
-                _text(s.licence),
-                _text(s.vintage),
-                shown,
-                _text(s.retrieved_last)[:10],
-                {"badge": mode, "text": w.badge_text(mode)} if mode else "",
-                b["cadence"].format(freshness=s.freshness, days=w.num(s.cadence_days, "count")),
-                _text(s.status),
-            ]
-        )
-    gaps = [
-        {
-            "label": gap_texts()[w.lang]["labels"].get(kind, kind),
-            "details": [gap_sentence_for(w, g) for g in records(group)],
-        }
-        for kind, group in lens.tables["gaps"].groupby("kind", sort=False)
-    ]
-    return {
-        "header": [
-            b["source"],
-            b["source_id"],
-            b["publisher_title"],
-            b["licence"],
-            b["vintage"],
-            b["snapshot"],
-            b["retrieved"],
-            b["mode"],
-            b["freshness"],
-            b["status"],
-        ],
-        "rows": rows,
-        "gaps": gaps,
-    }
-
-
-def reproducibility_view(w: Writer, study: Study, lens: Lens) -> list[str]:
-    b = w.b
-    as_of = lens.as_of.isoformat() if lens.as_of else w.t["latest"]
-    command = f"context-lens build --study {study.id}" + (f" --as-of {as_of}" if lens.as_of else "")
-    return [
-        b["as_of_line"].format(as_of=as_of, reference=lens.reference_date.isoformat()),
-        b["hash_line"].format(digest=lens.content_hash),
-        b["tables_line"].format(prefix=lens.prefix),
-        b["data_line"],
-        b["rebuild_line"].format(command=command),
-    ]
-
-
 def body_view(study: Study, lens: Lens, scope: LensScope, geo, extras: dict, lang: str) -> dict:
     sources = lens.tables["sources"]
     w = Writer.for_lens(lens, scope, lang)
@@ -603,6 +476,6 @@ def body_view(study: Study, lens: Lens, scope: LensScope, geo, extras: dict, lan
         else "",
         "focus": focus_view(w, study, lens, scope, geo),
         "body_sections": sections,
-        "sources_table": sources_view(w, lens),
-        "reproducibility": reproducibility_view(w, study, lens),
+        "sources_table": appendix.sources_view(w, lens),
+        "reproducibility": appendix.reproducibility_view(w, study, lens),
     }

@@ -26,6 +26,7 @@ MAX_LINES = 20  # one chart with a colour each; beyond, small multiples
 PANEL_COLUMNS = 4
 DIRECT_LABELS = 6  # up to this many lines are named at their ends instead of in a legend
 LABEL_ROWS = 14  # a line label's height as a share of the plot's: 1/14 of 200 px
+DASHES = [[1, 0], [5, 3]]  # focus solid, comparisons dashed
 MAX_POINTS = 15  # years on a line beyond which each year is no longer marked by a dot
 WIDTH = 560
 SPREAD = 20  # one series over 20 times another flattens it: log scale or separate panels
@@ -214,6 +215,22 @@ def _end_labels(data: pd.DataFrame, log: bool) -> pd.DataFrame:
     return pd.DataFrame(placed)
 
 
+def _trend_layer(trends: pd.DataFrame, colour_scale: alt.Scale) -> alt.Chart:
+    colour = alt.Color("territory:N", scale=colour_scale, legend=None)
+    return (
+        alt.Chart(alt.Data(values=trends.to_dict("records")))
+        .mark_line(strokeDash=[1, 3], strokeWidth=1.5)
+        .encode(x="year:Q", y="value:Q", color=colour)
+    )
+
+
+def _end_label_layer(data: pd.DataFrame, log: bool, colour: alt.Color) -> alt.Chart:
+    names = alt.Chart(alt.Data(values=_end_labels(data, log).to_dict("records")))
+    return names.mark_text(align="left", dx=5, fontSize=10, limit=170).encode(
+        x="year:Q", y="label_at:Q", text="territory:N", color=colour
+    )
+
+
 def series_chart(group: pd.DataFrame, unit: str, title: str, lang: str = "en", kind: str = "") -> str:
     """Yearly series per territory: focus solid, comparisons dashed, every territory drawn."""
     return render(series_spec(group, unit, title, lang, kind), title, lang)
@@ -239,9 +256,7 @@ def series_spec(group: pd.DataFrame, unit: str, title: str, lang: str = "en", ki
     x = alt.X("year:Q", title=words["year"], axis=alt.Axis(format="d", tickMinStep=1))
     y = alt.Y("value:Q", title=unit, scale=y_scale, axis=alt.Axis(tickCount=5, titleLimit=190))
     dash = alt.StrokeDash(
-        "line:N",
-        scale=alt.Scale(domain=["focus", "comparison"], range=[[1, 0], [5, 3]]),
-        legend=None,
+        "line:N", scale=alt.Scale(domain=["focus", "comparison"], range=DASHES), legend=None
     )
     colour_scale = alt.Scale(domain=order, range=[PALETTE[i % len(PALETTE)] for i in range(series)])
     direct = not panels and series <= DIRECT_LABELS  # few lines: named at their ends, no legend
@@ -256,21 +271,10 @@ def series_spec(group: pd.DataFrame, unit: str, title: str, lang: str = "en", ki
     points = alt.OverlayMarkDef(size=18) if data["year"].nunique() <= MAX_POINTS else False
     lines = base.mark_line(point=points, strokeWidth=1.8).encode(x=x, y=y, color=colour, strokeDash=dash)
     if not panels and len(trends) and (not log or (trends["value"] > 0).all()):
-        trend = (
-            alt.Chart(alt.Data(values=trends.to_dict("records")))
-            .mark_line(strokeDash=[1, 3], strokeWidth=1.5)
-            .encode(x="year:Q", y="value:Q", color=alt.Color("territory:N", scale=colour_scale, legend=None))
-        )
-        lines = alt.layer(lines, trend)
+        lines = alt.layer(lines, _trend_layer(trends, colour_scale))
         extra.append(words["trend"])
     if direct:
-        names = alt.Chart(alt.Data(values=_end_labels(data, log).to_dict("records")))
-        lines = alt.layer(
-            lines,
-            names.mark_text(align="left", dx=5, fontSize=10, limit=170).encode(
-                x="year:Q", y="label_at:Q", text="territory:N", color=colour
-            ),
-        )
+        lines = alt.layer(lines, _end_label_layer(data, log, colour))
     if panels:
         chart = lines.properties(width=WIDTH // PANEL_COLUMNS - 20, height=90).facet(
             facet=alt.Facet("territory:N", sort=order, title=None), columns=PANEL_COLUMNS

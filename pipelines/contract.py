@@ -32,7 +32,7 @@ from pipelines.paths import export_dir
 from pipelines.resources import WarehouseResource
 from warehouse import comments, registry
 from warehouse.db import table_name
-from warehouse.lens import INDICATOR_COLUMNS
+from warehouse.lens_tables import INDICATOR_COLUMNS
 
 OBSERVATIONS = "core.observations"
 UNUSABLE = "lens_unusable_"  # pipelines.lens.UNUSABLE_PREFIX

@@ -18,7 +18,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from pipelines import reading
-from pipelines.body import Writer, conflicts_view
+from pipelines.body import conflicts_view
 from pipelines.families import observation_asset_keys
 from pipelines.map_layers import map_data
 from pipelines.paths import lens_dir
@@ -26,6 +26,7 @@ from pipelines.report import render, write_report
 from pipelines.resources import WarehouseResource
 from pipelines.studies import Study, StudyConfigError, study_files
 from pipelines.study_check import refuse_unknown_territories
+from pipelines.writer import Writer
 from warehouse import places
 from warehouse.claims import CLAIM_COLUMNS, write_claims
 from warehouse.db import SQL_DIR, run_script, table_name, transaction
@@ -37,9 +38,9 @@ from warehouse.lens import (
     Lens,
     LensScope,
     build_lens_tables,
-    export_lens,
     focus_conflicts,
 )
+from warehouse.lens_export import export_lens
 
 LENS_VIEWS = SQL_DIR / "views" / "90_lens.sql"
 SITE_KINDS = ("comuna", "province", "region", "basin")

@@ -28,7 +28,7 @@ from markupsafe import Markup, escape
 
 from pipelines.studies import Study
 from warehouse.badges import badge
-from warehouse.lens import SECTION_ORDER, Lens, LensScope
+from warehouse.lens import PEERS, SECTION_ORDER, Lens, LensScope
 from warehouse.registry import presentation
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -243,12 +243,13 @@ def territory_names(scope: LensScope, lang: str) -> dict[str, str]:
     kinds = texts(lang)["kinds"]
     shown = [accented(r.name) if r.kind in BASIN_KINDS else r.name for r in territories.itertuples()]
     counts = pd.Series(shown).value_counts()
-    return {
+    names = {
         r.territory_id: (
             f"{name} ({kinds.get(r.kind, r.kind)})" if counts.get(name, 0) > 1 and name else name
         )
         for r, name in zip(territories.itertuples(), shown, strict=True)
     }
+    return {PEERS: texts(lang)["peers_name"], **names}  # the peer-basin median is compared with too
 
 
 def _claim_value(row: dict, lang: str, num: Numbers, names: dict[str, str]) -> dict | None:

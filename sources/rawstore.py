@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -110,6 +111,24 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _exclusive_write(path: Path, data: bytes) -> bool:
+    """Write `path` whole and only if it does not exist yet (a hard link publishes the written
+    file atomically and fails on an existing name); False when another writer has it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(temp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        Path(temp).unlink(missing_ok=True)
 
 
 def _safe_segment(text: str) -> str:
@@ -221,22 +240,28 @@ class RawStore:
         crashpoint("rawstore.put:after_object")
         retrieved_at = retrieved_at or utc_now()
         stamp = re.sub(r"[^0-9]", "", retrieved_at)[:14]
-        sidecar = Sidecar(
-            snapshot_id=f"{source}-{stamp}-{sha[:12]}",
-            source=source,
-            name=name,
-            request_key=key,
-            request_url=request_url,
-            method=method,
-            retrieved_at=retrieved_at,
-            sha256=sha,
-            bytes=len(content),
-            mode=mode,
-            **extra,
-        )
-        body = json.dumps(asdict(sidecar), indent=2, sort_keys=True).encode()
-        _atomic_write(self.root / "snapshots" / _safe_segment(source) / f"{sidecar.snapshot_id}.json", body)
-        return sidecar
+        base = f"{source}-{stamp}-{sha[:12]}"
+        folder = self.root / "snapshots" / _safe_segment(source)
+        for attempt in itertools.count(1):
+            # Two processes storing the same payload in the same second (two runs at once) get
+            # two snapshots: the id is claimed by creating its sidecar, never by overwriting one.
+            sidecar = Sidecar(
+                snapshot_id=base if attempt == 1 else f"{base}-{attempt}",
+                source=source,
+                name=name,
+                request_key=key,
+                request_url=request_url,
+                method=method,
+                retrieved_at=retrieved_at,
+                sha256=sha,
+                bytes=len(content),
+                mode=mode,
+                **extra,
+            )
+            body = json.dumps(asdict(sidecar), indent=2, sort_keys=True).encode()
+            if _exclusive_write(folder / f"{sidecar.snapshot_id}.json", body):
+                return sidecar
+        raise AssertionError("unreachable")
 
     def promote(self, sidecar: Sidecar) -> None:
         """Make a payload the request's latest good one, once it has parsed and validated.

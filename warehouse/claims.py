@@ -24,7 +24,8 @@ import duckdb
 import pandas as pd
 
 from warehouse.badges import badge, weakest
-from warehouse.lens import comment_lens_table, period_years
+from warehouse.lens import period_years
+from warehouse.lens_tables import comment_lens_table
 from warehouse.registry import presentations
 from warehouse.store import replace_table
 

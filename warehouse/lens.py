@@ -23,18 +23,21 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from warehouse.comments import Declaration, apply_comments
-from warehouse.datapackage import TableFile, write_package, write_table
 from warehouse.db import table_name
-from warehouse.gaps import GAP_COLUMNS, gap_rows
+from warehouse.gaps import gap_rows
+from warehouse.lens_tables import (
+    COMPARISON_COLUMNS,
+    INDICATOR_COLUMNS,
+    MANIFEST_COLUMNS,
+    SOURCE_COLUMNS,
+    comment_lens_table,
+)
 from warehouse.registry import LENS_SECTIONS
 from warehouse.store import replace_table
 
@@ -50,141 +53,6 @@ _YEAR = re.compile(r"^(\d{4})$")
 _YEAR_SPAN = re.compile(r"^(\d{4})-(\d{4})$")
 _YEAR_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _MONTHS_FROM = re.compile(r"^(\d{4})-(\d{2})/P(\d+)M$")  # ISO 8601 start/duration: '2024-07/P6M'
-
-INDICATOR_COLUMNS = {
-    "section": "lens_section of the indicator (governance, state_presence, structural_constraints)",
-    "theme": "indicator theme (economy, health, water, ...)",
-    "indicator_id": "indicator id in core.indicators",
-    "label": "indicator label",
-    "unit": "unit of value, lower, upper, comparison_value and difference",
-    "definition": "what the indicator measures",
-    "claim_level": "contribution (territorial condition) or attribution (site output)",
-    "higher_is": "better, worse or empty",
-    "territory_id": "territory '<kind>:<code>'",
-    "territory_name": "territory name",
-    "territory_kind": "country, region, comuna, basin, oecd_area, ...",
-    "role": "focus, comparison or peer",
-    "origin": "why the territory is in the study (configured, a site, the region of a comuna)",
-    "period": "period of the value ('2022', '2016-2020', '2022-03')",
-    "in_study_period": "true when the period lies in the study's period of interest for the theme",
-    "value": "value in unit",
-    "lower": "lower bound of the interval (where the method gives one)",
-    "upper": "upper bound of the interval",
-    "flag": "observation flag (provisional, estimated, few events, ...)",
-    "compared_with": "reference comparison: a territory id, or 'peers:basin' for the median of peer basins",
-    "compared_with_name": "name of the reference comparison",
-    "comparison_value": "the reference's value for the same indicator and period",
-    "comparison_count": "how many territories the reference value summarizes",
-    "ratio": "value / comparison_value",
-    "difference": "value - comparison_value, in unit",
-    "trend_per_year": "least-squares slope over the territory's yearly values in the study period, unit per year",
-    "trend_intercept": "intercept of that line (unit at year 0), to draw it",
-    "trend_points": "number of yearly values in the trend",
-    "trend_first_year": "first year of the trend",
-    "trend_last_year": "last year of the trend",
-    "source_id": "source id in core.sources",
-    "source_title": "source title",
-    "source_url": "landing page of the source",
-    "licence": "licence of the snapshot (or of the source)",
-    "snapshot_id": "core.snapshots id the value came from",
-    "retrieved_at": "when that snapshot was retrieved (UTC)",
-    "mode": "the weakest mode among the value's inputs: sample, stale, curated-unverified, curated or live",
-    "source_mode": "the weakest mode among the inputs from the value's own source",
-    "inputs": "every snapshot the value was computed from: 'role: source snapshot (mode)'",
-    "cadence_days": "expected days between source updates",
-    "age_days": "days between retrieval and the lens reference date",
-    "freshness": "fresh, stale (older than the cadence), sample or curated",
-}
-
-COMPARISON_COLUMNS = {
-    "indicator_id": "indicator id",
-    "territory_id": "focus territory",
-    "period": "period",
-    "value": "focus value in the indicator's unit",
-    "compared_with": "comparison territory id, or 'peers:basin'",
-    "compared_with_name": "name of the comparison",
-    "comparison_value": "comparison value, same unit and period",
-    "comparison_count": "territories summarized by the comparison value",
-    "ratio": "value / comparison_value",
-    "difference": "value - comparison_value",
-    "is_reference": "true for the comparison shown in lens.<study>_indicators",
-}
-
-TERRITORY_COLUMNS = {
-    "territory_id": "territory '<kind>:<code>' (core.territories)",
-    "role": "focus, comparison or peer",
-    "origin": "why the territory is in the study (configured, a site, the region of a comuna)",
-    "name": "territory name",
-    "kind": "country, region, comuna, basin, oecd_area, ...",
-    "has_geometry": "true when the warehouse holds its boundary",
-    "in_warehouse": "false for a territory the study names but the warehouse does not know",
-}
-
-SITE_COLUMNS = {
-    "site": "site name in the study file",
-    "field": "the study file's field that declares it",
-    "lat": "latitude, WGS84",
-    "lon": "longitude, WGS84",
-    "comuna_id": "comuna the point falls in",
-    "region_id": "region the point falls in",
-    "basin_id": "basin the point falls in",
-    "method": "how the point was placed in territories",
-    "status": "located, or why it was not",
-    "message": "what went wrong locating it, if anything",
-}
-
-MANIFEST_COLUMNS = {
-    "key": "prefix, as_of, reference_date, content_hash or hashed_tables",
-    "value": "its value for this lens",
-}
-
-# One declaration per lens table: what the table is, and its columns (COMMENTs and datapackage).
-LENS_TABLES = {
-    "indicators": (
-        "One row per indicator, territory and period of the study, with its reference comparison, trend, source and freshness.",
-        "INDICATOR_COLUMNS",
-    ),
-    "comparisons": (
-        "Every comparison of each focus value: the reference and the others (Chile, region, peer basins).",
-        "COMPARISON_COLUMNS",
-    ),
-    "territories": ("The territories of the study and why each is there.", "TERRITORY_COLUMNS"),
-    "sites": ("The study's sites and the territories each falls in.", "SITE_COLUMNS"),
-    "sources": (
-        "Each source behind the lens: publisher, licence, citation, snapshots, mode and freshness.",
-        "SOURCE_COLUMNS",
-    ),
-    "gaps": ("What the lens cannot show, and why.", "GAP_COLUMNS"),
-    "manifest": (
-        "How the lens was built: prefix, as-of date, reference date and content hash.",
-        "MANIFEST_COLUMNS",
-    ),
-    "claims": (
-        "Each quantitative claim of the study checked against the warehouse, with its verdict and badge.",
-        None,
-    ),
-}
-
-SOURCE_COLUMNS = {
-    "source_id": "source id",
-    "family": "source family",
-    "publisher": "publisher",
-    "title": "title",
-    "landing_url": "landing page",
-    "licence": "licence as stated by the publisher",
-    "citation": "how to cite it",
-    "cadence_days": "expected days between updates",
-    "indicators": "indicators of this source in the lens",
-    "lens_rows": "rows of lens.<study>_indicators from this source",
-    "vintage": "first to last period of its values in the lens",
-    "snapshots": "snapshot ids the lens values come from (or the newest snapshot by the as-of date)",
-    "retrieved_first": "oldest retrieval among them",
-    "retrieved_last": "newest retrieval among them",
-    "mode": "weakest mode of the source's own snapshots used: sample, stale, curated-unverified, curated or live",
-    "freshness": "fresh, stale, sample, curated or not loaded",
-    "status": "outcome of the newest refresh (only without an as-of date)",
-    "error": "last error recorded for the source (only without an as-of date)",
-}
 
 
 @dataclass(frozen=True)
@@ -598,148 +466,18 @@ def build_lens_tables(conn: duckdb.DuckDBPyConnection, scope: LensScope) -> Lens
         columns=list(MANIFEST_COLUMNS),
     )
     for name, frame in tables.items():
-        replace_table(conn, "lens", f"{scope.prefix}_{name}", _storable(frame))
+        replace_table(conn, "lens", f"{scope.prefix}_{name}", storable(frame))
         comment_lens_table(conn, scope.prefix, name)
     return Lens(scope.prefix, tables, digest, scope.as_of, reference)
 
 
-def lens_declaration(name: str) -> Declaration:
-    """The declaration of lens table `name` (`claims`' columns live in warehouse/claims.py)."""
-    description, columns = LENS_TABLES[name]
-    if columns is None:
-        from warehouse.claims import CLAIM_COLUMNS
-
-        return Declaration(description, dict(CLAIM_COLUMNS))
-    return Declaration(description, dict(globals()[columns]))
-
-
-def comment_lens_table(conn: duckdb.DuckDBPyConnection, prefix: str, name: str) -> None:
-    apply_comments(conn, {f"lens.{prefix}_{name}": lens_declaration(name)})
-
-
-def _storable(frame: pd.DataFrame) -> pd.DataFrame:
+def storable(frame: pd.DataFrame) -> pd.DataFrame:
     """Object columns that are entirely empty get a string dtype, so DuckDB types them VARCHAR."""
     out = frame.copy()
     for column in out.columns:
         if out[column].dtype == object and out[column].isna().all():
             out[column] = out[column].astype("string")
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Export: Parquet + CSV + Frictionless datapackage.json
-
-
-def _write_frame(
-    conn: duckdb.DuckDBPyConnection,
-    frame: pd.DataFrame,
-    folder: Path,
-    name: str,
-    described: dict,
-    common: dict,
-) -> list[TableFile]:
-    """One lens table as CSV and as Parquet, each a tabular resource of the lens package."""
-    conn.register("_lens_export", _storable(frame))
-    resource = name.replace("_", "-")
-    try:
-        return [
-            write_table(
-                conn,
-                "_lens_export",
-                folder,
-                f"{name}.{suffix}",
-                name=resource if suffix == "csv" else f"{resource}-parquet",
-                descriptions=described,
-                properties=common,
-            )
-            for suffix in ("csv", "parquet")
-        ]
-    finally:
-        conn.unregister("_lens_export")
-
-
-def export_lens(
-    conn: duckdb.DuckDBPyConnection,
-    lens: Lens,
-    folder: Path,
-    study_id: str,
-    title: str,
-    extra: dict[str, tuple[pd.DataFrame, dict[str, str]]] | None = None,
-) -> Path:
-    """Write every lens table (and extra views) as CSV and Parquet with a Frictionless datapackage.json.
-
-    The folder is written beside the old one and swapped in, so readers never see half an export.
-    """
-    descriptions = {
-        "indicators": INDICATOR_COLUMNS,
-        "comparisons": COMPARISON_COLUMNS,
-        "sources": SOURCE_COLUMNS,
-        "territories": TERRITORY_COLUMNS,
-        "sites": SITE_COLUMNS,
-        "gaps": GAP_COLUMNS,
-        "manifest": MANIFEST_COLUMNS,
-    }
-    frames = {name: (frame, descriptions.get(name, {})) for name, frame in lens.tables.items()}
-    frames.update(extra or {})
-    folder = Path(folder)
-    staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    sources = lens.tables["sources"]
-    package_sources = [
-        {"title": f"{s.publisher}: {s.title}", "path": s.landing_url, "licence": s.licence}
-        for s in sources.itertuples()
-    ]
-    indicators = lens.tables["indicators"]
-    registry = (
-        indicators[["indicator_id", "label", "unit", "claim_level", "source_id"]]
-        .drop_duplicates("indicator_id")
-        .sort_values("indicator_id")
-        .to_dict("records")
-    )
-    files = []
-    for name in sorted(frames):
-        frame, described = frames[name]
-        used = sorted(frame["source_id"].dropna().unique()) if "source_id" in frame.columns else []
-        common = {
-            "title": f"lens.{lens.prefix}_{name}" if name in lens.tables else name,
-            "sources": [
-                s for s, sid in zip(package_sources, sources["source_id"], strict=True) if sid in used
-            ],
-            **({"indicators": registry} if name == "indicators" else {}),
-        }
-        files += _write_frame(conn, frame, staging, name, described, common)
-    package = {
-        "name": f"context-lens-{study_id}",
-        "title": title,
-        "description": (
-            "Context lens tables: every value with its period, unit and source. Contribution-level "
-            "territorial conditions, not site-level outputs. Values whose mode is 'sample' are stand-ins "
-            "for offline runs and must not be cited."
-        ),
-        "version": lens.content_hash[:16],
-        "context_lens": {
-            "study": study_id,
-            "as_of": lens.as_of.isoformat() if lens.as_of else None,
-            "reference_date": lens.reference_date.isoformat(),
-            "content_hash": lens.content_hash,
-        },
-        "licenses": [
-            {
-                "name": "other-at",
-                "title": "Each source keeps its own licence; see 'sources' and the sources resource.",
-            }
-        ],
-        "sources": package_sources,
-    }
-    write_package(staging, package, files)
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    staging.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
-    return folder
 
 
 def lens_table(prefix: str, name: str) -> str:

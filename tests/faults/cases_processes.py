@@ -147,7 +147,7 @@ def integrity(root: Path) -> str:
             """
         ).fetchall()
         recorded = conn.execute(
-            "SELECT snapshot_id, sha256, bytes, retrieved_at FROM core.snapshots"
+            "SELECT source_id, snapshot_id, sha256, bytes, retrieved_at FROM core.snapshots"
         ).fetchall()
     require(all(count == 0 for _, count in dangling), f"rows citing unknown snapshots: {dangling}")
     raw = root / "raw"
@@ -161,8 +161,7 @@ def integrity(root: Path) -> str:
         meta = json.loads(path.read_text())
         target = raw / "objects" / meta["sha256"][:2] / meta["sha256"]
         require(target.exists() and target.stat().st_size == meta["bytes"], f"{path} names a missing object")
-    for snapshot_id, sha256, size, retrieved_at in recorded:
-        source = snapshot_id.rsplit("-", 2)[0]
+    for source, snapshot_id, sha256, size, retrieved_at in recorded:
         sidecar = json.loads((raw / "snapshots" / source / f"{snapshot_id}.json").read_text())
         require(
             (sidecar["sha256"], sidecar["bytes"]) == (sha256, size)

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from pipelines import charts
-from pipelines.body import Writer, draw_charts
+from pipelines.body import draw_charts
+from pipelines.writer import Writer
 
 TERRITORIES = (("region:02", "Antofagasta (region)", "focus"), ("country:CL", "Chile", "comparison"))
 

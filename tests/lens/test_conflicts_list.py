@@ -5,7 +5,8 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from pipelines.body import Writer, conflicts_view
+from pipelines.body import conflicts_view
+from pipelines.writer import Writer
 from warehouse.lens import CONFLICT_COLUMNS, focus_conflicts
 
 ROWS = [  # written by us: (title, year, status, comuna, basin, region, mode)

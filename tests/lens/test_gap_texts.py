@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipelines.body import Writer, gap_sentence_for
+from pipelines.appendix import gap_sentence_for
+from pipelines.writer import Writer
 from tests.lens.test_lens_tables import _rows
 from warehouse import gaps
 

@@ -23,7 +23,7 @@ from warehouse import db, lake
 SCHEMAS = ["raw", "staging", "core", "marts", "lens", "ops"]
 # What differs between two builds minutes apart: snapshot ids and retrieval times (not values).
 _RETRIEVAL = re.compile(
-    r"\b[a-z0-9_]+-\d{14}-[0-9a-f]{12}\b|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?Z?"
+    r"\b[a-z0-9_]+-\d{14}-[0-9a-f]{12}(?:-\d+)?\b|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?Z?"
 )
 
 

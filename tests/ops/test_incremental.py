@@ -27,7 +27,7 @@ OVERRIDE = "CONTEXT_LENS_ENDPOINT__OECD_REGIONAL__OECD_POPULATION"
 # are minted when a payload is first stored, so two warehouses never share them.
 RUN_SPECIFIC = re.compile(r"snapshot|retrieved|generated|vintage|freshness|_at$")
 # ... and the snapshot ids quoted inside other columns (a value's `inputs`: 'value: <source> <id> (sample)').
-SNAPSHOT_ID = re.compile(r"\b[a-z0-9_]+-\d{14}-[0-9a-f]{12}\b")
+SNAPSHOT_ID = re.compile(r"\b[a-z0-9_]+-\d{14}-[0-9a-f]{12}(?:-\d+)?\b")
 
 
 def _latest(instance) -> dict[str, tuple]:

@@ -48,7 +48,7 @@ def test_comments_come_from_the_declarations(sample_build_env):
     assert column["core.observations.snapshot_id"] == "snapshot the value was computed from (core.snapshots)"
     # an asset's column schema (the dict that also feeds Dagster): pipelines/water.py GAUGE_COLUMNS
     assert column["core.gauges.altitude_m"] == "gauge altitude, m"
-    # a lens table: warehouse/lens.py INDICATOR_COLUMNS, on the study's own table
+    # a lens table: warehouse/lens_tables.py INDICATOR_COLUMNS, on the study's own table
     assert column["lens.antofagasta_2025_indicators.ratio"] == "value / comparison_value"
     # a raw column takes the staging description of the same field
     assert column["raw.sinim_finance.comuna_code"] == "5-digit CUT (as parsed, before validation)"
