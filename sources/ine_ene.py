@@ -36,7 +36,7 @@ SOURCE = specs.source("ine_ene")
 
 AGENCY = "CL01"
 VERSION = "1.0"
-HEADERS = {"Accept-Language": "es", "Accept": "application/vnd.sdmx.data+csv, text/csv"}
+HEADERS = specs.spec(SOURCE.id).request_headers
 
 SEX = {"AS": "T", "F": "F", "M": "M"}
 MEASURES = ("unemployment_rate", "participation_rate", "employed")

@@ -36,7 +36,7 @@ from sources.base import FetchRequest, ParseError, decode_text, parse_number
 
 SOURCE = specs.source("sinca")
 
-HEADERS = {"User-Agent": "Mozilla/5.0 (compatible; context-lens)"}
+HEADERS = specs.spec(SOURCE.id).request_headers
 
 EXPORT_HEADER = (
     "FECHA (YYMMDD)",

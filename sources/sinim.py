@@ -48,13 +48,8 @@ SOURCE = specs.source("sinim")
 
 ENDPOINTS = specs.endpoints("sinim")
 
-# The data service answers only what looks like its own page's AJAX calls.
-AJAX_HEADERS = {
-    "X-Requested-With": "XMLHttpRequest",
-    "Accept": "application/json, text/javascript, */*; q=0.01",
-    "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
-    "Referer": "https://datos.sinim.gov.cl/datos_municipales.php",
-}
+# The data service answers only what looks like its own page's AJAX calls (headers in the spec).
+AJAX_HEADERS = specs.spec(SOURCE.id).request_headers
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 `sources/specs/<source_id>.yaml` holds what a source *is* (publisher, title, landing page,
 licence, citation, cadence, family, acquisition mode), what we ask it for (its endpoints and
-their default URLs), the SAMPLE files that stand in for it offline and the request budgets of
-its hosts. This module is the only reader: it loads each file with a size limit through a
+their default URLs), the SAMPLE files that stand in for it offline, the headers its requests carry and
+the request budgets of its hosts. This module is the only reader: it loads each file with a size limit through a
 safe YAML loader, checks it against `FIELDS` and `ENDPOINT_FIELDS`, and refuses anything else
 with an error naming the file and the field (a misspelt key is an error, never a silent None).
 
@@ -72,6 +72,7 @@ class SourceSpec:
     endpoints: tuple[Endpoint, ...]
     samples: tuple[Path, ...]
     requests_per_hour: dict[str, int]
+    request_headers: dict[str, str]
     path: Path
 
     def default_urls(self) -> dict[str, str]:
@@ -161,6 +162,18 @@ def _requests_per_hour(path: Path, field: str, value: Any) -> dict[str, int]:
     return dict(value)
 
 
+def _request_headers(path: Path, field: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise SpecError(path, field, f"must map header name -> value, not {value!r}")
+    for name, text in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9-]+", name):
+            raise SpecError(path, f"{field}.{name}", "must be an HTTP header name (letters, digits, '-')")
+        _text(path, f"{field}.{name}", text)
+        if "\n" in text or "\r" in text:
+            raise SpecError(path, f"{field}.{name}", "a header value is one line")
+    return dict(value)
+
+
 # field -> (required, checker); the order is the order of a spec file.
 FIELDS = {
     "id": (True, _source_id),
@@ -175,6 +188,7 @@ FIELDS = {
     "endpoints": (True, None),  # checked by `_endpoints`, which needs the mode
     "samples": (False, _samples),
     "requests_per_hour": (False, _requests_per_hour),
+    "request_headers": (False, _request_headers),
 }
 # An endpoint has exactly one of `url` (an https default), `file` (a file under sources/,
 # curated sources only) or `optional: true` (no default: configured by an override when known).
@@ -291,6 +305,7 @@ def load_spec(path: Path) -> SourceSpec:
         endpoints=_endpoints(path, document["endpoints"], checked["mode"]),
         samples=checked.get("samples", ()),
         requests_per_hour=checked.get("requests_per_hour", {}),
+        request_headers=checked.get("request_headers", {}),
         path=path,
     )
 

@@ -94,6 +94,12 @@ def test_known_endpoint_names_equal_those_before_the_move():
     assert now == before
 
 
+def test_request_headers_equal_those_before_the_move():
+    for key, headers in BEFORE["module_headers"].items():
+        module_name, attribute = key.split(".")
+        assert getattr(importlib.import_module(f"sources.{module_name}"), attribute) == headers, key
+
+
 def test_coded_queries_match_the_urls_the_specs_declare():
     for query in oecd.QUERIES:
         assert f"/{oecd.AGENCY},{query.dataflow},{query.version}/" in oecd.ENDPOINTS[query.indicator]
@@ -176,6 +182,7 @@ def _spec_copy(tmp_path: Path, edit) -> Path:
         (lambda t: t.replace("id: indh_conflicts", "id: indh"), "id", "differs from the file name"),
         (lambda t: t + "samples:\n- facilities/nothing_SAMPLE.json\n", "samples", "given twice"),
         (lambda t: t.replace("facilities/indh", "../../etc/indh"), "samples[0]", "relative path inside"),
+        (lambda t: t + "request_headers:\n  User Agent: x\n", "request_headers.User Agent", "header name"),
         (
             lambda t: t + "requests_per_hour:\n  mapaconflictos.indh.cl: 0\n",
             "requests_per_hour.mapaconflictos.indh.cl",
