@@ -117,10 +117,17 @@ def _cadence(path: Path, field: str, value: Any) -> int:
     return value
 
 
-def _family(path: Path, field: str, value: Any) -> str:
-    from pipelines.families import CATALOG_PATH, catalog  # the one list of families
+@functools.cache
+def _families() -> tuple[str, ...]:
+    from pipelines.families import catalog  # the one list of families (families.yaml)
 
-    families = sorted(catalog())
+    return tuple(sorted(catalog()))
+
+
+def _family(path: Path, field: str, value: Any) -> str:
+    from pipelines.families import CATALOG_PATH
+
+    families = _families()
     if value not in families:
         raise SpecError(
             path, field, f"{value!r} is not a family of {CATALOG_PATH.name}; valid: {', '.join(families)}"
@@ -243,8 +250,8 @@ def _endpoints(path: Path, value: Any, mode: str) -> tuple[Endpoint, ...]:
 # --- reading ---------------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """The safe loader, refusing a key given twice (YAML would keep the last one silently)."""
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The safe loader (libyaml's when present), refusing a key given twice (YAML keeps the last)."""
 
 
 def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -256,7 +263,7 @@ def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = 
                 None, None, f"key {key!r} given twice", key_node.start_mark
             )
         seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+    return yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=deep)
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
