@@ -159,9 +159,7 @@ def oecd_regional(
 ) -> MaterializeResult:
     urls = endpoints(oecd.SOURCE.id, oecd.ENDPOINTS)
     requests = [(r, SAMPLE_DIR / f"{r.name}_SAMPLE.csv") for r in oecd.build_requests(urls)]
-    acquirer, acquired = acquire_all(
-        sources, oecd.SOURCE, requests, {"sdmx.oecd.org": oecd.RATE_LIMIT_PER_HOUR}, warehouse
-    )
+    acquirer, acquired = acquire_all(sources, oecd.SOURCE, requests, oecd.REQUESTS_PER_HOUR, warehouse)
     metadata = log_acquisitions(context, acquired)
     if (same := unchanged(context, warehouse, acquirer, {oecd.SOURCE: acquired}, metadata)) is not None:
         return same

@@ -1,7 +1,8 @@
 """Shared vocabulary of every source module: who publishes it, what we ask for, what can go wrong.
 
-Source modules stay free of Dagster and DuckDB. They declare a `SOURCE` (a `SourceInfo`),
-their default `ENDPOINTS`, and pure functions that turn payload bytes into typed frames.
+Source modules stay free of Dagster and DuckDB. They export a `SOURCE` (a `SourceInfo`) and
+their default `ENDPOINTS`, both read from the source's spec (`sources/specs/<id>.yaml`, via
+`sources.specs`), and pure functions that turn payload bytes into typed frames.
 """
 
 from __future__ import annotations

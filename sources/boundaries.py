@@ -20,7 +20,6 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import pandas as pd
 import pyproj
 from shapely.geometry import MultiPolygon, Polygon, shape
 
+from sources import specs
 from sources.base import (
     FetchRequest,
     ParseError,
@@ -40,55 +40,14 @@ from sources.base import (
 )
 from sources.geometry import WGS84, area_km2, dissolve, repair_polygons, to_wgs84
 
-CHILEMAPAS_SOURCE = SourceInfo(
-    id="chilemapas",
-    publisher="pachadotdev/chilemapas (M. Vargas Sepúlveda), from INE/SUBDERE/BCN data",
-    title="chilemapas: simplified maps of comunas, provinces and regions of Chile, and CUT code table",
-    landing_url="https://github.com/pachadotdev/chilemapas",
-    licence="GPL-3 (repository licence); the package calls the maps 'referenciales sin validez legal'",
-    citation="Vargas Sepúlveda, M. chilemapas (R package), data from INE, SUBDERE and BCN.",
-    cadence=timedelta(days=365),
-    family="territories",
-)
-FCORTES_SOURCE = SourceInfo(
-    id="fcortes_chile_geojson",
-    publisher="fcortes/Chile-GeoJSON, from Biblioteca del Congreso Nacional (BCN) mapas vectoriales",
-    title="Chile-GeoJSON: comunas and regions of Chile (simplified BCN vector maps)",
-    landing_url="https://github.com/fcortes/Chile-GeoJSON",
-    licence="not stated (repository); BCN maps are free to use with attribution",
-    citation="fcortes, Chile-GeoJSON, from Biblioteca del Congreso Nacional de Chile, mapas vectoriales.",
-    cadence=timedelta(days=365),
-    family="territories",
-)
-BASTIANOLEA_CUT_SOURCE = SourceInfo(
-    id="bastianolea_comunas_cut",
-    publisher="bastianolea/sinim_datos_comunales (B. Olea)",
-    title="Table of comunas of Chile with CUT codes (comunas_chile_cut.csv)",
-    landing_url="https://github.com/bastianolea/sinim_datos_comunales",
-    licence="not stated",
-    citation="Olea, B. sinim_datos_comunales: comunas_chile_cut.csv.",
-    cadence=timedelta(days=365),
-    family="territories",
-)
+CHILEMAPAS_SOURCE = specs.source("chilemapas")
+FCORTES_SOURCE = specs.source("fcortes_chile_geojson")
+BASTIANOLEA_CUT_SOURCE = specs.source("bastianolea_comunas_cut")
 SOURCE = CHILEMAPAS_SOURCE
 SOURCES = (CHILEMAPAS_SOURCE, FCORTES_SOURCE, BASTIANOLEA_CUT_SOURCE)
 
-# Pinned to the commits documented in shared/data/PROVENANCE.md section 2; `{region}` is a
-# two-digit region code.
-ENDPOINTS: dict[str, str] = {
-    "chilemapas_comunas_geojson": "https://raw.githubusercontent.com/pachadotdev/chilemapas/"
-    "c98ebf192d90782f5c00e8b9ec886f06a15f930a/data_geojson/comunas/r{region}.geojson",
-    "chilemapas_comunas_topojson": "https://raw.githubusercontent.com/pachadotdev/chilemapas/"
-    "c98ebf192d90782f5c00e8b9ec886f06a15f930a/data_topojson/comunas/r{region}.topojson",
-    "chilemapas_codes": "https://raw.githubusercontent.com/pachadotdev/chilemapas/"
-    "94008c1a02bd5b3d3dd83480a103d11c0e1686cf/data_csv/codigos_territoriales.csv",
-    "fcortes_comunas": "https://raw.githubusercontent.com/fcortes/Chile-GeoJSON/"
-    "7cb60d790c0340c2b7e8afebff4d91971fd552fc/comunas.geojson",
-    "fcortes_regions": "https://raw.githubusercontent.com/fcortes/Chile-GeoJSON/"
-    "28a1ca901363c28cc0227967fa9a6aa914fa692b/Regional.geojson",
-    "bastianolea_cut": "https://raw.githubusercontent.com/bastianolea/sinim_datos_comunales/"
-    "ac63bea4c83077d30a38b2adfc9a537b97655115/comunas_chile_cut.csv",
-}
+# The three publishers' endpoints (pinned commits, see their specs), served by one dict.
+ENDPOINTS: dict[str, str] = {k: v for info in SOURCES for k, v in specs.endpoints(info.id).items()}
 
 COMUNA_COLUMNS = ["comuna_code", "province_code", "region_code", "name", "geometry_repaired", "area_km2"]
 UNDEMARCATED_NAME = "zona sin demarcar"

@@ -19,12 +19,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
-from sources.base import FetchRequest, ParseError, SourceInfo, decode_text, is_missing, parse_number
+from sources import specs
+from sources.base import FetchRequest, ParseError, decode_text, is_missing, parse_number
 from sources.cr2_streamflow import (
     WideDailyLayout,
     long_frame,
@@ -35,30 +36,9 @@ from sources.cr2_streamflow import (
     wide_daily_long_sql,
 )
 
-SOURCE = SourceInfo(
-    id="camels_cl",
-    publisher="Centro de Ciencia del Clima y la Resiliencia (CR2), Universidad de Chile",
-    title="CAMELS-CL: Catchment Attributes and Meteorology for Large Sample Studies – Chile (v202201 and 2018)",
-    landing_url="https://www.cr2.cl/camels-cl/",
-    licence="CC-BY-4.0",
-    citation=(
-        "Alvarez-Garreton, C., Mendoza, P. A., Boisier, J. P., Addor, N., Galleguillos, M., "
-        "Zambrano-Bigiarini, M., Lara, A., Puelma, C., Cortes, G., Garreaud, R., McPhee, J., and Ayala, A. "
-        "(2018): The CAMELS-CL dataset: catchment attributes and meteorology for large sample studies – "
-        "Chile dataset, Hydrol. Earth Syst. Sci., 22, 5817–5846, https://doi.org/10.5194/hess-22-5817-2018; "
-        "data: PANGAEA, https://doi.org/10.1594/PANGAEA.894885 and CR2 CAMELS-CL v202201"
-    ),
-    cadence=timedelta(days=365),
-    family="water",
-)
+SOURCE = specs.source("camels_cl")
 
-_PANGAEA = "https://store.pangaea.de/Publications/Alvarez-Garreton-etal_2018/"
-
-ENDPOINTS: dict[str, str] = {
-    "v202201_zip": "https://www.cr2.cl/download/camels-cl-v202201/?wpdmdl=35317",
-    "pangaea_attributes_zip": _PANGAEA + "1_CAMELScl_attributes.zip",
-    "pangaea_streamflow_m3s_zip": _PANGAEA + "2_CAMELScl_streamflow_m3s.zip",
-}
+ENDPOINTS = specs.endpoints("camels_cl")
 
 V202201_DAILY_MEMBER = "q_m3s_day.csv"
 V202201_ATTRIBUTES_MEMBER = "catchment_attributes.csv"
@@ -264,23 +244,9 @@ def _attribute_frame(table: dict[str, list[str]], snapshot: str | None) -> pd.Da
 
 # --- macro-basin annual series (CAMELS-CL author's FSEQ210001 basin simulator) -----------------
 
-# Its own source: another repository than the CAMELS-CL releases, with no licence stated.
-MACROBASIN_SOURCE = SourceInfo(
-    id="camels_cl_macrobasins",
-    publisher=SOURCE.publisher,
-    title="Plataforma simulador de cuencas FSEQ210001: annual macro-basin series "
-    "(results/data_macrobasin_platform_yr.csv)",
-    landing_url="https://github.com/calvarezgarreton/Plataforma_simulador_cuencas_FSEQ21001",
-    licence="not stated",
-    citation="Alvarez-Garreton, C.: Plataforma_simulador_cuencas_FSEQ21001, results/data_macrobasin_platform_yr.csv, "
-    "commit f00aea13a60f831ae190d318210a7f6fa8f9abf5",
-    cadence=timedelta(days=365),
-    family=SOURCE.family,
-)
-MACROBASIN_ENDPOINTS: dict[str, str] = {
-    "annual_csv": "https://raw.githubusercontent.com/calvarezgarreton/Plataforma_simulador_cuencas_FSEQ21001/"
-    "f00aea13a60f831ae190d318210a7f6fa8f9abf5/results/data_macrobasin_platform_yr.csv",
-}
+# Its own source (see its spec): another repository than the CAMELS-CL releases.
+MACROBASIN_SOURCE = specs.source("camels_cl_macrobasins")
+MACROBASIN_ENDPOINTS = specs.endpoints("camels_cl_macrobasins")
 
 
 def macrobasin_request(endpoints: Mapping[str, str]) -> FetchRequest:

@@ -14,31 +14,19 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
 from methods.hydrology import mm_per_day_to_m3s
-from sources.base import ParseError, SourceInfo, decode_text, is_missing, parse_number
+from sources import specs
+from sources.base import ParseError, decode_text, is_missing, parse_number
 from sources.cr2_streamflow import normalize_gauge_code, payload_bytes
 
-SOURCE = SourceInfo(
-    id="caravan_camelscl",
-    publisher="Caravan (Kratzert et al.), from CAMELS-CL (CR2)",
-    title="Caravan – a global community dataset for large-sample hydrology, camelscl subset",
-    landing_url="https://doi.org/10.5281/zenodo.10968468",
-    licence="CC-BY-4.0 (camelscl, per the Caravan licence notice)",
-    citation=(
-        "Kratzert, F., Nearing, G., Addor, N., et al. (2023): Caravan - A global community dataset for "
-        "large-sample hydrology, Scientific Data 10, 61, https://doi.org/10.1038/s41597-023-01975-w; "
-        "data: Zenodo, https://doi.org/10.5281/zenodo.10968468. camelscl from Alvarez-Garreton et al. (2018)."
-    ),
-    cadence=timedelta(days=365),
-    family="water",
-)
+SOURCE = specs.source("caravan_camelscl")
 
-ENDPOINTS: dict[str, str] = {"zenodo_record": "https://doi.org/10.5281/zenodo.10968468"}
+ENDPOINTS = specs.endpoints("caravan_camelscl")
 
 PREFIX = "camelscl_"
 ATTRIBUTE_COLUMNS = ("gauge_id", "gauge_name", "country", "gauge_lat", "gauge_lon", "area")

@@ -28,40 +28,22 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import openpyxl
 import pandas as pd
 
+from sources import specs
 from sources.archives import ArchiveLimits, check_archive, find_member, open_member
-from sources.base import FetchRequest, ParseError, SourceInfo, decode_text
+from sources.base import FetchRequest, ParseError, decode_text
 
 if TYPE_CHECKING:  # the connection is always the caller's; sources/ never opens one
     from duckdb import DuckDBPyConnection
 
-SOURCE = SourceInfo(
-    id="ine_censo2024_microdata",
-    publisher="Instituto Nacional de Estadísticas (INE), Chile",
-    title="Censo de Población y Vivienda 2024: microdata of dwellings and persons, with data dictionary",
-    landing_url="https://censo2024.ine.gob.cl/resultados/",
-    licence="not stated with the files (the Open Earth Foundation review records CC BY 4.0; verify)",
-    citation=(
-        "INE (2025). Censo de Población y Vivienda 2024, bases de microdatos de viviendas y personas "
-        "y diccionario de variables. Instituto Nacional de Estadísticas, Santiago."
-    ),
-    cadence=timedelta(days=365),
-    family="census2024",
-)
+SOURCE = specs.source("ine_censo2024_microdata")
 
-_BUCKET = "https://storage.googleapis.com/bktdescargascenso2024"
-ENDPOINTS = {
-    "viviendas": f"{_BUCKET}/viviendas_censo2024.zip",
-    "personas": f"{_BUCKET}/personas_censo2024.zip",
-    # [I] the dictionary workbook's name is known from users' code, its URL is not verified.
-    "dictionary": f"{_BUCKET}/diccionario_variables_censo2024.xlsx",
-}
+ENDPOINTS = specs.endpoints("ine_censo2024_microdata")
 ARCHIVE_LIMITS = ArchiveLimits(max_total_bytes=8 * 1024**3, max_member_bytes=6 * 1024**3, max_members=20)
 NULL_CODES = ("NA", "")  # "No aplica" in the CSV; Parquet has real nulls
 

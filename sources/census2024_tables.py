@@ -17,36 +17,17 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import openpyxl
 import pandas as pd
 
-from sources.base import FetchRequest, ParseError, SourceInfo, fold_name
+from sources import specs
+from sources.base import FetchRequest, ParseError, fold_name
 
-SOURCE = SourceInfo(
-    id="ine_censo2024_tables",
-    publisher="Instituto Nacional de Estadísticas (INE), Chile",
-    title="Censo de Población y Vivienda 2024: published tables by region and comuna",
-    landing_url="https://censo2024.ine.gob.cl/estadisticas/",
-    licence="not stated on the tables (INE publishes census results for public use with attribution)",
-    citation=(
-        "INE (2025). Censo de Población y Vivienda 2024, tabulados V1, V4, H1, D1 y P2. "
-        "Instituto Nacional de Estadísticas, Santiago. https://censo2024.ine.gob.cl/estadisticas/"
-    ),
-    cadence=timedelta(days=180),
-    family="census2024",
-)
+SOURCE = specs.source("ine_censo2024_tables")
 
-_UPLOADS = "https://censo2024.ine.gob.cl/wp-content/uploads"
-ENDPOINTS = {
-    "V1": f"{_UPLOADS}/2025/03/V1_Viviendas-y-hogares-censados.xlsx",
-    "V4": f"{_UPLOADS}/2025/05/V4_Servicios_basicos_de_la_vivienda.xlsx",
-    "H1": f"{_UPLOADS}/2025/05/H1_Servicios-basicos-hogar-y-tenencia-vivienda.xlsx",
-    "D1": f"{_UPLOADS}/2025/03/D1_Poblacion-censada-por-sexo-y-edad-en-grupos-quinquenales.xlsx",
-    "P2": f"{_UPLOADS}/2025/06/P2-Pueblos-indigenas.xlsx",
-}
+ENDPOINTS = specs.endpoints("ine_censo2024_tables")
 
 CODE_HEADERS = {
     "Código región": "region_code",

@@ -29,13 +29,14 @@ import shutil
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import pandas as pd
 
+from sources import specs
 from sources.archives import DEFAULT_LIMITS, ArchiveLimits, open_member
 from sources.base import (
     Fetcher,
@@ -49,24 +50,9 @@ from sources.base import (
 )
 from warehouse import long_rows
 
-SOURCE = SourceInfo(
-    id="cr2_streamflow",
-    publisher="Centro de Ciencia del Clima y la Resiliencia (CR2), from Dirección General de Aguas (DGA) records",
-    title="CR2 daily streamflow compilation (cr2_qflxDaily_2018)",
-    landing_url="https://www.cr2.cl/datos-de-caudales/",
-    licence="CC0 (as stated in CR2's description file)",
-    citation=(
-        "Centro de Ciencia del Clima y la Resiliencia (CR2): Datos de caudales diarios "
-        "(cr2_qflxDaily_2018), compiled from Dirección General de Aguas records, https://www.cr2.cl/datos-de-caudales/"
-    ),
-    cadence=timedelta(days=365),
-    family="water",
-)
+SOURCE = specs.source("cr2_streamflow")
 
-ENDPOINTS: dict[str, str] = {
-    # The WPDM page of the 2018 release; the zip link on it carries a `wpdmdl=` token.
-    "qflx_daily_2018_page": "https://www.cr2.cl/download/cr2_qflxdaily_2018-zip/",
-}
+ENDPOINTS = specs.endpoints("cr2_streamflow")
 
 DAILY_MEMBER = "cr2_qflxdaily_2018.[ct][sx][vt]"  # .csv or .txt; not the *_stations.txt sibling
 STATIONS_MEMBER = "cr2_qflxdaily_2018_stations.txt"

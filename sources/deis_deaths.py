@@ -33,7 +33,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urljoin
@@ -41,35 +41,17 @@ from urllib.parse import unquote, urljoin
 import pandas as pd
 
 from methods.mortality import age_band_to_group, sql_age_group
+from sources import specs
 from sources.archives import ArchiveLimits, open_member
-from sources.base import Fetcher, FetchError, FetchRequest, ParseError, SourceInfo, decode_text, fold_name
+from sources.base import Fetcher, FetchError, FetchRequest, ParseError, decode_text, fold_name
 from sources.icd_groups import CauseGroups, load_cause_groups, sql_normalize_code
 
 if TYPE_CHECKING:  # the connection is always the caller's; sources/ never opens one
     from duckdb import DuckDBPyConnection
 
-SOURCE = SourceInfo(
-    id="deis_deaths",
-    publisher="Departamento de Estadísticas e Información de Salud (DEIS), Ministerio de Salud de Chile",
-    title="Defunciones por causa, datos abiertos DEIS (cifras oficiales y preliminares semanales)",
-    landing_url="https://deis.minsal.cl/#datosabiertos",
-    licence="not stated",
-    citation=(
-        "DEIS-MINSAL. Defunciones por causa (DEFUNCIONES_FUENTE_DEIS). Datos abiertos, "
-        "https://deis.minsal.cl/#datosabiertos"
-    ),
-    cadence=timedelta(days=7),
-    family="health",
-)
+SOURCE = specs.source("deis_deaths")
 
-ENDPOINTS: dict[str, str] = {
-    "official_zip": (
-        "https://repositoriodeis.minsal.cl/DatosAbiertos/VITALES/"
-        "DEFUNCIONES_FUENTE_DEIS_1990_2023_CIFRAS_OFICIALES.zip"
-    ),
-    # The weekly preliminary file changes name every week; it is discovered on this page.
-    "open_data_page": "https://deis.minsal.cl/#datosabiertos",
-}
+ENDPOINTS = specs.endpoints("deis_deaths")
 
 DEATHS_COLUMNS = ["year", "comuna_code", "sex", "age_group", "cause_group", "deaths"]
 UNKNOWN_COMUNA = "99999"

@@ -18,36 +18,19 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import openpyxl
 import pandas as pd
 
-from sources.base import FetchRequest, ParseError, SourceInfo, fold_name, is_missing
+from sources import specs
+from sources.base import FetchRequest, ParseError, fold_name, is_missing
 from sources.geometry import outside_chile
 
-SOURCE = SourceInfo(
-    id="deis_establishments",
-    publisher="Departamento de Estadísticas e Información de Salud (DEIS), Ministerio de Salud de Chile",
-    title="Listado de Establecimientos de Salud (vigentes) y dotación de camas públicas",
-    landing_url="https://deis.minsal.cl/#datosabiertos",
-    licence="not stated on the workbook (DEIS open data, published for public use with attribution)",
-    citation=(
-        "DEIS-MINSAL. Establecimientos de Salud de Chile (Establecimientos_ChileDEIS_MINSAL), "
-        "datos abiertos. https://deis.minsal.cl/#datosabiertos"
-    ),
-    cadence=timedelta(days=180),
-    family="facilities",
-)
+SOURCE = specs.source("deis_establishments")
 
-# The repository publishes each release under a dated name; point this endpoint at the newest one
-# (CONTEXT_LENS_ENDPOINT__DEIS_ESTABLISHMENTS__WORKBOOK) when DEIS issues a new file.
-ENDPOINTS = {
-    "workbook": (
-        "https://repositoriodeis.minsal.cl/DatosAbiertos/Establecimientos_ChileDEIS_MINSAL%2021-04-2023.xlsx"
-    ),
-}
+ENDPOINTS = specs.endpoints("deis_establishments")
 
 ESTABLISHMENTS_SHEET = "Establecimientos Vigentes"
 PUBLIC_BEDS_SHEET = "Dotación de Camas Públicas"

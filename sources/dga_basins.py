@@ -21,7 +21,6 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import geopandas as gpd
@@ -29,27 +28,15 @@ import pandas as pd
 import pyogrio
 from shapely.geometry import Polygon
 
+from sources import specs
 from sources.archives import DEFAULT_LIMITS, Archive, ArchiveLimits, extract_archive
-from sources.base import FetchRequest, ParseError, SourceInfo, is_missing
+from sources.base import FetchRequest, ParseError, is_missing
 from sources.geometry import WGS84, area_km2, repair_polygons
 
-SOURCE = SourceInfo(
-    id="dga_bna_basins",
-    publisher="Dirección General de Aguas (DGA), Ministerio de Obras Públicas, Chile",
-    title="Cuencas, subcuencas y subsubcuencas del Banco Nacional de Aguas (BNA), Mapoteca DGA",
-    landing_url="https://dga.mop.gob.cl/",
-    licence="not stated",
-    citation="Dirección General de Aguas (2024). Cuencas BNA (shapefile). Mapoteca DGA, Ministerio de Obras Públicas.",
-    cadence=timedelta(days=365),
-    family="territories",
-)
+SOURCE = specs.source("dga_bna_basins")
 
-# Only the cuencas zip URL is documented (SOURCES.md section 1); the subcuenca and
-# subsubcuenca zips have no verified URL and must be configured as `subcuencas` /
-# `subsubcuencas` endpoints when known.
-ENDPOINTS: dict[str, str] = {
-    "cuencas": "https://dga.mop.gob.cl/uploads/sites/13/2024/07/Cuencas_BNA-1.zip",
-}
+# Only the cuencas zip has a default URL; `subcuencas` and `subsubcuencas` are optional (see the spec).
+ENDPOINTS = specs.endpoints("dga_bna_basins")
 
 
 @dataclass(frozen=True)
@@ -67,8 +54,6 @@ LEVELS = {
     "subcuenca": Level("COD_SUBC", "NOM_SUBC", 4, "COD_CUEN", "subcuencas", "subcuencas_bna"),
     "subsubcuenca": Level("COD_SSUBC", "NOM_SSUBC", 5, "COD_SUBC", "subsubcuencas", "subsubcuencas_bna"),
 }
-# The subcuencas and subsubcuencas zips have no verified default URL: configurable, not fetched by default.
-OPTIONAL_ENDPOINTS = {SOURCE.id: [level.endpoint for level in LEVELS.values()]}
 OUTPUT_COLUMNS = [
     "basin_code",
     "basin_name",

@@ -3,24 +3,22 @@
 Resolution order for endpoint `NAME` of source `SOURCE`:
 1. environment variable `CONTEXT_LENS_ENDPOINT__<SOURCE>__<NAME>` (upper case, non-alphanumerics as `_`);
 2. the YAML file named by `CONTEXT_LENS_ENDPOINTS_FILE`, shaped `{source: {name: url}}`;
-3. the source module's default in its `ENDPOINTS`.
+3. the default its spec declares (a source module's `ENDPOINTS`).
 
 Only http(s) and file:// URLs are accepted; file:// paths must lie under an allowed root: the
 repository, plus the roots `CONTEXT_LENS_FILE_ROOTS` adds (an `os.pathsep`-separated list).
 
 An override naming a source or endpoint that does not exist is an error naming the valid names
 and the nearest one (a misspelt key would otherwise be ignored and the source quietly served
-from its default or its SAMPLE). The names come from the source modules' declarations:
-`ENDPOINTS` with `SOURCE`, `<P>_ENDPOINTS` with `<P>_SOURCE`, and `OPTIONAL_ENDPOINTS`.
+from its default or its SAMPLE). The names come from the source specs (`sources/specs/`),
+optional endpoints (no default URL) included.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
-import importlib
 import os
-import pkgutil
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -55,21 +53,10 @@ def allowed_file_roots() -> list[Path]:
 
 @functools.cache
 def known_endpoints() -> dict[str, frozenset[str]]:
-    """Every source id and its endpoint names, as the source modules declare them."""
-    import sources
-    from sources.base import SourceInfo
+    """Every source id and its endpoint names (optional ones included), as the specs declare them."""
+    from sources import specs
 
-    catalog: dict[str, set[str]] = {}
-    for found in pkgutil.iter_modules(sources.__path__):
-        module = importlib.import_module(f"sources.{found.name}")
-        for attribute, value in vars(module).items():
-            if attribute.endswith("ENDPOINTS") and isinstance(value, dict):
-                owner = getattr(module, attribute.removesuffix("ENDPOINTS") + "SOURCE", None)
-                if isinstance(owner, SourceInfo):
-                    catalog.setdefault(owner.id, set()).update(value)
-        for source_id, names in getattr(module, "OPTIONAL_ENDPOINTS", {}).items():
-            catalog.setdefault(source_id, set()).update(names)
-    return {source_id: frozenset(names) for source_id, names in catalog.items()}
+    return {source_id: spec.endpoint_names() for source_id, spec in specs.all_specs().items()}
 
 
 def _nearest(word: str, choices) -> str:

@@ -12,27 +12,17 @@ used. A conflict with neither, or with a point outside Chile, is kept and flagge
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pandas as pd
 import shapely
 from shapely.geometry import Point, Polygon
 
-from sources.base import FetchRequest, ParseError, SourceInfo, fold_name
+from sources import specs
+from sources.base import FetchRequest, ParseError, fold_name
 from sources.geometry import outside_chile
 
-SOURCE = SourceInfo(
-    id="indh_conflicts",
-    publisher="Instituto Nacional de Derechos Humanos (INDH), Chile",
-    title="Mapa de Conflictos Socioambientales en Chile",
-    landing_url="https://mapaconflictos.indh.cl/",
-    licence="not stated on the map (published by the INDH for public use with attribution)",
-    citation="INDH. Mapa de Conflictos Socioambientales en Chile. Instituto Nacional de Derechos Humanos. "
-    "https://mapaconflictos.indh.cl/",
-    cadence=timedelta(days=180),
-    family="conflicts",
-)
-ENDPOINTS = {"conflicts": "https://mapaconflictos.indh.cl/api/conflictos"}
+SOURCE = specs.source("indh_conflicts")
+ENDPOINTS = specs.endpoints("indh_conflicts")
 # The map's page of one conflict, as users' code links it (not an API guarantee).
 CONFLICT_URL = "https://mapaconflictos.indh.cl/conflicto/{id}"
 ROMAN = {

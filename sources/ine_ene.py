@@ -26,32 +26,17 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import pandas as pd
 
-from sources import sdmx
-from sources.base import FetchRequest, ParseError, SourceInfo, decode_text
+from sources import sdmx, specs
+from sources.base import FetchRequest, ParseError, decode_text
 
-SOURCE = SourceInfo(
-    id="ine_ene",
-    publisher="Instituto Nacional de Estadísticas (INE), Chile",
-    title="Encuesta Nacional de Empleo (ENE): labour market by region, province, sex and branch (SDMX)",
-    landing_url="https://www.ine.gob.cl/estadisticas/sociales/mercado-laboral/ocupacion-y-desocupacion",
-    licence="not stated by the SDMX service (INE publishes its statistics for public use with attribution)",
-    citation=(
-        "INE (2025). Encuesta Nacional de Empleo, rolling-quarter estimates, SDMX service "
-        "https://sdmx.ine.gob.cl (agency CL01). Instituto Nacional de Estadísticas, Santiago."
-    ),
-    cadence=timedelta(days=31),
-    family="labour",
-)
+SOURCE = specs.source("ine_ene")
 
-API = "https://sdmx.ine.gob.cl/rest/data"
 AGENCY = "CL01"
 VERSION = "1.0"
-START_PERIOD = "2018-01"
-HEADERS = {"Accept-Language": "es", "Accept": "application/vnd.sdmx.data+csv, text/csv"}
+HEADERS = specs.spec(SOURCE.id).request_headers
 
 SEX = {"AS": "T", "F": "F", "M": "M"}
 MEASURES = ("unemployment_rate", "participation_rate", "employed")
@@ -80,9 +65,6 @@ class Dataflow:
     @property
     def structure(self) -> str:
         return f"{AGENCY}:{self.id}({VERSION})"
-
-    def url(self) -> str:
-        return f"{API}/{AGENCY},{self.id},{VERSION}/all?format=csv&startPeriod={START_PERIOD}"
 
 
 BASE_2017, BASE_2002 = "base 2017", "base 2002"
@@ -114,7 +96,8 @@ DATAFLOWS = (
         select={"RAMA": "B"},
     ),
 )  # fmt: skip
-ENDPOINTS = {flow.id: flow.url() for flow in DATAFLOWS}
+# One query URL per dataflow, in the spec (all keys, from 2018-01).
+ENDPOINTS = specs.endpoints(SOURCE.id, names=[flow.id for flow in DATAFLOWS])
 
 ENE_COLUMNS = [
     "dataflow",

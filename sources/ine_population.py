@@ -22,7 +22,6 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +29,10 @@ import openpyxl
 import pandas as pd
 
 from methods.mortality import SEX_TOTAL, age_band_to_group
+from sources import specs
 from sources.base import (
     FetchRequest,
     ParseError,
-    SourceInfo,
     decode_text,
     fold_name,
     is_missing,
@@ -41,34 +40,9 @@ from sources.base import (
     parse_number,
 )
 
-SOURCE = SourceInfo(
-    id="ine_population",
-    publisher="Instituto Nacional de Estadísticas (INE), Chile",
-    title=(
-        "Estimaciones y proyecciones de población 2002-2035 por comuna, y 1992-2050 del país, base Censo 2017"
-    ),
-    landing_url="https://www.ine.gob.cl/estadisticas/sociales/demografia-y-vitales/proyecciones-de-poblacion",
-    licence="CC BY-SA 4.0 (as reported in SOURCES.md, not confirmed)",
-    citation=(
-        "INE (2019). Estimaciones y proyecciones de la población de Chile 2002-2035 a nivel comunal, "
-        "base Censo 2017. Instituto Nacional de Estadísticas, Santiago."
-    ),
-    cadence=timedelta(days=365),
-    family="health",
-)
+SOURCE = specs.source("ine_population")
 
-ENDPOINTS: dict[str, str] = {
-    "comunas_xlsx": (
-        "https://www.ine.gob.cl/docs/default-source/proyecciones-de-poblacion/cuadros-estadisticos/"
-        "base-2017/estimaciones-y-proyecciones-2002-2035-comunas.xlsx"
-    ),
-    # "Estimaciones y proyecciones de la población de Chile 1992-2050, país, base 2017", the
-    # single-age database CSV (the address used by public scripts that fetch it, PROVENANCE.md 4d).
-    "national_csv": (
-        "https://www.ine.gob.cl/docs/default-source/proyecciones-de-poblacion/cuadros-estadisticos/"
-        "base-2017/ine_estimaciones-y-proyecciones-de-poblaci%C3%B3n-1992-2050_base-2017_base-de-datos.csv"
-    ),
-}
+ENDPOINTS = specs.endpoints("ine_population")
 
 COMUNA_COLUMNS = ["region_code", "comuna_code", "sex", "age", "year", "population"]
 REGION_COLUMNS = ["region_code", "sex", "age", "year", "population"]

@@ -11,31 +11,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import timedelta
 
 import geopandas as gpd
 import pandas as pd
 
+from sources import specs
 from sources.arcgis import fetch_layer, parse_page
-from sources.base import Fetcher, ParseError, Payload, SourceInfo
+from sources.base import Fetcher, ParseError, Payload
 from sources.boundaries import comuna_frame, features_frame
 
-SOURCE = SourceInfo(
-    id="ine_censo2024_territories",
-    publisher="Instituto Nacional de Estadísticas (INE), Chile",
-    title="Censo de Población y Vivienda 2024: comunas (FeatureServer CENSO2024_V2_gdb, layer 0)",
-    landing_url="https://services5.arcgis.com/hUyD8u3TeZLKPe4T/arcgis/rest/services/CENSO2024_V2_gdb/FeatureServer",
-    licence="not stated",
-    citation="Instituto Nacional de Estadísticas (2025). Censo de Población y Vivienda 2024, cartografía comunal.",
-    cadence=timedelta(days=365),
-    family="territories",
-)
+SOURCE = specs.source("ine_censo2024_territories")
 
-ENDPOINTS: dict[str, str] = {
-    "censo2024_featureserver": (
-        "https://services5.arcgis.com/hUyD8u3TeZLKPe4T/arcgis/rest/services/CENSO2024_V2_gdb/FeatureServer"
-    ),
-}
+ENDPOINTS = specs.endpoints("ine_censo2024_territories")
 COMUNA_LAYER = 0
 REQUIRED_FIELDS = ("CUT", "REGION", "PROVINCIA", "COMUNA")
 

@@ -18,39 +18,17 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import openpyxl
 import pandas as pd
 
-from sources.base import FetchRequest, ParseError, SourceInfo, fold_name, is_missing
+from sources import specs
+from sources.base import FetchRequest, ParseError, fold_name, is_missing
 
-SOURCE = SourceInfo(
-    id="mds_poverty_sae",
-    publisher="Ministerio de Desarrollo Social y Familia (MDSF), Observatorio Social, Chile",
-    title="Estimaciones comunales de pobreza (multidimensional y por ingresos), metodología de áreas pequeñas (SAE)",
-    landing_url="https://observatorio.ministeriodesarrollosocial.gob.cl/pobreza-comunal",
-    licence="not stated on the workbook (published by the Ministry for public use)",
-    citation=(
-        "Ministerio de Desarrollo Social y Familia (2024). Estimaciones de Índice de Pobreza Multidimensional "
-        "por comuna, aplicación de metodologías de estimación para áreas pequeñas (SAE) 2022. Observatorio Social."
-    ),
-    cadence=timedelta(days=365),
-    family="poverty",
-)
+SOURCE = specs.source("mds_poverty_sae")
 
-ENDPOINTS = {
-    "multidimensional_2022": (
-        "https://bid-ckan.ministeriodesarrollosocial.gob.cl/dataset/b317bf52-693e-44a9-b75e-ffaa72b9482d/"
-        "resource/71997eac-b660-4fd3-9f5d-61b5656491ad/download/"
-        "estimaciones_indice_pobreza_multidimensional_comunas_2022.xlsx"
-    ),
-    "income_2022": (
-        "https://observatorio.ministeriodesarrollosocial.gob.cl/storage/docs/pobreza-comunal/2022/"
-        "Estimaciones_Tasa_Pobreza_Ingresos_Comunas_2022.xlsx"
-    ),
-}
+ENDPOINTS = specs.endpoints("mds_poverty_sae")
 
 
 @dataclass(frozen=True)

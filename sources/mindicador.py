@@ -16,30 +16,22 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from sources.base import FetchRequest, ParseError, SourceInfo, decode_text
+from sources import specs
+from sources.base import FetchRequest, ParseError, decode_text
 from sources.fetch import redact_url
 
 CHILE = ZoneInfo("America/Santiago")
 
-SOURCE = SourceInfo(
-    id="mindicador",
-    publisher="mindicador.cl (community API republishing Banco Central de Chile series)",
-    title="Indicadores económicos diarios de Chile: dólar observado y Unidad de Fomento (UF)",
-    landing_url="https://mindicador.cl",
-    licence="not stated",
-    citation="mindicador.cl, API /api/{dolar|uf}/{year}; underlying data: Banco Central de Chile.",
-    cadence=timedelta(days=1),
-    family="finance",
-)
+SOURCE = specs.source("mindicador")
 
-ENDPOINTS: dict[str, str] = {"api": "https://mindicador.cl/api"}
+ENDPOINTS = specs.endpoints("mindicador")
 
 # Indicators we ask for per year; the root lists more (ivp, euro, ipc, utm, ...).
 SERIES_INDICATORS = ("dolar", "uf")
@@ -137,18 +129,9 @@ def parse_root(data: bytes | Path, snapshot: str | None = None) -> pd.DataFrame:
 
 # --- Banco Central de Chile, BDE web service (official alternative; needs an account) ----------
 
-BDE_SOURCE = SourceInfo(
-    id="bcentral_bde",
-    publisher="Banco Central de Chile",
-    title="Base de Datos Estadísticos (BDE): dólar observado (F073.TCO.PRE.Z.D) y UF (F073.UFF.PRE.Z.D)",
-    landing_url="https://si3.bcentral.cl/Siete",
-    licence="not stated",
-    citation="Banco Central de Chile, Base de Datos Estadísticos, series F073.TCO.PRE.Z.D and F073.UFF.PRE.Z.D.",
-    cadence=timedelta(days=1),
-    family="finance",
-)
+BDE_SOURCE = specs.source("bcentral_bde")
 
-BDE_ENDPOINTS: dict[str, str] = {"series": "https://si3.bcentral.cl/SieteRestWS/SieteRestWS.ashx"}
+BDE_ENDPOINTS = specs.endpoints("bcentral_bde")
 BDE_SERIES = {"dolar": "F073.TCO.PRE.Z.D", "uf": "F073.UFF.PRE.Z.D"}
 BDE_USER_ENV, BDE_PASS_ENV = "CONTEXT_LENS_BCCH_USER", "CONTEXT_LENS_BCCH_PASS"
 

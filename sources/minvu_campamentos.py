@@ -18,7 +18,6 @@ import io
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from pathlib import Path
 
 import geopandas as gpd
@@ -27,6 +26,7 @@ import pyogrio
 import shapely
 from shapely.geometry import shape
 
+from sources import specs
 from sources.arcgis import fetch_layer, parse_page
 from sources.archives import extract_archive
 from sources.base import (
@@ -34,7 +34,6 @@ from sources.base import (
     FetchRequest,
     ParseError,
     Payload,
-    SourceInfo,
     decode_text,
     is_missing,
     normalize_cut,
@@ -43,36 +42,9 @@ from sources.base import (
 from sources.geometry import WGS84, repair_polygons
 from sources.settlements import SETTLEMENT_COLUMNS, geodesic_hectares
 
-SOURCE = SourceInfo(
-    id="minvu_campamentos",
-    publisher="Ministerio de Vivienda y Urbanismo (MINVU), Gobierno de Chile",
-    title="Catastro de Campamentos: Actualización 2024 (GeoIDE) and Catastro Nacional de Campamentos 2022",
-    landing_url="https://geoportal-open-data-minvu-2-minvu.hub.arcgis.com/datasets/MINVU::actualizacion-catastro-campamentos-2024-1",
-    licence="not stated",
-    citation=(
-        "MINVU (2024). Actualización Catastro de Campamentos 2024, GeoIDE MINVU FeatureServer "
-        "Catastros/Actualizacion_Catastro_Campamentos_2024. MINVU (2022). Catastro Nacional de "
-        "Campamentos 2022 (CNC2022 shapefile, as republished in bastianolea/campamentos_chile)."
-    ),
-    # Catastros came in 2011, 2019, 2022 and 2024: roughly every two years.
-    cadence=timedelta(days=730),
-    family="settlements",
-)
+SOURCE = specs.source("minvu_campamentos")
 
-ENDPOINTS: dict[str, str] = {
-    "catastro_2024_layer": (
-        "https://geoide.minvu.cl/server/rest/services/Catastros/"
-        "Actualizacion_Catastro_Campamentos_2024/FeatureServer/0"
-    ),
-    # MINVU publishes no download URL for CNC 2022 that we know of. The default is the
-    # shapefile as republished at a pinned commit, given without extension: its parts are
-    # fetched one by one. An endpoint ending in ".zip" (e.g. a file:// mirror) is fetched as
-    # one archive instead.
-    "cnc_2022_shapefile": (
-        "https://raw.githubusercontent.com/bastianolea/campamentos_chile/"
-        "022ba51bd0f4689265ea17c964f7ec423f0cf3b7/datos/2022/SHP%20CNC2022/CNC2022"
-    ),
-}
+ENDPOINTS = specs.endpoints("minvu_campamentos")
 
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".CPG")
 

@@ -13,48 +13,30 @@ so a wrong guess surfaces as an error, not as a wrong number.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 import pandas as pd
 
-from sources import sdmx
-from sources.base import FetchRequest, ParseError, SourceInfo
+from sources import sdmx, specs
+from sources.base import FetchRequest, ParseError
 
-SOURCE = SourceInfo(
-    id="oecd_regional",
-    publisher="OECD Centre for Entrepreneurship, SMEs, Regions and Cities (OECD.CFE.EDS)",
-    title="OECD Regional Statistics (regional economy, labour, demography and social dataflows)",
-    landing_url="https://data-explorer.oecd.org/",
-    licence="OECD Terms and Conditions (https://www.oecd.org/en/about/terms-conditions.html)",
-    citation="OECD (2025), OECD Regional Statistics, OECD Data Explorer, https://data-explorer.oecd.org/",
-    cadence=timedelta(days=120),
-    family="oecd",
-)
+SOURCE = specs.source("oecd_regional")
 
-API = "https://sdmx.oecd.org/public/rest/data"
 AGENCY = "OECD.CFE.EDS"
-RATE_LIMIT_PER_HOUR = 60
-
-CHILE_TL2 = [f"CL{n:02d}" for n in range(1, 17)]
-AREAS = "+".join([*CHILE_TL2, "CHL", "OECD"])
-START_PERIOD = "2000"
+# Host -> requests per hour (the OECD allows 60 data downloads an hour), from the spec.
+REQUESTS_PER_HOUR = specs.spec(SOURCE.id).requests_per_hour
 
 
 @dataclass(frozen=True)
 class IndicatorQuery:
-    """One indicator: its dataflow, key, and the dimension values that select its rows."""
+    """One indicator: its dataflow and the dimension values that select its rows.
+
+    Its query URL (dataflow, key, start period) is the endpoint of the same name in the spec.
+    """
 
     indicator: str
     dataflow: str
     version: str
-    key: str
     select: dict[str, str]
-
-    def url(self) -> str:
-        return (
-            f"{API}/{AGENCY},{self.dataflow},{self.version}/{self.key}"
-            f"?startPeriod={START_PERIOD}&dimensionAtObservation=AllDimensions&format=csvfilewithlabels"
-        )
 
 
 QUERIES = [
@@ -62,32 +44,28 @@ QUERIES = [
         "oecd_gdp_per_capita_usd_ppp",
         "DSD_REG_ECO@DF_GDP",
         "2.0",
-        f"A..{AREAS}..GDP..V.USD_PPP_PS",
         {"MEASURE": "GDP", "UNIT_MEASURE": "USD_PPP_PS"},
     ),
     IndicatorQuery(
         "oecd_unemployment_rate",
         "DSD_REG_LABOUR@DF_LAB",
         "2.0",
-        f"A..{AREAS}..UNE_RATE.Y15T64._T.",
         {"MEASURE": "UNE_RATE", "AGE": "Y15T64", "SEX": "_T"},
     ),
     IndicatorQuery(
         "oecd_gini_disposable_income",
         "DSD_REG_SOC@DF_INCOME_INEQ",
         "1.0",
-        f"A..{AREAS}..INC_DISP_GINI..",
         {"MEASURE": "INC_DISP_GINI"},
     ),
     IndicatorQuery(
         "oecd_population",
         "DSD_REG_DEMO@DF_POP_5Y",
         "2.0",
-        f"A..{AREAS}..POP._T._T.PS",
         {"MEASURE": "POP", "AGE": "_T", "SEX": "_T", "UNIT_MEASURE": "PS"},
     ),
 ]
-ENDPOINTS = {query.indicator: query.url() for query in QUERIES}
+ENDPOINTS = specs.endpoints(SOURCE.id, names=[query.indicator for query in QUERIES])
 
 REQUIRED_COLUMNS = ("STRUCTURE_ID", "REF_AREA", "TIME_PERIOD", "OBS_VALUE", "MEASURE")
 # Code columns that are not dimensions of the series (structure, values, attributes read apart).

@@ -22,27 +22,16 @@ answer writes regions as text ("02"), so an empty live answer may mean the filte
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 
-from sources.base import FetchRequest, ParseError, SourceInfo, decode_text, normalize_cut
+from sources import specs
+from sources.base import FetchRequest, ParseError, decode_text, normalize_cut
 
-SOURCE = SourceInfo(
-    id="presupuesto_abierto",
-    publisher="Dirección de Presupuestos (DIPRES), Ministerio de Hacienda",
-    title="Presupuesto Abierto: pagos del Gobierno Central por partida, capítulo y área (ASSUMED response shape)",
-    landing_url="https://presupuestoabierto.gob.cl",
-    licence="not stated",
-    citation="DIPRES, Presupuesto Abierto, api.presupuestoabierto.gob.cl/api/v1/data/pagos grouped by "
-    "partida, capítulo, área; filtered by region and periodo. Response shape ASSUMED "
-    "(list of {group keys, count, sum}); not yet checked against a live answer.",
-    cadence=timedelta(days=30),
-    family="finance",
-)
+SOURCE = specs.source("presupuesto_abierto")
 
-ENDPOINTS: dict[str, str] = {"pagos": "https://api.presupuestoabierto.gob.cl/api/v1/data/pagos"}
+ENDPOINTS = specs.endpoints("presupuesto_abierto")
 
 GROUP_BY = ("partida", "capitulo", "area")
 REQUIRED_KEYS = (*GROUP_BY, "count", "sum")

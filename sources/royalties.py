@@ -18,33 +18,21 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
-from sources.base import Mode, SourceInfo, ValidationError
+from sources import specs
+from sources.base import Mode, ValidationError
 from sources.division import all_comunas, comunas_of
 
 CURATED_DIR = Path(__file__).resolve().parent / "curated"
 MODE: Mode = "curated"
 
-SOURCE = SourceInfo(
-    id="royalties_curated",
-    publisher="context-lens maintainers, transcribing public documents on Ley 21.591 (royalty) transfers",
-    title="Ley 21.591 royalty fund allocations by comuna (curated transcription)",
-    landing_url="https://www.bcn.cl/leychile/navegar?idNorma=1210020",
-    licence="not stated (figures from public government and press documents, cited per row)",
-    citation="Curated from the public documents cited in each row (document_title, document_url); "
-    "legal basis: reglamento of DL 3.063 arts. 38, 38 bis, 38 ter.",
-    cadence=timedelta(days=365),
-    family="finance",
-)
+SOURCE = specs.source("royalties_curated")
 
-ENDPOINTS: dict[str, str] = {
-    "allocations": (CURATED_DIR / "royalty_allocations.csv").as_uri(),
-    "stated_totals": (CURATED_DIR / "royalty_stated_totals.csv").as_uri(),
-}
+ENDPOINTS = specs.endpoints("royalties_curated")
 
 ALLOCATION_FIELDS = [
     "fund",

@@ -27,30 +27,16 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import pandas as pd
 
-from sources.base import FetchRequest, ParseError, SourceInfo, decode_text, parse_number
+from sources import specs
+from sources.base import FetchRequest, ParseError, decode_text, parse_number
 
-SOURCE = SourceInfo(
-    id="sinca",
-    publisher="Ministerio del Medio Ambiente (MMA), Chile: Sistema de Información Nacional de Calidad del Aire (SINCA)",
-    title="SINCA air-quality stations and daily PM2.5, PM10 and airborne arsenic (validated, preliminary, unvalidated)",
-    landing_url="https://sinca.mma.gob.cl/",
-    licence="not stated by SINCA (public data of the Ministry of the Environment, cited with attribution)",
-    citation=(
-        "Ministerio del Medio Ambiente (2025). Sistema de Información Nacional de Calidad del Aire (SINCA), "
-        "station list and daily series exported from https://sinca.mma.gob.cl (Airviro)."
-    ),
-    cadence=timedelta(days=31),
-    family="air",
-)
+SOURCE = specs.source("sinca")
 
-STATIONS_URL = "https://sinca.mma.gob.cl/index.php/json/listadomapa2k19/"
-EXPORT_URL = "https://sinca.mma.gob.cl/cgi-bin/APUB-MMA/apub.tsindico2.cgi"
-HEADERS = {"User-Agent": "Mozilla/5.0 (compatible; context-lens)"}
-FROM, TO = date(2015, 1, 1), date(2024, 12, 31)
+HEADERS = specs.spec(SOURCE.id).request_headers
 
 EXPORT_HEADER = (
     "FECHA (YYMMDD)",
@@ -95,20 +81,9 @@ def series_name(station: str, parameter: str) -> str:
     return f"{station.replace('/', '_')}_{parameter}"
 
 
-def export_url(
-    station: str, parameter: str, start: date = FROM, end: date = TO, base: str = EXPORT_URL
-) -> str:
-    """The CGI export URL of one station's daily series (the shape SINCA's own pages use)."""
-    macro = f"./{station}/Cal/{parameter}//{parameter}.diario.diario.ic"
-    return (
-        f"{base}?outtype=xcl&macro={macro}&from={start:%y%m%d}&to={end:%y%m%d}"
-        "&path=/usr/airviro/data/CONAMA/&lang=esp&rsrc=&macropath="
-    )
-
-
-ENDPOINTS = {"stations": STATIONS_URL} | {
-    series_name(station, parameter): export_url(station, parameter) for station, parameter in SERIES
-}
+# The station list and one CGI export URL per series (2015-01-01 to 2024-12-31, the shape
+# SINCA's own pages use), in the spec.
+ENDPOINTS = specs.endpoints(SOURCE.id, names=["stations", *(series_name(*series) for series in SERIES)])
 
 
 def build_requests(endpoints: dict[str, str]) -> dict[str, FetchRequest]:

@@ -28,49 +28,28 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 
+from sources import specs
 from sources.base import (
     Fetcher,
     FetchRequest,
     ParseError,
     Payload,
-    SourceInfo,
     decode_text,
     normalize_cut,
     parse_number,
 )
 from sources.spreadsheetml import read_spreadsheetml_rows
 
-SOURCE = SourceInfo(
-    id="sinim",
-    publisher="Subsecretaría de Desarrollo Regional y Administrativo (SUBDERE), Sistema Nacional de "
-    "Información Municipal (SINIM)",
-    title="Datos municipales: Administración y finanzas municipales",
-    landing_url="https://datos.sinim.gov.cl/datos_municipales.php",
-    licence="not stated",
-    citation="SUBDERE, Sistema Nacional de Información Municipal (SINIM), datos.sinim.gov.cl, "
-    "área 01 Administración y Finanzas Municipales; values in thousands of nominal CLP (M$) unless stated.",
-    cadence=timedelta(days=365),
-    family="finance",
-)
+SOURCE = specs.source("sinim")
 
-ENDPOINTS: dict[str, str] = {
-    "catalogue": "https://datos.sinim.gov.cl/datos_municipales/obtener_datos_filtros.php",
-    "municipalities": "https://datos.sinim.gov.cl/datos_municipales/obtener_municipios.php",
-    "values": "https://datos.sinim.gov.cl/datos_municipales/obtener_valores.php",
-}
+ENDPOINTS = specs.endpoints("sinim")
 
-# The data service answers only what looks like its own page's AJAX calls.
-AJAX_HEADERS = {
-    "X-Requested-With": "XMLHttpRequest",
-    "Accept": "application/json, text/javascript, */*; q=0.01",
-    "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
-    "Referer": "https://datos.sinim.gov.cl/datos_municipales.php",
-}
+# The data service answers only what looks like its own page's AJAX calls (headers in the spec).
+AJAX_HEADERS = specs.spec(SOURCE.id).request_headers
 
 
 @dataclass(frozen=True)

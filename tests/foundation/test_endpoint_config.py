@@ -21,7 +21,7 @@ def _no_overrides(monkeypatch):
     [
         (
             "CONTEXT_LENS_ENDPOINT__OECD_REGINAL__OECD_POPULATION",
-            "no source named 'OECD_REGINAL'; valid: bcentral_bde,",
+            "no source named 'OECD_REGINAL'; valid: bastianolea_comunas_cut, bcentral_bde,",
         ),
         (
             "CONTEXT_LENS_ENDPOINT__OECD_REGIONAL__OECD_POPULATON",
