@@ -164,6 +164,39 @@ def _trend_cell(w: Writer, r, kind: str) -> str:
     )
 
 
+def _block_charts(
+    w: Writer, named: pd.DataFrame, latest: pd.DataFrame, title: str, unit: str, kind: str
+) -> list:
+    """The indicator's series chart, and its latest values with their intervals (a bar chart when
+    there are no intervals and a single period)."""
+    indicator_id = named.iloc[0].indicator_id
+    drawn = [charts.series_chart(named, unit, title, w.lang, kind)]
+    interval = charts.interval_chart(latest, unit, title, indicator_id, w.lang, kind)
+    if not interval and named["period"].nunique() == 1:
+        interval = charts.bar_chart(latest, unit, title, w.lang, kind)
+    drawn.append(interval)
+    return drawn
+
+
+def _table_row(w: Writer, r, kind: str, targets: list[str], lookup: dict) -> list:
+    """One territory's cells: value, its ratio to each compared territory, flag, source, mode."""
+    cells = [r.territory_name, w.b["roles"].get(r.role, r.role), _text(r.period), _value_cell(w, r, kind)]
+    for target in targets:
+        c = lookup.get((r.territory_id, r.period, target))
+        cells.append(
+            ""
+            if c is None or _missing(c.ratio)
+            else f"×{w.num(c.ratio, 'ratio')} ({_signed(w.num, c.difference, kind)})"
+        )
+    mode = badge(r.mode, r.freshness)
+    cells += [
+        _text(r.flag),
+        link(w.source_titles.get(r.source_id, r.source_id), r.source_url),
+        {"badge": mode, "text": w.badge_text(mode)},
+    ]
+    return cells
+
+
 def indicator_block(w: Writer, rows: pd.DataFrame, comparisons: pd.DataFrame, last_year: int) -> dict:
     first = rows.iloc[0]
     indicator_id = first.indicator_id
@@ -176,12 +209,7 @@ def indicator_block(w: Writer, rows: pd.DataFrame, comparisons: pd.DataFrame, la
         source_title=rows["source_id"].map(w.source_titles),
     )
     latest = headline(named, last_year)
-    chart_title = f"{label}, {unit}" if unit else label
-    drawn = [charts.series_chart(named, unit, chart_title, w.lang, kind)]
-    interval = charts.interval_chart(latest, unit, chart_title, indicator_id, w.lang, kind)
-    if not interval and named["period"].nunique() == 1:
-        interval = charts.bar_chart(latest, unit, chart_title, w.lang, kind)
-    drawn.append(interval)
+    drawn = _block_charts(w, named, latest, f"{label}, {unit}" if unit else label, unit, kind)
     mine = comparisons[comparisons["indicator_id"] == indicator_id]
     if kind == "probability":  # a ratio of two p-values means nothing
         mine = mine.iloc[0:0]
@@ -199,23 +227,7 @@ def indicator_block(w: Writer, rows: pd.DataFrame, comparisons: pd.DataFrame, la
     ]
     header += [w.b["versus"].format(name=w.names.get(target, name)) for target, name in targets]
     header += [w.b["trend"], w.b["flag"], w.b["source"], w.b["mode"]]
-    table = []
-    for r in records(latest):
-        cells = [r.territory_name, w.b["roles"].get(r.role, r.role), _text(r.period), _value_cell(w, r, kind)]
-        for target, _ in targets:
-            c = lookup.get((r.territory_id, r.period, target))
-            cells.append(
-                ""
-                if c is None or _missing(c.ratio)
-                else f"×{w.num(c.ratio, 'ratio')} ({_signed(w.num, c.difference, kind)})"
-            )
-        mode = badge(r.mode, r.freshness)
-        cells += [
-            _text(r.flag),
-            link(w.source_titles.get(r.source_id, r.source_id), r.source_url),
-            {"badge": mode, "text": w.badge_text(mode)},
-        ]
-        table.append(cells)
+    table = [_table_row(w, r, kind, [target for target, _ in targets], lookup) for r in records(latest)]
     higher = first.higher_is if isinstance(first.higher_is, str) else ""
     level = _text(first.claim_level)
     return {
