@@ -202,7 +202,7 @@ def verdicts(summary: dict) -> dict[str, bool]:
     }
 
 
-def main(argv: list[str] | None = None) -> Path:
+def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -213,7 +213,53 @@ def main(argv: list[str] | None = None) -> Path:
     )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON is written")
     parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine load)")
-    options = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def time_runs(payloads, work: Path, study_ids: list[str], runs: int) -> tuple[list[dict], int]:
+    """`runs` repetitions against the payloads served locally: (each run's phases, requests served).
+    A failed phase keeps the last lines of its log."""
+    results = []
+    with ScriptedServer() as server:
+        for path in payloads.routes:
+            server.script(path, lambda handler, path=path: payloads.routes[path](handler))
+        for run in range(runs):
+            print(f"  run {run + 1} of {runs}")
+            run_dir = work / f"run{run + 1}"
+            run_dir.mkdir()
+            env = child_env(server.base_url, run_dir, work / "studies")
+            results.append(one_repetition(payloads, env, run_dir, study_ids, print))
+            failed = [p for p in PHASES if results[-1][p]["exit_code"] != 0]
+            for phase in failed:
+                tail = (run_dir / results[-1][phase]["log"]).read_text(errors="replace").splitlines()[-15:]
+                print(f"  {phase} failed; last lines of its log:\n    " + "\n    ".join(tail))
+                results[-1][phase]["log_tail"] = tail
+            shutil.rmtree(run_dir / "raw", ignore_errors=True)
+        return results, len(server.requests)
+
+
+def print_summary(summary: dict, passed: dict[str, bool]) -> None:
+    for phase in PHASES:
+        s = summary[phase]
+        print(f"{phase:20s} median {s['median_wall_s']:8.1f} s  peak RSS {s['peak_rss_mb']:7.0f} MB  "
+              f"{'ok' if s['all_succeeded'] else 'FAILED'}  (runs: {s['walls_s']})")  # fmt: skip
+    print(f"nothing-changed refresh / build: {summary['unchanged_share_of_build']:.1%} (target <= 5%); "
+          f"one changed / build: {summary['one_changed_share_of_build']:.1%}")  # fmt: skip
+    for name, verdict in passed.items():
+        print(f"  {name:26s} {'PASS' if verdict else 'FAIL'}")
+
+
+def write_results(document: dict, results_dir: Path) -> Path:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
+    target = results_dir / f"national_build_{document['mode']}_{stamp}.json"
+    target.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"results: {target}")
+    return target
+
+
+def main(argv: list[str] | None = None) -> Path:
+    options = parse_options(argv)
     if hasattr(sys.stdout, "reconfigure"):  # each phase's figures show as it ends, even in a file
         sys.stdout.reconfigure(line_buffering=True)
     scale = np_.QUICK if options.quick else np_.Scale()
@@ -229,23 +275,7 @@ def main(argv: list[str] | None = None) -> Path:
     work = Path(tempfile.mkdtemp(prefix="bench_national_"))
     try:
         study_ids = write_studies(work / "studies", region_codes)
-        runs = []
-        with ScriptedServer() as server:
-            for path in payloads.routes:
-                server.script(path, lambda handler, path=path: payloads.routes[path](handler))
-            for run in range(options.runs):
-                print(f"  run {run + 1} of {options.runs}")
-                run_dir = work / f"run{run + 1}"
-                run_dir.mkdir()
-                env = child_env(server.base_url, run_dir, work / "studies")
-                runs.append(one_repetition(payloads, env, run_dir, study_ids, print))
-                failed = [p for p in PHASES if runs[-1][p]["exit_code"] != 0]
-                for phase in failed:
-                    tail = (run_dir / runs[-1][phase]["log"]).read_text(errors="replace").splitlines()[-15:]
-                    print(f"  {phase} failed; last lines of its log:\n    " + "\n    ".join(tail))
-                    runs[-1][phase]["log_tail"] = tail
-                shutil.rmtree(run_dir / "raw", ignore_errors=True)
-            requests = len(server.requests)
+        runs, requests = time_runs(payloads, work, study_ids, options.runs)
         summary = summarise(runs)
         document = {
             "benchmark": "bench/bench_national_build.py",
@@ -273,20 +303,8 @@ def main(argv: list[str] | None = None) -> Path:
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for phase in PHASES:
-        s = summary[phase]
-        print(f"{phase:20s} median {s['median_wall_s']:8.1f} s  peak RSS {s['peak_rss_mb']:7.0f} MB  "
-              f"{'ok' if s['all_succeeded'] else 'FAILED'}  (runs: {s['walls_s']})")  # fmt: skip
-    print(f"nothing-changed refresh / build: {summary['unchanged_share_of_build']:.1%} (target <= 5%); "
-          f"one changed / build: {summary['one_changed_share_of_build']:.1%}")  # fmt: skip
-    for name, passed in document["verdicts"].items():
-        print(f"  {name:26s} {'PASS' if passed else 'FAIL'}")
-    options.results.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
-    target = options.results / f"national_build_{document['mode']}_{stamp}.json"
-    target.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"results: {target}")
-    return target
+    print_summary(summary, document["verdicts"])
+    return write_results(document, options.results)
 
 
 if __name__ == "__main__":

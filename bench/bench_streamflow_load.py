@@ -130,6 +130,38 @@ def measure(mode: str, csv_path: Path, workdir: Path, run: int) -> dict:
     return result
 
 
+def report(results: dict[str, list[dict]], expected_rows: int) -> None:
+    """Medians per mode, the row count against the generated cells, and the verdict on the targets."""
+    for mode in ("baseline", "typed"):
+        print(f"{mode} column types: {results[mode][0]['detail']}")
+    summary = {}
+    for mode, runs in results.items():
+        summary[mode] = {
+            "wall": statistics.median(r["wall_s"] for r in runs),
+            "load": statistics.median(r["load_s"] for r in runs),
+            "rss": max(r["peak_rss_mb"] for r in runs),
+        }
+        print(
+            f"{mode:8s} median wall {summary[mode]['wall']:6.2f}s  median load {summary[mode]['load']:6.2f}s  "
+            f"max peak RSS {summary[mode]['rss']:7.1f} MB"
+        )
+    ours_rows = results["ours"][0]["rows"]
+    print(
+        f"long rows written: {ours_rows:,} (expected {expected_rows:,}: {'ok' if ours_rows == expected_rows else 'MISMATCH'})"
+    )
+    ratio = summary["ours"]["wall"] / summary["baseline"]["wall"]
+    load_ratio = summary["ours"]["load"] / summary["baseline"]["load"]
+    print(
+        f"ratio ours/baseline: wall {ratio:.2f}x, load {load_ratio:.2f}x (target <= {TARGET_RATIO}x); "
+        f"ours peak RSS {summary['ours']['rss']:.0f} MB (target < {TARGET_RSS_MB} MB) -> "
+        f"{'PASS' if ratio <= TARGET_RATIO and summary['ours']['rss'] < TARGET_RSS_MB else 'FAIL'}"
+    )
+    print(
+        f"ratio ours/typed:    wall {summary['ours']['wall'] / summary['typed']['wall']:.2f}x, "
+        f"load {summary['ours']['load'] / summary['typed']['load']:.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -165,35 +197,7 @@ def main() -> None:
                     f"  run {run + 1} {mode:8s} wall {result['wall_s']:6.2f}s  load {result['load_s']:6.2f}s  "
                     f"peak RSS {result['peak_rss_mb']:7.1f} MB  rows {result['rows']:,}"
                 )
-        for mode in ("baseline", "typed"):
-            print(f"{mode} column types: {results[mode][0]['detail']}")
-        summary = {}
-        for mode, runs in results.items():
-            summary[mode] = {
-                "wall": statistics.median(r["wall_s"] for r in runs),
-                "load": statistics.median(r["load_s"] for r in runs),
-                "rss": max(r["peak_rss_mb"] for r in runs),
-            }
-            print(
-                f"{mode:8s} median wall {summary[mode]['wall']:6.2f}s  median load {summary[mode]['load']:6.2f}s  "
-                f"max peak RSS {summary[mode]['rss']:7.1f} MB"
-            )
-        expected_rows = cells - na_cells
-        ours_rows = results["ours"][0]["rows"]
-        print(
-            f"long rows written: {ours_rows:,} (expected {expected_rows:,}: {'ok' if ours_rows == expected_rows else 'MISMATCH'})"
-        )
-        ratio = summary["ours"]["wall"] / summary["baseline"]["wall"]
-        load_ratio = summary["ours"]["load"] / summary["baseline"]["load"]
-        print(
-            f"ratio ours/baseline: wall {ratio:.2f}x, load {load_ratio:.2f}x (target <= {TARGET_RATIO}x); "
-            f"ours peak RSS {summary['ours']['rss']:.0f} MB (target < {TARGET_RSS_MB} MB) -> "
-            f"{'PASS' if ratio <= TARGET_RATIO and summary['ours']['rss'] < TARGET_RSS_MB else 'FAIL'}"
-        )
-        print(
-            f"ratio ours/typed:    wall {summary['ours']['wall'] / summary['typed']['wall']:.2f}x, "
-            f"load {summary['ours']['load'] / summary['typed']['load']:.2f}x"
-        )
+        report(results, cells - na_cells)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -329,17 +329,7 @@ def mortality_table(
     population`), the figure its publisher states for the whole territory (Chile from the INE
     national projection), used as its denominator instead of the sum of its comunas' rows.
     """
-    _require_columns(deaths, ["year", "comuna_code", "sex", "age_group", "cause_group", "deaths"], "deaths")
-    if "age_group" not in population.columns:
-        population = to_age_groups(population[["year", "comuna_code", "sex", "age", "population"]])
-    _require_columns(population, ["year", "comuna_code", "sex", "age_group", "population"], "population")
-    if reference is not None and reference not in territories:
-        raise ValueError(f"reference territory {reference!r} is not among the territories")
-    years_by_comuna = population.groupby("comuna_code")["year"].agg(set).to_dict()
-    for name, codes in territories.items():
-        absent = sorted(set(codes or ()) - set(years_by_comuna))
-        if absent:
-            raise ValueError(f"territory {name!r}: comunas {absent} have no population rows")
+    population, years_by_comuna = _checked_inputs(deaths, population, territories, reference)
     stated = {name: frame for name, frame in (stated_populations or {}).items() if name in territories}
     if cause_groups is None:
         cause_groups = sorted(deaths["cause_group"].unique())
@@ -367,6 +357,28 @@ def mortality_table(
         rate_cols = ["crude_rate", "asr", "asr_lower", "asr_upper", "rate_ratio", "rr_lower", "rr_upper"]
         result.loc[blank, rate_cols] = np.nan
     return result[TABLE_COLUMNS]
+
+
+def _checked_inputs(
+    deaths: pd.DataFrame,
+    population: pd.DataFrame,
+    territories: Mapping[str, Collection[str] | None],
+    reference: str | None,
+) -> tuple[pd.DataFrame, dict[str, set]]:
+    """(population in age groups, each comuna's years), once the columns are there, the reference
+    is one of the territories and every comuna named has population rows (else ValueError)."""
+    _require_columns(deaths, ["year", "comuna_code", "sex", "age_group", "cause_group", "deaths"], "deaths")
+    if "age_group" not in population.columns:
+        population = to_age_groups(population[["year", "comuna_code", "sex", "age", "population"]])
+    _require_columns(population, ["year", "comuna_code", "sex", "age_group", "population"], "population")
+    if reference is not None and reference not in territories:
+        raise ValueError(f"reference territory {reference!r} is not among the territories")
+    years_by_comuna = population.groupby("comuna_code")["year"].agg(set).to_dict()
+    for name, codes in territories.items():
+        absent = sorted(set(codes or ()) - set(years_by_comuna))
+        if absent:
+            raise ValueError(f"territory {name!r}: comunas {absent} have no population rows")
+    return population, years_by_comuna
 
 
 def _require_period(

@@ -14,33 +14,22 @@ Every failure ends with a non-zero exit and one line saying why. `sql`, `status`
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from datetime import date, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines import formats, progress, study_commands
+from pipelines import progress, study_commands
+from pipelines.command_errors import CommandError, Refused
 from pipelines.paths import export_dir
+from pipelines.sql_command import add_sql_parser
+from pipelines.status_command import add_status_parser
 from pipelines.studies import DEFAULT_STUDY, load_study
 from warehouse import db
 
 if TYPE_CHECKING:
     from dagster import AssetSelection, DagsterInstance
-
-
-class CommandError(Exception):
-    """A failure the user can act on; printed as one line."""
-
-    exit_code = 1
-
-
-class Refused(CommandError):
-    """A request the command refuses before doing anything (nothing written); exit status 2."""
-
-    exit_code = 2
 
 
 def iso_date(text: str) -> date:
@@ -191,6 +180,133 @@ def _unchanged_source_ids(result) -> list[str]:
     return sorted(ids)
 
 
+class _WaveBuild:
+    """One build in waves (see `_materialize`): what is settled, blocked by a failed source, left
+    unchanged, run and skipped so far, and the step log of every Dagster run it made."""
+
+    def __init__(self, selection: AssetSelection):
+        from dagster import AssetSelection
+
+        self.graph = _asset_graph()
+        self.instance = _instance()
+        self.wanted = set(selection.resolve(self.graph))
+        self.upstream = {
+            k: set(AssetSelection.assets(k).upstream().resolve(self.graph)) & self.wanted - {k}
+            for k in self.wanted
+        }
+        self.settled: set = set()
+        self.blocked: set = set()  # downstream of a failed source: not rebuilt in this build (lenses aside)
+        self.unchanged: list[str] = []
+        self.unchanged_ids: list[str] = []
+        self.skipped: list = []
+        self.ran: list = []
+        self.failures: list = []
+        self.materialized: set = set()
+        self.log = None
+
+    def ready(self) -> set:
+        """The unsettled assets whose every upstream asset in the selection is settled."""
+        return {k for k in self.wanted - self.settled if self.upstream[k] <= self.settled}
+
+    def run(self, part: AssetSelection) -> object:
+        """One Dagster run; its step counts are added to the build's log."""
+        result, step_log = _run(part, self.instance)
+        if self.log is None:
+            self.log = step_log
+        else:
+            self.log.total += step_log.total
+            self.log.done += step_log.done
+            self.log.failed += step_log.failed
+            self.log.failed_checks += step_log.failed_checks
+        if not result.success:
+            self.failures.append(result)
+            self.materialized.clear()  # from here, what materializes was built knowing of the failure
+        self.materialized.update(e.asset_key for e in result.get_asset_materialization_events())
+        return result
+
+    def run_sources(self, sources: list) -> list:
+        """Run the ready source assets, without their checks (an unchanged asset's checks would say
+        what they said last time); the keys of those that wrote new data."""
+        from dagster import AssetSelection
+
+        result = self.run(AssetSelection.assets(*sources).without_checks())
+        done = {e.asset_key for e in result.get_asset_materialization_events()}
+        for key in set(sources) - done:  # a failed source: what it feeds keeps its last good state
+            self.blocked |= set(AssetSelection.assets(key).downstream().resolve(self.graph)) - {key}
+        now_unchanged = _unchanged_sources(result)
+        self.unchanged += now_unchanged
+        self.unchanged_ids += _unchanged_source_ids(result)
+        self.settled |= set(sources)
+        return [
+            e.asset_key
+            for e in result.get_asset_materialization_events()
+            if e.asset_key.to_user_string() not in now_unchanged
+        ]
+
+    def run_derived(self, derived: list, changed: list) -> None:
+        """Run what Dagster finds stale among the ready derived assets, with the checks of the
+        sources that changed; the fresh ones are skipped."""
+        from dagster import AssetSelection
+
+        stale, fresh = _stale(AssetSelection.assets(*derived), self.instance) if derived else ([], [])
+        if self.failures:
+            stale, fresh = self._after_failure(stale, fresh)
+        if stale or changed:
+            self.run(AssetSelection.assets(*stale) | AssetSelection.checks_for_assets(*changed))
+            self.ran += stale
+        self.skipped += fresh
+        self.settled |= set(derived)
+
+    def _after_failure(self, stale: list, fresh: list) -> tuple[list, list]:
+        """(to run, to skip) once a step failed: the lenses run, to name the failure in their gaps;
+        nothing else below a failed source runs, nor the export."""
+        from pipelines import export, lens
+
+        usable = {a.key for a in lens.usable(lens.ASSETS)}
+        stale = stale + [k for k in fresh if k in usable]
+        held = {k for k in stale if k not in usable and (k in self.blocked or k == export.EXPORT_KEY)}
+        stale = [k for k in stale if k not in held]
+        fresh = [k for k in fresh if k not in stale] + list(held)
+        return stale, fresh
+
+    def record(self) -> None:
+        """Log what the build left unchanged, skipped and ran, and note it for `status`."""
+        names = sorted(k.to_user_string() for k in self.skipped)
+        logging.getLogger("pipelines.cli").info(
+            "%d source asset(s) unchanged (nothing parsed or written): %s; %d downstream asset(s) not stale, "
+            "skipped: %s; %d run",
+            len(self.unchanged),
+            ", ".join(sorted(self.unchanged)) or "none",
+            len(names),
+            ", ".join(names) or "none",
+            len(self.ran),
+        )
+        self.log.unchanged, self.log.skipped = sorted(self.unchanged), names
+        ran = [k.to_user_string() for k in self.ran]
+        progress.note_last_run(db.db_path(), sorted(set(self.unchanged_ids)), names, ran)
+
+    def raise_failure(self) -> None:
+        """Build the lenses no later wave built, from the warehouse as it stands, then raise the
+        first failure (the export stays: only a build whose every step passed publishes it)."""
+        from dagster import AssetSelection
+
+        reason = _failure_reason(self.failures[0])
+        lenses = [k for k in _lens_keys() if k in self.wanted]
+        if not lenses:
+            raise CommandError(f"{reason}; previous good tables and export are still served")
+        missing = [k for k in lenses if k not in self.materialized]  # built after the failure, or not
+        built = "lens built from the last good data"
+        if missing:
+            logging.getLogger("pipelines.cli").warning(
+                "a step failed (%s); building %d lens(es) from the warehouse as it stands",
+                reason,
+                len(missing),
+            )
+            rebuilt, _ = _run(AssetSelection.assets(*missing), self.instance)
+            built = built if rebuilt.success else _failure_reason(rebuilt)
+        raise CommandError(f"{reason}; {built}; the previous good tables and export are still served")
+
+
 def _materialize(selection: AssetSelection):
     """Run the selection in waves: the source assets whose inputs are settled, then what Dagster
     finds stale among the assets whose inputs are settled, until every asset is settled.
@@ -202,98 +318,20 @@ def _materialize(selection: AssetSelection):
     lenses are run again on their own, from the last good data, naming the failure in their
     gaps. The export is not replaced: it is published only by a run whose every step passed.
     """
-    from dagster import AssetSelection
-
-    from pipelines import export, lens
     from pipelines.definitions import SOURCE_ASSET_KEYS
 
-    graph = _asset_graph()
-    instance = _instance()
-    wanted = set(selection.resolve(graph))
-    upstream = {k: set(AssetSelection.assets(k).upstream().resolve(graph)) & wanted - {k} for k in wanted}
-    settled: set = set()
-    blocked: set = set()  # downstream of a failed source: not rebuilt in this build (lenses aside)
-    unchanged, unchanged_ids, skipped, ran, failures = [], [], [], [], []
-    materialized: set = set()
-    log = None
-
-    def run(part: AssetSelection) -> object:
-        nonlocal log
-        result, step_log = _run(part, instance)
-        if log is None:
-            log = step_log
-        else:
-            log.total += step_log.total
-            log.done += step_log.done
-            log.failed += step_log.failed
-            log.failed_checks += step_log.failed_checks
-        if not result.success:
-            failures.append(result)
-            materialized.clear()  # from here, what materializes was built knowing of the failure
-        materialized.update(e.asset_key for e in result.get_asset_materialization_events())
-        return result
-
-    while settled != wanted:
-        ready = {k for k in wanted - settled if upstream[k] <= settled}
-        sources = sorted(k for k in ready if k in SOURCE_ASSET_KEYS)
-        changed = []
-        if sources:  # an unchanged asset's checks would say what they said last time
-            result = run(AssetSelection.assets(*sources).without_checks())
-            done = {e.asset_key for e in result.get_asset_materialization_events()}
-            for key in set(sources) - done:  # a failed source: what it feeds keeps its last good state
-                blocked |= set(AssetSelection.assets(key).downstream().resolve(graph)) - {key}
-            now_unchanged = _unchanged_sources(result)
-            unchanged += now_unchanged
-            unchanged_ids += _unchanged_source_ids(result)
-            changed = [
-                e.asset_key
-                for e in result.get_asset_materialization_events()
-                if e.asset_key.to_user_string() not in now_unchanged
-            ]
-            settled |= set(sources)
-            ready = {k for k in wanted - settled if upstream[k] <= settled}
-        derived = [k for k in ready if k not in SOURCE_ASSET_KEYS]
-        stale, fresh = _stale(AssetSelection.assets(*derived), instance) if derived else ([], [])
-        if failures:  # the lenses name the failure in their gaps; nothing else below a failure runs
-            usable = {a.key for a in lens.usable(lens.ASSETS)}
-            stale += [k for k in fresh if k in usable]
-            held = {k for k in stale if k not in usable and (k in blocked or k == export.EXPORT_KEY)}
-            stale = [k for k in stale if k not in held]
-            fresh = [k for k in fresh if k not in stale] + list(held)
-        if stale or changed:
-            run(AssetSelection.assets(*stale) | AssetSelection.checks_for_assets(*changed))
-            ran += stale
-        skipped += fresh
-        settled |= set(derived)
+    build = _WaveBuild(selection)
+    while build.settled != build.wanted:
+        sources = sorted(k for k in build.ready() if k in SOURCE_ASSET_KEYS)
+        changed = build.run_sources(sources) if sources else []
+        derived = [k for k in build.ready() if k not in SOURCE_ASSET_KEYS]
+        build.run_derived(derived, changed)
         if not sources and not derived:
             break  # nothing ready: a cycle cannot happen in an asset graph, but never spin
-    names = sorted(k.to_user_string() for k in skipped)
-    logging.getLogger("pipelines.cli").info(
-        "%d source asset(s) unchanged (nothing parsed or written): %s; %d downstream asset(s) not stale, "
-        "skipped: %s; %d run",
-        len(unchanged),
-        ", ".join(sorted(unchanged)) or "none",
-        len(names),
-        ", ".join(names) or "none",
-        len(ran),
-    )
-    log.unchanged, log.skipped = sorted(unchanged), names
-    progress.note_last_run(db.db_path(), sorted(set(unchanged_ids)), names, [k.to_user_string() for k in ran])
-    if not failures:
-        return log
-    reason = _failure_reason(failures[0])
-    lenses = [k for k in _lens_keys() if k in wanted]
-    if not lenses:
-        raise CommandError(f"{reason}; previous good tables and export are still served")
-    missing = [k for k in lenses if k not in materialized]  # built after the failure by a later wave, or not
-    built = "lens built from the last good data"
-    if missing:
-        logging.getLogger("pipelines.cli").warning(
-            "a step failed (%s); building %d lens(es) from the warehouse as it stands", reason, len(missing)
-        )
-        rebuilt, _ = _run(AssetSelection.assets(*missing), instance)
-        built = built if rebuilt.success else _failure_reason(rebuilt)
-    raise CommandError(f"{reason}; {built}; the previous good tables and export are still served")
+    build.record()
+    if build.failures:
+        build.raise_failure()
+    return build.log
 
 
 def _lens_keys() -> list:
@@ -436,234 +474,6 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status_rows() -> list[dict]:
-    """Every known source: those in the warehouse, and those the families use but never built."""
-    from pipelines.families import catalog
-    from pipelines.rules import freshness_report
-
-    rows: dict[str, dict] = {}
-    for family, source_ids in catalog().items():
-        for source_id in source_ids:
-            rows[source_id] = {
-                "source": source_id,
-                "family": family,
-                "mode": "-",
-                "status": "never run",
-                "snapshot": "-",
-                "freshness": "never refreshed",
-                "reason": "not built yet: run `context-lens build`",
-            }
-    family_of = {source_id: family for family, ids in catalog().items() for source_id in ids}
-    if db.exists():
-        with db.published_reader() as conn:
-            for fresh in freshness_report(conn):
-                rows[fresh.source_id] = {
-                    "source": fresh.source_id,
-                    "family": family_of.get(fresh.source_id, fresh.family),
-                    "mode": fresh.mode or "-",
-                    "status": fresh.status or "never run",
-                    "snapshot": fresh.last_snapshot_id or "-",
-                    "freshness": fresh.describe(),
-                    "reason": fresh.error or "",
-                }
-    from warehouse import journal
-
-    for source_id, note in journal.pending().items():  # failures the warehouse could not record
-        blank = {"source": source_id, "family": family_of.get(source_id, "-"), "mode": "-"}
-        row = rows.setdefault(source_id, {**blank, "snapshot": "-", "freshness": "-"})
-        row["status"] = "failed"
-        row["reason"] = (
-            f"{note['error']} (at {note['at'][:19]}Z; recorded beside the warehouse, which could not be written)"
-        )
-    note = progress.last_run(db.db_path()) or {}
-    for source_id in note.get("unchanged_sources", []):
-        if source_id in rows:
-            rows[source_id]["last_build"] = f"unchanged at {note['at']} (nothing re-parsed or written)"
-    return [rows[k] for k in sorted(rows)]
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    rows = _status_rows()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for row in rows:
-        reason = f"  reason: {row['reason']}" if row["reason"] else ""
-        reason += f"  last build: {row['last_build']}" if row.get("last_build") else ""
-        print(
-            f"{row['source']:26} family={row['family']:12} mode={row['mode']:8} status={row['status']:10} "
-            f"freshness={row['freshness']}  snapshot={row['snapshot']}{reason}"
-        )
-    note = progress.last_run(db.db_path())
-    if note:
-        print(
-            f"last build at {note['at']}: unchanged, nothing re-parsed or written: "
-            f"{', '.join(note['unchanged_sources']) or 'none'}; not stale, skipped: "
-            f"{len(note['skipped_assets'])} asset(s); ran: {len(note['ran_assets'])} asset(s)"
-        )
-    manifest = export_dir() / "manifest.json"
-    if manifest.exists():
-        published = json.loads(manifest.read_text(encoding="utf-8"))
-        print(
-            f"export: {export_dir()} content {published['content_hash'][:12]} at {published['generated_at']}"
-        )
-    else:
-        print(f"export: none yet at {export_dir()}")
-    return 0
-
-
-def _sql_scripts(args: argparse.Namespace) -> tuple[list[str], bool]:
-    """The SQL to run, as statements, and whether to read queries interactively instead."""
-    from warehouse.query import QueryError, split_statements
-
-    if args.file:
-        try:
-            text = args.file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise CommandError(f"cannot read {args.file}: {exc.strerror}") from exc
-    elif args.query == "-" or (args.query is None and not sys.stdin.isatty()):
-        text = sys.stdin.read()
-    elif args.query is None:
-        return [], True
-    else:
-        text = args.query
-    try:
-        statements = split_statements(text)
-    except QueryError as exc:
-        raise CommandError(" ".join(str(exc).split())) from exc
-    if not statements:
-        raise CommandError("no SQL statement given")
-    return statements, False
-
-
-def _write_result(result, args: argparse.Namespace, out, width: int | None) -> int:
-    kind = args.format
-    if kind == "csv":
-        return formats.write_csv(out, result.columns, result.rows())
-    if kind == "json":
-        return formats.write_json(out, result.columns, result.rows())
-    if kind == "markdown":
-        return formats.write_markdown(out, result.columns, result.types, result.rows())
-    return formats.write_table(
-        out, result.columns, result.types, result.rows(), width=width, max_rows=args.max_rows
-    )
-
-
-def _run_statements(session, statements: list[str], args: argparse.Namespace, out, width) -> int:
-    from warehouse.query import QueryError
-
-    if args.param and len(statements) > 1:
-        raise CommandError("--param works with a single statement")
-    results = 0
-    for number, statement in enumerate(statements, 1):
-        try:
-            result = session.run(statement, args.param)
-            if result is None:
-                continue
-            if results and args.format in ("csv", "json"):
-                raise CommandError(
-                    f"statement {number} returns a second result; --format {args.format} writes one"
-                )
-            if results:
-                out.write("\n")
-            rows = _write_result(result, args, out, width)
-        except QueryError as exc:
-            raise CommandError(f"statement {number}: {' '.join(str(exc).split())}") from exc
-        results += 1
-    return rows if results else 0
-
-
-def _interactive(session, args: argparse.Namespace) -> None:
-    from warehouse.query import QueryError, split_statements
-
-    print(f"{session.where}. End a query with ';' or an empty line; an empty line alone quits.")
-    buffer: list[str] = []
-    for line in sys.stdin:
-        if line.strip():
-            buffer.append(line)
-            if not line.rstrip().endswith(";"):
-                continue
-        elif not buffer:
-            break
-        try:
-            _run_statements(session, split_statements("".join(buffer)), args, sys.stdout, _width())
-        except (CommandError, QueryError) as exc:  # a typo should not end the session
-            print(f"error: {exc}")
-        buffer = []
-
-
-def _width() -> int | None:
-    import shutil
-
-    return shutil.get_terminal_size((120, 40)).columns if sys.stdout.isatty() else None
-
-
-def cmd_sql(args: argparse.Namespace) -> int:
-    from warehouse.query import QuerySession
-
-    if args.output and not args.format:
-        args.format = formats.SUFFIX_FORMATS.get(args.output.suffix.lower(), "table")
-    args.format = args.format or "table"
-    statements, interactive = _sql_scripts(args)
-    session = QuerySession.export(export_dir()) if args.export else QuerySession.warehouse()
-    with session:
-        if interactive:
-            _interactive(session, args)
-            return 0
-        if not args.output:
-            _run_statements(session, statements, args, sys.stdout, _width())
-            return 0
-        partial = args.output.with_name(f".{args.output.name}.partial")
-        try:
-            with open(partial, "w", encoding="utf-8", newline="") as out:
-                rows = _run_statements(session, statements, args, out, None)
-            os.replace(partial, args.output)
-        finally:
-            partial.unlink(missing_ok=True)
-    print(f"wrote {rows} row(s) as {args.format} to {args.output}", file=sys.stderr)
-    return 0
-
-
-def add_sql_parser(commands) -> None:
-    sql = commands.add_parser(
-        "sql",
-        help="query the warehouse read-only (or the published export)",
-        description="Run SQL read-only against the warehouse (spatial functions load when a query needs "
-        "them, so every marts view works) or, with --export, against output/export/. The SQL comes from "
-        "QUERY, from --file, or from standard input ('-', or a pipe); with none of them on a terminal, "
-        "queries are read interactively.",
-    )
-    sql.add_argument(
-        "query", nargs="?", help="the SQL (several statements separated by ';'), or '-' for stdin"
-    )
-    sql.add_argument("-f", "--file", type=Path, help="read the SQL from FILE")
-    sql.add_argument(
-        "--format",
-        choices=formats.FORMATS,
-        default=None,
-        help="table (default; wide results are shown in blocks of columns, never cut), csv, json or "
-        "markdown; with --output the default follows the file's suffix",
-    )
-    sql.add_argument("-o", "--output", type=Path, help="write the result to FILE (replaced when complete)")
-    sql.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        help="a value for the next '?' in the query (repeatable)",
-    )
-    sql.add_argument(
-        "--max-rows",
-        type=int,
-        default=200,
-        help="rows shown by --format table (default 200; 0 shows all; the other formats write every row)",
-    )
-    sql.add_argument(
-        "--export", action="store_true", help="query output/export/ instead of the live warehouse"
-    )
-    sql.set_defaults(run=cmd_sql)
-
-
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="context-lens",
@@ -702,9 +512,7 @@ def parser() -> argparse.ArgumentParser:
     )
     refresh.add_argument("--family", default=None, help="refresh one family (and what depends on it)")
     refresh.set_defaults(run=cmd_refresh)
-    status = commands.add_parser("status", help="per source: mode, last snapshot, freshness, last error")
-    status.add_argument("--json", action="store_true", help="print the rows as JSON")
-    status.set_defaults(run=cmd_status)
+    add_status_parser(commands)
     add_sql_parser(commands)
     study_commands.add_parsers(commands)
     return main

@@ -12,7 +12,6 @@ A cell SINIM never received ("No Recepcionado") or left blank is missing, never 
 no amount and no observation, and sums over comunas need every comuna of the region.
 """
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -29,15 +28,8 @@ from dagster import (
 
 from pipelines import health as health_assets
 from pipelines import oecd as oecd_assets
-from pipelines.finance_amounts import (
-    REAL_BASE_YEAR,
-    amount_frame,
-    annual_rates,
-    budget_amounts,
-    royalty_amounts,
-    sinim_amounts,
-)
-from pipelines.finance_series import finance_observations_frames, population_series
+from pipelines.finance_amounts import REAL_BASE_YEAR
+from pipelines.finance_core import build_core, existing_table
 from pipelines.finance_sources import (
     acquire_available,
     acquire_sinim,
@@ -70,92 +62,21 @@ from pipelines.finance_tables import (
 )
 from pipelines.ingest import (
     derived_writer,
-    load_indicators,
     log_acquisitions,
     publish,
     refusing,
     source_version,
     table_declaration,
     unchanged,
-    write_tables,
 )
 from pipelines.refresh import refresh_job, refresh_schedule
 from pipelines.resources import SourcesResource, WarehouseResource
 from pipelines.territories import territories
 from sources import mindicador, presupuesto_abierto, royalties, sinim
-from sources.base import FetchError, ValidationError
+from sources.base import FetchError
 from sources.endpoints import EndpointError, endpoints
-from warehouse import store
-from warehouse.db import SQL_DIR, run_script, table_name
 
 FAMILY = "finance"
-VIEWS_SQL = SQL_DIR / "views" / "30_finance.sql"
-
-
-# --- core: amounts, rates, observations ----------------------------------------------------------
-
-
-def _table(conn, schema: str, table: str) -> pd.DataFrame | None:
-    exists = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, table],
-    ).fetchone()[0]
-    if not exists:
-        return None
-    return conn.execute(f"SELECT * FROM {table_name(schema, table)}").df()  # noqa: S608 (quoted identifier)
-
-
-def build_core(conn) -> dict:
-    """From the staging tables present, write the core tables, the observations and the marts views.
-
-    Runs inside the caller's transaction. A source whose staging table does not exist yet
-    contributes nothing (and keeps no observations).
-    """
-    sinim_rows = _table(conn, "staging", "sinim_finance")
-    royalty_rows = _table(conn, "staging", "royalty_allocations")
-    pagos_rows = _table(conn, "staging", "presupuesto_abierto_pagos")
-    rates = annual_rates(_table(conn, "staging", "mindicador_series"))
-
-    parts, metadata = [], {}
-    if sinim_rows is not None:
-        amounts, incomplete = sinim_amounts(sinim_rows)
-        parts.append(amounts)
-        metadata["sinim_regions_not_summed"] = MetadataValue.json(incomplete[:50])
-    if royalty_rows is not None:
-        amounts, usd_rows = royalty_amounts(royalty_rows)
-        parts.append(amounts)
-        if usd_rows:
-            metadata["royalty_usd_rows_not_in_clp_amounts"] = usd_rows
-    if pagos_rows is not None:
-        parts.append(budget_amounts(pagos_rows))
-    amounts = amount_frame(pd.concat(parts, ignore_index=True)) if parts else amount_frame(pd.DataFrame())
-
-    unresolved, basis = unresolved_territories(conn, amounts["territory_id"])
-    if unresolved:
-        raise ValidationError(
-            "finance", f"territory codes that resolve to no territory ({basis}): {', '.join(unresolved)}"
-        )
-    modes = dict(conn.execute("SELECT snapshot_id, mode FROM core.snapshots").fetchall())
-    frames, notes = finance_observations_frames(amounts, sinim_rows, population_series(conn), modes)
-
-    write_tables(
-        conn, FAMILY, {("core", "finance_amounts"): amounts, ("core", "finance_annual_rates"): rates}
-    )
-    store.record_indicators(conn, load_indicators(FAMILY))
-    counts = {
-        source_id: write_tables(conn, source_id, {("core", "observations"): frame})["core.observations"]
-        for source_id, frame in frames.items()
-    }
-    run_script(conn, VIEWS_SQL)
-    return {
-        **metadata,
-        "amounts": len(amounts),
-        "annual_rates": len(rates),
-        "observations": MetadataValue.json(counts),
-        "derived_indicators": MetadataValue.json(notes),
-        "territories_resolved_against": basis,
-        "real_clp_base_year": REAL_BASE_YEAR,
-    }
 
 
 # --- assets --------------------------------------------------------------------------------------
@@ -382,7 +303,7 @@ POPULATION_ASSETS = [health_assets.health_population, oecd_assets.oecd_observati
 )
 def finance_observations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     with derived_writer(warehouse, FAMILY) as conn:
-        metadata = build_core(conn)
+        metadata = build_core(conn, FAMILY)
     for indicator, note in metadata["derived_indicators"].value.items():
         context.log.info(f"{indicator}: {note}")
     return MaterializeResult(metadata=metadata)
@@ -448,7 +369,7 @@ def finance_codes_resolve(warehouse: WarehouseResource) -> AssetCheckResult:
             r[0] for r in conn.execute("SELECT DISTINCT territory_id FROM core.finance_amounts").fetchall()
         ]
         for table, column in (("sinim_finance", "comuna_code"), ("royalty_allocations", "territory_code")):
-            frame = _table(conn, "staging", table)
+            frame = existing_table(conn, "staging", table)
             if frame is not None:
                 levels = frame["territory_level"] if "territory_level" in frame else "comuna"
                 ids += list(levels + ":" + frame[column])

@@ -2,7 +2,7 @@
 
 The staging tables hold amounts as published (SINIM's M$, curated CLP/USD, mindicador's daily
 UF and dollar, Presupuesto Abierto's payments); the core tables are written by
-`pipelines.finance.build_core` from `pipelines.finance_amounts`.
+`pipelines.finance_core.build_core` from `pipelines.finance_amounts`.
 """
 
 from datetime import date

@@ -191,6 +191,23 @@ def health_deaths(
 # --- population ----------------------------------------------------------------------------
 
 
+def _log_population_coverage(
+    context: AssetExecutionContext, partial: dict, cross_check: pd.DataFrame
+) -> None:
+    """Say how far Chile as INE states it is from the sum of its comunas, and which levels get no
+    value because the file does not hold all their comunas."""
+    if not cross_check.empty:
+        context.log.info(
+            f"population: Chile as INE states it vs the sum of its 346 comunas, largest relative gap "
+            f"{cross_check['relative_gap'].max():.2e} over {len(cross_check)} years"
+        )
+    if partial:
+        context.log.warning(
+            f"population: no value for {', '.join(f'{t} ({c})' for t, c in partial.items())}: "
+            "the file does not hold every comuna of the official division"
+        )
+
+
 @asset(
     group_name=FAMILY,
     pool="duckdb_writer",
@@ -241,16 +258,7 @@ def health_population(
         tables, partial, cross_check = population_tables(
             frame, country, payload.snapshot_id, national.snapshot_id
         )
-        if not cross_check.empty:
-            context.log.info(
-                f"population: Chile as INE states it vs the sum of its 346 comunas, largest relative gap "
-                f"{cross_check['relative_gap'].max():.2e} over {len(cross_check)} years"
-            )
-        if partial:
-            context.log.warning(
-                f"population: no value for {', '.join(f'{t} ({c})' for t, c in partial.items())}: "
-                "the file does not hold every comuna of the official division"
-            )
+        _log_population_coverage(context, partial, cross_check)
     counts = publish(warehouse, acquirer, ine_population.SOURCE, acquired, tables)
     rows, written = counts["core.population"], counts["core.observations"]
     with warehouse.writer() as conn:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dagster import materialize
 
-from pipelines import cli, territories
+from pipelines import cli, status_command, territories
 from sources.base import FetchError
 from tests.faults import payloads
 from tests.faults.harness import (
@@ -289,7 +289,7 @@ def reader_holds_the_lock() -> str:
                     territories.ASSETS, resources=resources(), instance=instance(), raise_on_error=False
                 )
                 took = time.monotonic() - started
-                rows = {row["source"]: row for row in cli._status_rows()}
+                rows = {row["source"]: row for row in status_command.status_rows()}
             line = cli._failure_reason(result)
         finally:
             holder.kill()
@@ -478,7 +478,7 @@ def commit_fails_disk_full() -> str:
             "oecd_regional" in message and "snapshot" in message and "No space left" in message,
             f"the error: {message}",
         )
-        rows = {row["source"]: row for row in cli._status_rows()}
+        rows = {row["source"]: row for row in status_command.status_rows()}
         require(rows[OECD]["status"] == "failed", f"status: {rows[OECD]}")
         require("No space left" in rows[OECD]["reason"], f"reason: {rows[OECD]['reason']}")
         stored = status(ws.db)

@@ -14,7 +14,15 @@ import pandas as pd
 import pytest
 from dagster import RunRequest, SkipReason, build_sensor_context, materialize
 
-from pipelines import finance, finance_amounts, finance_series, finance_sources, finance_tables, territories
+from pipelines import (
+    finance,
+    finance_amounts,
+    finance_core,
+    finance_series,
+    finance_sources,
+    finance_tables,
+    territories,
+)
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import royalties, sinim
 from sources.rawstore import request_key
@@ -454,7 +462,7 @@ def test_real_extract_values_equal_the_warehouse_after_conversion_back_to_thousa
         # Country and regions only: the comuna codes then resolve by their region prefix.
         territories.write_territories(conn, territories.build_territories(None, None))
         store.replace_table(conn, "staging", "sinim_finance", staging)
-        finance.build_core(conn)
+        finance_core.build_core(conn, finance.FAMILY)
 
     with db.reader() as conn:
         with open(path, encoding="utf-8", newline="") as handle:

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 from dagster import materialize
 
-from pipelines import territories, water
+from pipelines import territories, water, water_macrobasins, water_streamflow
 from pipelines.resources import SourcesResource, WarehouseResource
 from sources import dga_basins
 from tests.support.http import Reply
@@ -44,13 +44,13 @@ def _ensure_sample_basins():
 def _preferred_series(code: str) -> dict[str, float]:
     """CAMELS-CL value of each day, else the CR2 one (the documented precedence), from the CSVs."""
     series = {}
-    with open(water.CR2_SAMPLE, encoding="utf-8", newline="") as handle:
+    with open(water_streamflow.CR2_SAMPLE, encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
         column = next(reader).index(code.lstrip("0"))
         for row in reader:
             if row[0][:1].isdigit() and row[0][4:5] == "-" and row[column] != "-9999":
                 series[row[0]] = float(row[column])
-    with open(water.CAMELS_SAMPLE, encoding="utf-8", newline="") as handle:
+    with open(water_streamflow.CAMELS_SAMPLE, encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             if row[code.lstrip("0")] not in ("NA", ""):
                 series[row["date"]] = float(row[code.lstrip("0")])
@@ -184,13 +184,13 @@ SAMPLE_STATIONS = (
 def test_live_release_zips_through_the_wpdm_page(warehouse_env, http_server, monkeypatch):
     camels_zip = _zip(
         {
-            "q_m3s_day.csv": water.CAMELS_SAMPLE.read_bytes(),
+            "q_m3s_day.csv": water_streamflow.CAMELS_SAMPLE.read_bytes(),
             "catchment_attributes.csv": SAMPLE_ATTRIBUTES.encode(),
         }
     )
     cr2_zip = _zip(
         {
-            "cr2_qflxdaily_2018.csv": water.CR2_SAMPLE.read_bytes(),
+            "cr2_qflxdaily_2018.csv": water_streamflow.CR2_SAMPLE.read_bytes(),
             "cr2_qflxdaily_2018_stations.txt": SAMPLE_STATIONS.encode(),
         }
     )
@@ -226,7 +226,7 @@ def test_live_release_zips_through_the_wpdm_page(warehouse_env, http_server, mon
 
 
 def _macrobasin_sample_rows() -> list[dict[str, str]]:
-    with open(water.MACROBASIN_SAMPLE, encoding="utf-8", newline="") as handle:
+    with open(water_macrobasins.MACROBASIN_SAMPLE, encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
 
 

@@ -46,7 +46,7 @@ def test_comments_come_from_the_declarations(sample_build_env):
     # schema.sql, beside the DDL
     assert relation["core.observations"] == "The current value of every indicator, territory and period."
     assert column["core.observations.snapshot_id"] == "snapshot the value was computed from (core.snapshots)"
-    # an asset's column schema (the dict that also feeds Dagster): pipelines/water.py GAUGE_COLUMNS
+    # an asset's column schema (the dict that also feeds Dagster): pipelines/water_tables.py GAUGE_COLUMNS
     assert column["core.gauges.altitude_m"] == "gauge altitude, m"
     # a lens table: warehouse/lens_tables.py INDICATOR_COLUMNS, on the study's own table
     assert column["lens.antofagasta_2025_indicators.ratio"] == "value / comparison_value"

@@ -84,6 +84,12 @@ def sinim_values(rng: random.Random) -> dict[tuple[str, str, int], str]:
 
 def write_sinim(rng: random.Random) -> None:
     values = sinim_values(rng)
+    write_sinim_extract(values)
+    write_sinim_answers(values)
+
+
+def write_sinim_extract(values: dict[tuple[str, str, int], str]) -> None:
+    """SINIM's long extract: one row per variable, year and comuna."""
     with open(
         HERE / "sinim_finanzas_region02_2019-2023_SAMPLE.csv", "w", newline="", encoding="utf-8"
     ) as handle:
@@ -121,6 +127,10 @@ def write_sinim(rng: random.Random) -> None:
                             values[(code, variable, year)],
                         ]
                     )
+
+
+def write_sinim_answers(values: dict[tuple[str, str, int], str]) -> None:
+    """The AJAX answers of SINIM's web service: variables, municipalities, one value, one not received, an error."""
     catalogue: dict[str, list[dict]] = {}
     for variable, label, subarea, unit, _ in VARIABLES:
         catalogue.setdefault(subarea, []).append(

@@ -34,7 +34,7 @@ LEFT JOIN core.snapshots s ON s.snapshot_id = g.snapshot_id
 WHERE t.kind = 'basin';
 
 -- The daily series the statistics use: one row per gauge-day, CAMELS-CL over CR2 when both
--- have the day (the same rule as SOURCE_PRIORITY in pipelines/water.py).
+-- have the day (the same rule as SOURCE_PRIORITY in pipelines/water_statistics.py).
 CREATE OR REPLACE VIEW marts.daily_flows_preferred AS
 SELECT gauge_code, "date", flow_m3s, source_id, snapshot_id
 FROM core.daily_flows
