@@ -99,7 +99,8 @@ class Sidecar:
     note: str | None = None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _written_temp(path: Path, data: bytes) -> str:
+    """`data` written and synced to a temporary file beside `path`; its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
@@ -107,6 +108,15 @@ def _atomic_write(path: Path, data: bytes) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return temp
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    temp = _written_temp(path, data)
+    try:
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -116,13 +126,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def _exclusive_write(path: Path, data: bytes) -> bool:
     """Write `path` whole and only if it does not exist yet (a hard link publishes the written
     file atomically and fails on an existing name); False when another writer has it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    temp = _written_temp(path, data)
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
         os.link(temp, path)
         return True
     except FileExistsError:

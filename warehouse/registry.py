@@ -32,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from sources import strict_yaml
+
 REGISTRY_DIR = Path(__file__).resolve().parent / "indicators"
 MAX_FILE_BYTES = 2_000_000
 FORMATS = ("money", "count", "percent", "ratio", "index", "probability", "share", "decimal", "rate")
@@ -170,27 +172,11 @@ def _check_entry(path: Path, entry: object) -> dict:
     return entry
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.safe_load, except that a key given twice in one mapping is an error: YAML keeps the
-    last one, so a second `display:` would silently drop the first."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} given twice in one mapping", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def _entries(path: Path) -> list[dict]:
     if path.stat().st_size > MAX_FILE_BYTES:
         raise RegistryError(f"{path.name}: larger than {MAX_FILE_BYTES} bytes")
     try:
-        entries = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or []  # noqa: S506
+        entries = strict_yaml.load(path.read_text(encoding="utf-8")) or []
     except yaml.constructor.ConstructorError as error:
         raise RegistryError(f"{path.name}: {error.problem} ({error.problem_mark})") from error
     if not isinstance(entries, list):

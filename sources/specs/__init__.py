@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from sources import strict_yaml
 from sources.base import SourceInfo
 
 SPECS_DIR = Path(__file__).resolve().parent
@@ -250,32 +251,13 @@ def _endpoints(path: Path, value: Any, mode: str) -> tuple[Endpoint, ...]:
 # --- reading ---------------------------------------------------------------------------------
 
 
-class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """The safe loader (libyaml's when present), refusing a key given twice (YAML keeps the last)."""
-
-
-def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} given twice", key_node.start_mark
-            )
-        seen.add(key)
-    return yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
 def _read(path: Path) -> dict:
     with open(path, "rb") as handle:
         data = handle.read(MAX_SPEC_BYTES + 1)
     if len(data) > MAX_SPEC_BYTES:
         raise SpecError(path, "(file)", f"larger than {MAX_SPEC_BYTES // 1024} KiB; not a source spec")
     try:
-        document = yaml.load(data.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        document = strict_yaml.load(data.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SpecError(path, "(file)", f"not valid UTF-8 YAML: {exc}") from None
     if not isinstance(document, dict):
