@@ -507,22 +507,19 @@ def _serve_samples(payloads: Payloads) -> None:
 
 
 def endpoint_overrides(base_url: str) -> dict[str, str]:
-    """CONTEXT_LENS_ENDPOINT__* for every http endpoint of every source: the local server at the
-    real URL path and query. Endpoints the server does not answer get 404 (and fall back)."""
-    from sources.endpoints import _env_key, known_endpoints
+    """CONTEXT_LENS_ENDPOINT__* for every http endpoint every source spec declares: the local server
+    at the real URL path and query. Endpoints the server does not answer get 404 (and fall back)."""
+    from sources import specs
+    from sources.endpoints import _env_key
 
     env = {}
-    for module in source_modules():
-        for attribute, value in vars(module).items():
-            owner = getattr(module, attribute.removesuffix("ENDPOINTS") + "SOURCE", None)
-            if not (attribute.endswith("ENDPOINTS") and isinstance(value, dict) and hasattr(owner, "id")):
-                continue
-            for name, url in value.items():
-                parsed = urlparse(url)
-                if parsed.scheme in ("http", "https") and owner.id in known_endpoints():
-                    env[_env_key(owner.id, name)] = (
-                        base_url + parsed.path + (f"?{parsed.query}" if parsed.query else "")
-                    )
+    for source_id in specs.all_specs():
+        for name, url in specs.endpoints(source_id).items():
+            parsed = urlparse(url or "")
+            if parsed.scheme in ("http", "https"):
+                env[_env_key(source_id, name)] = (
+                    base_url + parsed.path + (f"?{parsed.query}" if parsed.query else "")
+                )
     return env
 
 
