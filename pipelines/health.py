@@ -69,7 +69,7 @@ from sources.base import FetchError, FetchRequest
 from sources.endpoints import endpoints
 from sources.icd_groups import load_cause_groups
 from warehouse import store
-from warehouse.db import SQL_DIR, run_script
+from warehouse.db import SQL_DIR, run_script, scan
 
 FAMILY = "health"
 SAMPLE_DIR = SAMPLES_DIR / "health"
@@ -110,10 +110,11 @@ def acquire_deaths(
     return acquirer, official, weekly, None
 
 
-def aggregate_deaths(conn, acquirer: Acquirer, official: Acquired, weekly: Acquired | None) -> pd.DataFrame:
-    """Both zips aggregated in DuckDB; weekly rows only for years after the official ones."""
+def aggregate_deaths(acquirer: Acquirer, official: Acquired, weekly: Acquired | None) -> pd.DataFrame:
+    """Both zips aggregated by DuckDB on a scan connection of their own (no warehouse lock held while
+    100 MB of records stream); weekly rows only for years after the official ones."""
     groups = load_cause_groups()
-    with tempfile.TemporaryDirectory(prefix="deis-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="deis-") as tmp, scan(temp_directory=tmp) as conn:
         frame = deis_deaths.aggregate_deaths_zip(
             conn,
             payload_file(acquirer, official),
@@ -163,9 +164,9 @@ def health_deaths(
     if weekly is None:
         context.log.warning(f"no weekly DEIS file, the official series only: {weekly_error}")
     with refusing(warehouse, acquirer, {deis_deaths.SOURCE: acquired}):
-        with warehouse.writer() as conn:  # the zips are scanned by DuckDB; nothing is written here
-            frame = aggregate_deaths(conn, acquirer, official, weekly)
-            validate_frame(DEATHS_SCHEMA, frame, deis_deaths.SOURCE.id, official.payload.snapshot_id)
+        frame = aggregate_deaths(acquirer, official, weekly)
+        validate_frame(DEATHS_SCHEMA, frame, deis_deaths.SOURCE.id, official.payload.snapshot_id)
+        with warehouse.reader() as conn:
             # Every comuna of residence must be a known territory (99999 is the explicit unknown).
             load_resolver(conn, deis_deaths.SOURCE.id).resolve(
                 frame["comuna_code"].unique(), "comuna", snapshot=official.payload.snapshot_id
