@@ -6,8 +6,9 @@ of failing; readers open read-only. Writes go through `transaction`, so a failur
 the previous committed state.
 
 `CONTEXT_LENS_WAREHOUSE=ducklake:postgres:...` puts the whole warehouse on DuckLake instead
-(`warehouse.lake`): the same contract, many readers and writers at once, no file lock and no
-published copy (readers see the catalog's last committed snapshot).
+(`warehouse.lake`): the same contract, many readers at once and writers of several processes
+taking turns on the lake's writer lock (`lake.one_writer`), no published copy (readers see the
+catalog's last committed snapshot).
 
 Builds write the working file (`CONTEXT_LENS_DB`); people and tools read the published copy
 (`published_path`), which `publish` replaces atomically after each run's writes. A reader
@@ -24,7 +25,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import TypeVar
 
@@ -162,10 +163,11 @@ def connect(
     run's `budget`) for another process that holds its lock, and saying so while it waits.
 
     `spatial=False` (read-only use only) leaves loading the extension to the caller, who
-    loads it when a statement needs it (`warehouse.query`).
+    loads it when a statement needs it (`warehouse.query`), on either backend: a reader that
+    queries no spatial function does not pay for loading it on every connection.
     """
     if path is None and (configured := lake.configured()) is not None:
-        return _connect_lake(configured, read_only)
+        return _connect_lake(configured, read_only, spatial=spatial or not read_only)
     target = Path(path) if path is not None else db_path()
     if read_only and not target.exists():
         raise FileNotFoundError(f"no warehouse at {target}: run `make run` (or `context-lens build`) first")
@@ -211,12 +213,15 @@ def connect(
     return conn
 
 
-def _connect_lake(configured: lake.Lake, read_only: bool) -> duckdb.DuckDBPyConnection:
+def _connect_lake(configured: lake.Lake, read_only: bool, spatial: bool) -> duckdb.DuckDBPyConnection:
     conn = duckdb.connect(":memory:")
     try:
-        load_spatial(conn)  # geometry columns need it on every DuckLake connection
+        if spatial:  # writers always (they create geometry columns); readers when they ask
+            load_spatial(conn)
         lake.attach(conn, configured, read_only)
-        if not read_only:  # several writers may create the schema at once: one wins, the others retry
+        if (
+            not read_only
+        ):  # writers outside `writer` (no turn taken) may create it at once: one wins, the others retry
             retrying(lambda: _in_transaction(conn, ensure_schema), "the warehouse schema")
     except BaseException:
         conn.close()
@@ -349,14 +354,26 @@ def writer(
 
     When the unit ends without an error its state is published (`publish_after`); a Dagster
     run writes with `publish_after=False` and publishes once, at its end (WarehouseResource).
+    On DuckLake the unit holds the lake's writer lock (`warehouse.lake.one_writer`) meanwhile.
     """
-    conn = connect(path, budget=budget)
-    try:
-        yield conn
-        if publish_after:
-            publish(conn, path)
-    finally:
-        conn.close()
+    with _writer_turn(path, budget):
+        conn = connect(path, budget=budget)
+        try:
+            yield conn
+            if publish_after:
+                publish(conn, path)
+        finally:
+            conn.close()
+
+
+def _writer_turn(path: Path | str | None, budget: LockBudget | None) -> AbstractContextManager[None]:
+    """On DuckLake, the turn of this writer among the lake's writers (waiting up to CONTEXT_LENS_LOCK_WAIT
+    for each turn, not charged to the run's budget: only writers at work hold it); else nothing."""
+    configured = lake.configured() if path is None else None
+    if configured is None:
+        return nullcontext()
+    notify = budget.notify if budget is not None and budget.notify else log.warning
+    return lake.one_writer(configured, lock_wait_seconds(), notify)
 
 
 @contextmanager

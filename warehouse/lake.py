@@ -13,12 +13,18 @@ key (replace a row, keep the first) are written key-explicitly in `warehouse.sto
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import os
 import re
 import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import duckdb
 
@@ -27,6 +33,9 @@ DATA_SETTING = "CONTEXT_LENS_LAKE_DATA"
 SCHEMA_SETTING = "CONTEXT_LENS_LAKE_SCHEMA"  # PostgreSQL schema of the catalog tables (default public)
 RETRY_SETTING = "CONTEXT_LENS_LAKE_RETRIES"  # commit-conflict retries per transaction (default 10)
 RETRY_DEFAULT = 10
+WRITER_LOCK = ".writer.lock"  # in the data folder: the lock writers of one lake take turns on
+NOTICE_SECONDS = 5.0  # a writer waiting this long for its turn says so (shorter turns are the norm)...
+REPORT_SECONDS = 30.0  # ... and again this often while it waits
 CATALOG_NAME = "warehouse"  # the attached DuckLake's name; `USE` makes it the default catalog
 _EXTENSIONS = {  # name DuckDB loads it under -> (pip package module, file in that package)
     "ducklake": ("duckdb_extension_ducklake", "ducklake"),
@@ -40,9 +49,16 @@ class LakeConfigError(RuntimeError):
     """The DuckLake setting is wrong or its catalog or data path cannot be used; names the setting."""
 
 
+class LakeNotCreated(LakeConfigError, FileNotFoundError):
+    """A reader met a catalog no writer has created yet: like the embedded file before its first
+    build (FileNotFoundError), there is nothing to read. Steps that read before they write (a
+    source's unchanged check) take it as an empty warehouse, as they do the missing file."""
+
+
 _VERSION_MISMATCH = re.compile(
     r"catalog version is (\S+), but the extension requires version (\S+?)\.?(?:\s|$)"
 )
+_NOT_CREATED = re.compile(r"does not exist - and creating a new DuckLake is explicitly disabled")
 _CONFLICT = re.compile(r"conflict", re.IGNORECASE)
 _CONFLICT_TABLE = (
     re.compile(  # 'table "observations" in schema "core"', '"core"."probe"', 'table with index "6"'
@@ -151,20 +167,103 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def writable_data(lake: Lake) -> Path:
+    """The data folder, created if absent; a folder that cannot be written ends the command."""
+    data = Path(lake.data_path)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LakeConfigError(
+            f"{DATA_SETTING}={data}: cannot create the data folder ({exc.strerror})"
+        ) from None
+    if not os.access(data, os.W_OK | os.X_OK):
+        raise LakeConfigError(f"{DATA_SETTING}={data}: the data folder is not writable")
+    return data
+
+
+class WriterLockTimeout(duckdb.IOException):
+    """Another process kept the DuckLake's writer lock for longer than this writer may wait."""
+
+
+_writer_guard = threading.RLock()  # the threads of one process share its writer lock, one at a time
+_writer_lock: dict = {"depth": 0, "file": None}
+
+
+def _holder(file: IO[str]) -> str:
+    file.seek(0)
+    pid = file.read().strip()
+    return f"PID {pid}" if pid.isdigit() else "another process"
+
+
+@contextmanager
+def one_writer(lake: Lake, wait_seconds: float, notify: Callable[[str], object]) -> Iterator[None]:
+    """Hold the lake's writer lock (an exclusive `flock` on `.writer.lock` in its data folder).
+
+    DuckLake refuses to commit a transaction that inserts into a table another transaction
+    deleted from since it began, even when the two touch different rows (two sources replacing
+    their own rows of `core.observations`), and the writers' units of work cannot be replayed
+    from here. So writers of one lake take turns, as on the embedded file: readers never take
+    the lock. Reentrant within a process (a unit of work may open a second writer); released
+    when the last one closes, or by the kernel when the process dies. A wait over 5 s is
+    reported, then every 30 s; after `wait_seconds` WriterLockTimeout is raised, naming the holder.
+    """
+    if not _writer_guard.acquire(timeout=wait_seconds):
+        raise WriterLockTimeout(
+            f"another thread of this process kept the DuckLake writer lock over {wait_seconds:.0f}s"
+        )
+    try:
+        if _writer_lock["depth"] == 0:
+            _writer_lock["file"] = _take_writer_lock(lake, wait_seconds, notify)
+        _writer_lock["depth"] += 1
+        try:
+            yield
+        finally:
+            _writer_lock["depth"] -= 1
+            if _writer_lock["depth"] == 0:
+                _writer_lock["file"].close()  # closing the file releases the flock
+                _writer_lock["file"] = None
+    finally:
+        _writer_guard.release()
+
+
+def _take_writer_lock(lake: Lake, wait_seconds: float, notify: Callable[[str], object]) -> IO[str]:
+    path = writable_data(lake) / WRITER_LOCK
+    file = open(path, "a+", encoding="ascii")  # noqa: SIM115  (held until the last writer closes)
+    started, delay, next_report = time.monotonic(), 0.05, NOTICE_SECONDS
+    try:
+        while True:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - started
+                if waited >= wait_seconds:
+                    raise WriterLockTimeout(
+                        f"the DuckLake writer lock {path} is held by {_holder(file)}: gave up after "
+                        f"{waited:.0f}s (CONTEXT_LENS_LOCK_WAIT)"
+                    ) from None
+                if waited >= next_report:
+                    notify(
+                        f"waiting for the DuckLake writer lock {path} held by {_holder(file)} "
+                        f"(waited {waited:.0f}s, at most {wait_seconds:.0f}s)"
+                    )
+                    next_report = waited + REPORT_SECONDS
+                time.sleep(min(delay, max(0.0, wait_seconds - waited)))
+                delay = min(delay * 2, 0.5)
+        file.truncate(0)
+        file.write(str(os.getpid()))
+        file.flush()
+    except BaseException:
+        file.close()
+        raise
+    return file
+
+
 def attach(conn: duckdb.DuckDBPyConnection, lake: Lake, read_only: bool) -> None:
     """Attach the DuckLake to an in-memory connection and make it the default catalog."""
     for name in _EXTENSIONS:
         conn.execute(f"LOAD {_literal(str(extension_path(name)))}")
-    data = Path(lake.data_path)
-    if not read_only:
-        try:
-            data.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LakeConfigError(
-                f"{DATA_SETTING}={data}: cannot create the data folder ({exc.strerror})"
-            ) from None
-        if not os.access(data, os.W_OK | os.X_OK):
-            raise LakeConfigError(f"{DATA_SETTING}={data}: the data folder is not writable")
+    data = writable_data(lake) if not read_only else Path(lake.data_path)
     options = [f"DATA_PATH {_literal(str(data) + os.sep)}"]
     if lake.metadata_schema:
         options.append(f"METADATA_SCHEMA {_literal(lake.metadata_schema)}")
@@ -177,6 +276,11 @@ def attach(conn: duckdb.DuckDBPyConnection, lake: Lake, read_only: bool) -> None
     except duckdb.Error as exc:  # the message quotes the connection string: redacted, not chained
         if found := _VERSION_MISMATCH.search(str(exc)):
             raise LakeConfigError(_version_message(lake, *found.groups())) from None
+        if read_only and _NOT_CREATED.search(str(exc)):
+            raise LakeNotCreated(
+                f"{SETTING}: the DuckLake catalog {redact(lake.catalog)!r} holds no warehouse yet: "
+                "run `context-lens build` first"
+            ) from None
         raise LakeConfigError(
             f"{SETTING}: cannot open the DuckLake catalog {redact(lake.catalog)!r}: {redact(str(exc))}"
         ) from None
