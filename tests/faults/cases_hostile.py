@@ -238,7 +238,9 @@ def yaml_python_tags() -> str:
         and not issubclass(loader, yaml.constructor.FullConstructor),
         "sources/strict_yaml.StrictLoader is not a safe loader",
     )
-    unsafe = re.compile(r"(?<!\w)yaml\.(load|unsafe_load|full_load|load_all)\(|Loader\s*=|FullLoader|UnsafeLoader")
+    unsafe = re.compile(
+        r"(?<!\w)yaml\.(load|unsafe_load|full_load|load_all)\(|Loader\s*=|FullLoader|UnsafeLoader"
+    )
     allowed = {"sources/strict_yaml.py"}  # yaml.load with its SafeLoader subclass, checked above
     offenders = [
         f"{p.relative_to(REPO)}"
