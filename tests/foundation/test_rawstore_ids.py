@@ -28,7 +28,9 @@ def test_the_same_payload_in_the_same_second_gets_two_snapshots(tmp_path):
 
 
 def test_processes_storing_at_once_each_claim_their_own_snapshot(tmp_path):
-    context = multiprocessing.get_context("fork")
+    # Spawned, not forked: a fork of the test process (threads of DuckDB, gRPC and logging from
+    # earlier tests) can copy a held lock into the child, which then waits forever (seen: CI hung).
+    context = multiprocessing.get_context("spawn")
     with context.Pool(8) as pool:
         ids = pool.starmap(_put, [(str(tmp_path), f"p{i}") for i in range(8)])
     assert len(set(ids)) == 8
